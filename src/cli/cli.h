@@ -1,0 +1,21 @@
+/* Private to the ward binary: the subcommand table and shared helpers. */
+#ifndef WARD_CLI_H
+#define WARD_CLI_H
+
+#include <stdbool.h>
+
+struct ward_cmd {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *summary;
+};
+
+int cmd_encrypt_main(int argc, char **argv);
+int cmd_decrypt_main(int argc, char **argv);
+
+/* Print "ward CMD: message" for a failed call and return its exit code. */
+int cli_fail(const char *cmd, int r);
+/* Common flags: -v/--verbose, -q/--quiet adjust the log level. */
+void cli_verbosity(int delta);
+
+#endif

@@ -1,0 +1,88 @@
+/* ward: the command table. Each command parses its own flags and prints its
+ * own --help; nothing else lives here. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "ward/util.h"
+
+static const struct ward_cmd commands[] = {
+	{ "encrypt", cmd_encrypt_main,
+	    "encrypt a file, stream or directory (AWS Encryption SDK format)" },
+	{ "decrypt", cmd_decrypt_main,
+	    "decrypt a message; outputs appear only once fully authenticated" },
+};
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void
+usage(FILE *f)
+{
+	fprintf(f, "usage: ward COMMAND [OPTIONS] [ARGS]\n"
+		   "       ward COMMAND --help\n"
+		   "       ward --version\n\n"
+		   "ward ships encrypted applications and models to enclaves "
+		   "whose measured\nimage a key policy names. Commands:\n\n");
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name,
+		    commands[i].summary);
+	fprintf(f, "\nExit status: 0 on success; otherwise a code naming the "
+		   "failure\n(see ward(1), EXIT STATUS). Documentation: "
+		   "docs/ in the source tree.\n");
+}
+
+int
+cli_fail(const char *cmd, int r)
+{
+	fprintf(stderr, "ward %s: %s\n", cmd, ward_errmsg());
+	return ward_exit_code(r);
+}
+
+void
+cli_verbosity(int delta)
+{
+	int level = (int)ward_log_get_level() + delta;
+
+	if (level < WARD_LOG_ERROR)
+		level = WARD_LOG_ERROR;
+	if (level > WARD_LOG_DEBUG)
+		level = WARD_LOG_DEBUG;
+	ward_log_set_level((enum ward_log_level)level);
+}
+
+int
+main(int argc, char **argv)
+{
+	const char *name;
+
+	if (argc < 2) {
+		usage(stderr);
+		return WARD_EUSAGE;
+	}
+	name = argv[1];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 ||
+	    strcmp(name, "help") == 0) {
+		if (argc > 2 && strcmp(name, "help") == 0) {
+			char help[] = "--help";
+			char *sub[] = { argv[2], help, NULL };
+
+			for (size_t i = 0; i < NCOMMANDS; i++)
+				if (strcmp(argv[2], commands[i].name) == 0)
+					return commands[i].main(2, sub);
+			fprintf(stderr, "ward: unknown command '%s'\n",
+			    argv[2]);
+			return WARD_EUSAGE;
+		}
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(name, "--version") == 0 || strcmp(name, "version") == 0) {
+		printf("ward %s\n", WARD_VERSION);
+		return 0;
+	}
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(name, commands[i].name) == 0)
+			return commands[i].main(argc - 1, argv + 1);
+	fprintf(stderr, "ward: unknown command '%s' (try 'ward --help')\n",
+	    name);
+	return WARD_EUSAGE;
+}

@@ -1,0 +1,509 @@
+/*
+ * Directories as tar streams (libarchive, pax format). Packing walks the
+ * tree in sorted order with owners and user names dropped, so the same
+ * tree gives the same archive. Restoring refuses, with a reason, every
+ * entry that could write outside the target or surprise its owner:
+ * absolute paths, "..", links whose target escapes, device files, fifos
+ * and sockets, and archives past the entry-count or size limits. The tree
+ * is built in a temporary directory and renamed into place only after the
+ * whole message authenticated.
+ */
+#include <archive.h>
+#include <archive_entry.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ward/envelope.h"
+
+#define ARCHIVE_CHUNK (64u << 10)
+
+/* ---- pack ------------------------------------------------------------- */
+
+struct pack_ctx {
+	ward_write_fn sink;
+	void *sink_ctx;
+	int err;
+};
+
+static la_ssize_t
+pack_write(struct archive *a, void *ctx, const void *buf, size_t n)
+{
+	struct pack_ctx *c = ctx;
+	int r;
+
+	if ((r = c->sink(c->sink_ctx, buf, n)) != 0) {
+		c->err = r;
+		return -1;
+	}
+	return (la_ssize_t)n;
+}
+
+static int
+archive_fail(struct archive *a, struct pack_ctx *c, const char *what)
+{
+	if (c != NULL && c->err != 0)
+		return c->err;
+	return ward_errf(WARD_EIO, "%s: %s", what, archive_error_string(a) ?
+	    archive_error_string(a) : "archive error");
+}
+
+static int
+pack_file(struct archive *a, struct pack_ctx *c, const char *path)
+{
+	uint8_t buf[ARCHIVE_CHUNK];
+	int fd, r = 0;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
+		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			r = ward_errf(WARD_EIO, "%s: %s", path,
+			    strerror(errno));
+			break;
+		}
+		if (n == 0)
+			break;
+		if (archive_write_data(a, buf, (size_t)n) != n) {
+			r = archive_fail(a, c, path);
+			break;
+		}
+	}
+	ward_cleanse(buf, sizeof(buf));
+	close(fd);
+	return r;
+}
+
+/* Add path (relative name rel) and, for a directory, its children. */
+static int
+pack_tree(struct archive *a, struct pack_ctx *c, const char *path,
+    const char *rel)
+{
+	struct archive_entry *e = NULL;
+	struct dirent **names = NULL;
+	struct stat st;
+	int n = 0, r = 0;
+
+	if (lstat(path, &st) != 0)
+		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
+	    !S_ISLNK(st.st_mode))
+		return ward_errf(WARD_EUNSAFE, "%s: cannot pack a device, fifo "
+		    "or socket", path);
+	if (rel != NULL) {
+		if ((e = archive_entry_new()) == NULL)
+			return ward_enomem();
+		archive_entry_copy_stat(e, &st);
+		archive_entry_set_pathname(e, rel);
+		archive_entry_set_uid(e, 0);
+		archive_entry_set_gid(e, 0);
+		archive_entry_set_uname(e, NULL);
+		archive_entry_set_gname(e, NULL);
+		archive_entry_set_nlink(e, 1);
+		archive_entry_set_ino(e, 0);
+		archive_entry_set_dev(e, 0);
+		archive_entry_unset_atime(e);
+		archive_entry_unset_ctime(e);
+		if (!S_ISREG(st.st_mode))
+			archive_entry_set_size(e, 0);
+		if (S_ISLNK(st.st_mode)) {
+			char target[PATH_MAX];
+			ssize_t len = readlink(path, target, sizeof(target) - 1);
+
+			if (len < 0) {
+				r = ward_errf(WARD_EIO, "%s: %s", path,
+				    strerror(errno));
+				goto out;
+			}
+			target[len] = '\0';
+			archive_entry_set_symlink(e, target);
+		}
+		if (archive_write_header(a, e) != ARCHIVE_OK) {
+			r = archive_fail(a, c, path);
+			goto out;
+		}
+		if (S_ISREG(st.st_mode) && (r = pack_file(a, c, path)) != 0)
+			goto out;
+	}
+	if (!S_ISDIR(st.st_mode))
+		goto out;
+	if ((n = scandir(path, &names, NULL, alphasort)) < 0) {
+		n = 0;
+		r = ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	for (int i = 0; i < n && r == 0; i++) {
+		const char *name = names[i]->d_name;
+		char *child = NULL, *child_rel = NULL;
+
+		if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+			continue;
+		if (asprintf(&child, "%s/%s", path, name) < 0 ||
+		    asprintf(&child_rel, "%s%s%s", rel ? rel : "",
+		    rel ? "/" : "", name) < 0) {
+			free(child);
+			r = ward_enomem();
+			break;
+		}
+		r = pack_tree(a, c, child, child_rel);
+		free(child);
+		free(child_rel);
+	}
+out:
+	for (int i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	archive_entry_free(e);
+	return r;
+}
+
+int
+ward_archive_pack(const char *dir, ward_write_fn sink, void *sink_ctx)
+{
+	struct pack_ctx c = { .sink = sink, .sink_ctx = sink_ctx };
+	struct archive *a;
+	int r;
+
+	if ((a = archive_write_new()) == NULL)
+		return ward_enomem();
+	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
+	    archive_write_add_filter_none(a) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(a, 1) != ARCHIVE_OK ||
+	    archive_write_open(a, &c, NULL, pack_write, NULL) != ARCHIVE_OK) {
+		r = archive_fail(a, &c, "tar set-up");
+		goto out;
+	}
+	if ((r = pack_tree(a, &c, dir, NULL)) != 0)
+		goto out;
+	if (archive_write_close(a) != ARCHIVE_OK)
+		r = archive_fail(a, &c, dir);
+out:
+	archive_write_free(a);
+	return r;
+}
+
+/* ---- unpack ----------------------------------------------------------- */
+
+struct unpack_ctx {
+	ward_read_fn src;
+	void *src_ctx;
+	uint8_t buf[ARCHIVE_CHUNK];
+	int err;
+};
+
+static la_ssize_t
+unpack_read(struct archive *a, void *ctx, const void **out)
+{
+	struct unpack_ctx *c = ctx;
+	size_t got;
+	int r;
+
+	if ((r = c->src(c->src_ctx, c->buf, sizeof(c->buf), &got)) != 0) {
+		c->err = r;
+		archive_set_error(a, EIO, "%s", ward_errmsg());
+		return -1;
+	}
+	*out = c->buf;
+	return (la_ssize_t)got;
+}
+
+/*
+ * A relative path with no "..", no empty name, not absolute. Leading "./"
+ * components are allowed (tar writes them).
+ */
+static int
+check_path(const char *what, const char *p)
+{
+	const char *s = p;
+
+	if (p == NULL || *p == '\0')
+		return ward_errf(WARD_EUNSAFE, "archive %s has an empty name",
+		    what);
+	if (*p == '/')
+		return ward_errf(WARD_EUNSAFE, "archive %s '%s' has an "
+		    "absolute path", what, p);
+	while (*s != '\0') {
+		size_t n = strcspn(s, "/");
+
+		if (n == 2 && s[0] == '.' && s[1] == '.')
+			return ward_errf(WARD_EUNSAFE, "archive %s '%s' has a "
+			    "'..' component", what, p);
+		s += n;
+		while (*s == '/')
+			s++;
+	}
+	return 0;
+}
+
+/* Does the symlink target, read from the entry's directory, stay inside
+ * the tree? Lexical: the tree is built fresh, so only archive entries can
+ * be links, and libarchive refuses to write through them. */
+static int
+check_symlink(const char *path, const char *target)
+{
+	int depth = 0;
+	const char *s;
+
+	if (target == NULL || *target == '\0')
+		return ward_errf(WARD_EUNSAFE, "archive link '%s' has no target",
+		    path);
+	if (*target == '/')
+		return ward_errf(WARD_EUNSAFE, "archive link '%s' points to "
+		    "the absolute path '%s'", path, target);
+	/* depth of the directory holding the link */
+	for (s = path; *s != '\0';) {
+		size_t n = strcspn(s, "/");
+
+		if (s[n] == '\0')
+			break;
+		if (!(n == 1 && s[0] == '.') && n > 0)
+			depth++;
+		s += n;
+		while (*s == '/')
+			s++;
+	}
+	for (s = target; *s != '\0';) {
+		size_t n = strcspn(s, "/");
+
+		if (n == 2 && s[0] == '.' && s[1] == '.') {
+			if (--depth < 0)
+				return ward_errf(WARD_EUNSAFE, "archive link "
+				    "'%s' -> '%s' points outside the target "
+				    "directory", path, target);
+		} else if (n > 0 && !(n == 1 && s[0] == '.'))
+			depth++;
+		s += n;
+		while (*s == '/')
+			s++;
+	}
+	return 0;
+}
+
+static int
+rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	if (flag == FTW_DP || flag == FTW_D)
+		rmdir(path);
+	else
+		unlink(path);
+	return 0;
+}
+
+static int
+chmod_dirs(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	if (flag == FTW_D)
+		chmod(path, 0700);
+	return 0;
+}
+
+/* Remove a partly extracted tree, whatever modes its entries got. */
+static void
+remove_tree(const char *dir)
+{
+	nftw(dir, chmod_dirs, 16, FTW_PHYS);
+	nftw(dir, rm_entry, 16, FTW_PHYS | FTW_DEPTH);
+}
+
+static int
+check_dest(const char *dest)
+{
+	struct stat st;
+	DIR *d;
+	struct dirent *de;
+	bool empty = true;
+
+	if (lstat(dest, &st) != 0) {
+		if (errno == ENOENT)
+			return 0;
+		return ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
+	}
+	if (!S_ISDIR(st.st_mode))
+		return ward_errf(WARD_EEXIST, "%s exists and is not a "
+		    "directory", dest);
+	if ((d = opendir(dest)) == NULL)
+		return ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
+	while ((de = readdir(d)) != NULL)
+		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") !=
+		    0) {
+			empty = false;
+			break;
+		}
+	closedir(d);
+	if (!empty)
+		return ward_errf(WARD_EEXIST, "%s exists and is not empty: "
+		    "restore into a new directory", dest);
+	return 0;
+}
+
+static int
+extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
+    const char *tmp, const struct ward_path_opts *o)
+{
+	uint64_t max_entries = o->max_entries ? o->max_entries :
+	    WARD_ARCHIVE_MAX_ENTRIES_DEFAULT;
+	uint64_t max_bytes = o->max_bytes ? o->max_bytes :
+	    WARD_ARCHIVE_MAX_BYTES_DEFAULT;
+	uint64_t entries = 0, bytes = 0;
+	struct archive_entry *e;
+	char *full = NULL;
+	int r = 0, ar;
+
+	while ((ar = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
+		const char *path = archive_entry_pathname(e);
+		const char *hl = archive_entry_hardlink(e);
+		mode_t type = archive_entry_filetype(e);
+		const void *blk;
+		size_t len;
+		la_int64_t off;
+
+		if (++entries > max_entries)
+			return ward_errf(WARD_ELIMIT, "archive has more than "
+			    "%llu entries (raise --max-entries)",
+			    (unsigned long long)max_entries);
+		if ((r = check_path("entry", path)) != 0)
+			return r;
+		if (hl != NULL) {
+			if ((r = check_path("hard link target", hl)) != 0)
+				return r;
+		} else if (type == AE_IFLNK) {
+			if ((r = check_symlink(path,
+			    archive_entry_symlink(e))) != 0)
+				return r;
+		} else if (type != AE_IFREG && type != AE_IFDIR)
+			return ward_errf(WARD_EUNSAFE, "archive entry '%s' is "
+			    "a device, fifo or socket: refused", path);
+		if (archive_entry_size(e) < 0 ||
+		    (uint64_t)archive_entry_size(e) > max_bytes - bytes)
+			return ward_errf(WARD_ELIMIT, "archive contents exceed "
+			    "%llu bytes (raise --max-size)",
+			    (unsigned long long)max_bytes);
+		bytes += (uint64_t)archive_entry_size(e);
+
+		if (asprintf(&full, "%s/%s", tmp, path) < 0)
+			return ward_enomem();
+		archive_entry_set_pathname(e, full);
+		free(full);
+		if (hl != NULL) {
+			if (asprintf(&full, "%s/%s", tmp, hl) < 0)
+				return ward_enomem();
+			archive_entry_set_hardlink(e, full);
+			free(full);
+		}
+		/* Permission bits only: no set-id, no sticky; owner is the
+		 * user restoring. */
+		archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
+		if (archive_write_header(disk, e) != ARCHIVE_OK)
+			return ward_errf(WARD_EUNSAFE, "cannot restore '%s': "
+			    "%s", path, archive_error_string(disk));
+		while ((ar = archive_read_data_block(in, &blk, &len, &off)) ==
+		    ARCHIVE_OK)
+			if (archive_write_data_block(disk, blk, len, off) !=
+			    ARCHIVE_OK)
+				return ward_errf(WARD_EIO, "writing '%s': %s",
+				    path, archive_error_string(disk));
+		if (ar != ARCHIVE_EOF)
+			goto read_error;
+		if (archive_write_finish_entry(disk) != ARCHIVE_OK)
+			return ward_errf(WARD_EIO, "writing '%s': %s", path,
+			    archive_error_string(disk));
+	}
+	if (ar == ARCHIVE_EOF)
+		return 0;
+read_error:
+	if (c->err != 0)
+		return c->err;
+	return ward_errf(WARD_EFORMAT, "the decrypted directory archive is "
+	    "malformed: %s", archive_error_string(in));
+}
+
+int
+ward_archive_unpack(ward_read_fn src, void *src_ctx, const char *dest,
+    const struct ward_path_opts *o)
+{
+	struct unpack_ctx *c = NULL;
+	struct archive *in = NULL, *disk = NULL;
+	char *tmp = NULL;
+	int r;
+
+	if ((r = check_dest(dest)) != 0)
+		return r;
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return ward_enomem();
+	c->src = src;
+	c->src_ctx = src_ctx;
+	if (asprintf(&tmp, "%s.ward-tmp-XXXXXX", dest) < 0) {
+		tmp = NULL;
+		r = ward_enomem();
+		goto out;
+	}
+	if (mkdtemp(tmp) == NULL) {
+		r = ward_errf(WARD_EIO, "cannot create a directory beside %s: "
+		    "%s", dest, strerror(errno));
+		free(tmp);
+		tmp = NULL;
+		goto out;
+	}
+	if ((in = archive_read_new()) == NULL ||
+	    (disk = archive_write_disk_new()) == NULL) {
+		r = ward_enomem();
+		goto out;
+	}
+	archive_read_support_format_tar(in);
+	archive_read_support_filter_none(in);
+	archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME |
+	    ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+	    ARCHIVE_EXTRACT_SECURE_NODOTDOT |
+	    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+	if (archive_read_open(in, c, NULL, unpack_read, NULL) != ARCHIVE_OK) {
+		r = c->err != 0 ? c->err : ward_errf(WARD_EFORMAT, "the "
+		    "decrypted payload is not a tar archive: %s",
+		    archive_error_string(in));
+		goto out;
+	}
+	if ((r = extract(in, disk, c, tmp, o)) != 0)
+		goto out;
+	if (archive_write_close(disk) != ARCHIVE_OK) {
+		r = ward_errf(WARD_EIO, "finishing %s: %s", dest,
+		    archive_error_string(disk));
+		goto out;
+	}
+	/* The archive ended; the message may not have. Read it to its end so
+	 * that the final frame and the signature are verified. */
+	for (;;) {
+		size_t got;
+
+		if ((r = src(src_ctx, c->buf, sizeof(c->buf), &got)) != 0)
+			goto out;
+		if (got == 0)
+			break;
+	}
+	if (rename(tmp, dest) != 0) {
+		r = ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
+		goto out;
+	}
+	free(tmp);
+	tmp = NULL;
+out:
+	archive_read_free(in);
+	archive_write_free(disk);
+	if (tmp != NULL) {
+		remove_tree(tmp);
+		free(tmp);
+	}
+	if (c != NULL)
+		ward_cleanse(c->buf, sizeof(c->buf));
+	free(c);
+	return r;
+}

@@ -1,0 +1,137 @@
+/* Hex and base64 (RFC 4648 §4, standard alphabet, with padding). */
+#include <string.h>
+
+#include "ward/util.h"
+
+void
+ward_hex_encode(const uint8_t *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int
+ward_hex_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
+    size_t *outlen)
+{
+	if (slen % 2 != 0)
+		return ward_errf(WARD_EFORMAT, "hex string has odd length %zu",
+		    slen);
+	if (slen / 2 > outcap)
+		return ward_errf(WARD_ELIMIT, "hex string too long (%zu bytes, "
+		    "at most %zu)", slen / 2, outcap);
+	for (size_t i = 0; i < slen; i += 2) {
+		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return ward_errf(WARD_EFORMAT, "invalid hex digit at "
+			    "offset %zu", hi < 0 ? i : i + 1);
+		out[i / 2] = (uint8_t)(hi << 4 | lo);
+	}
+	*outlen = slen / 2;
+	return 0;
+}
+
+static const char b64chars[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+void
+ward_b64_encode(const uint8_t *p, size_t n, char *out)
+{
+	size_t i, o = 0;
+
+	for (i = 0; i + 2 < n; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 |
+		    p[i + 2];
+		out[o++] = b64chars[v >> 18];
+		out[o++] = b64chars[(v >> 12) & 63];
+		out[o++] = b64chars[(v >> 6) & 63];
+		out[o++] = b64chars[v & 63];
+	}
+	if (i < n) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < n)
+			v |= (uint32_t)p[i + 1] << 8;
+		out[o++] = b64chars[v >> 18];
+		out[o++] = b64chars[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? b64chars[(v >> 6) & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
+}
+
+static int
+b64val(char c)
+{
+	const char *q;
+
+	if (c == '\0' || (q = strchr(b64chars, c)) == NULL)
+		return -1;
+	return (int)(q - b64chars);
+}
+
+int
+ward_b64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
+    size_t *outlen)
+{
+	size_t o = 0, pad = 0;
+
+	if (slen % 4 != 0)
+		return ward_errf(WARD_EFORMAT, "base64 length %zu is not a "
+		    "multiple of 4", slen);
+	if (slen >= 1 && s[slen - 1] == '=')
+		pad++;
+	if (slen >= 2 && s[slen - 2] == '=')
+		pad++;
+	if (slen / 4 * 3 - pad > outcap)
+		return ward_errf(WARD_ELIMIT, "base64 value too long");
+	for (size_t i = 0; i < slen; i += 4) {
+		int v[4];
+		bool last = i + 4 == slen;
+
+		for (int j = 0; j < 4; j++) {
+			v[j] = b64val(s[i + j]);
+			if (v[j] < 0 && !(last && s[i + j] == '=' &&
+			    j >= 4 - (int)pad))
+				return ward_errf(WARD_EFORMAT, "invalid base64 "
+				    "character at offset %zu", i + j);
+		}
+		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12;
+		out[o++] = (uint8_t)(w >> 16);
+		if (last && pad == 2) {
+			if (v[1] & 15)
+				return ward_errf(WARD_EFORMAT, "non-canonical "
+				    "base64 padding");
+			break;
+		}
+		w |= (uint32_t)v[2] << 6;
+		out[o++] = (uint8_t)(w >> 8);
+		if (last && pad == 1) {
+			if (v[2] & 3)
+				return ward_errf(WARD_EFORMAT, "non-canonical "
+				    "base64 padding");
+			break;
+		}
+		w |= (uint32_t)v[3];
+		out[o++] = (uint8_t)w;
+	}
+	*outlen = o;
+	return 0;
+}

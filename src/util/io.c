@@ -1,0 +1,147 @@
+/* Byte streams over file descriptors and memory; small-file reads. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ward/util.h"
+
+int
+ward_fd_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
+{
+	struct ward_fd_stream *s = ctx;
+	ssize_t n;
+
+	do {
+		n = read(s->fd, buf, cap);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return ward_errf(WARD_EIO, "reading %s: %s", s->name,
+		    strerror(errno));
+	*got = (size_t)n;
+	s->bytes += (uint64_t)n;
+	if (s->progress != NULL)
+		ward_progress_add(s->progress, (uint64_t)n);
+	return 0;
+}
+
+int
+ward_fd_write(void *ctx, const uint8_t *buf, size_t n)
+{
+	struct ward_fd_stream *s = ctx;
+
+	while (n > 0) {
+		ssize_t w = write(s->fd, buf, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return ward_errf(WARD_EIO, "writing %s: %s", s->name,
+			    strerror(errno));
+		buf += w;
+		n -= (size_t)w;
+		s->bytes += (uint64_t)w;
+	}
+	return 0;
+}
+
+int
+ward_mem_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
+{
+	struct ward_mem_reader *m = ctx;
+	size_t n = m->len - m->off;
+
+	if (n > cap)
+		n = cap;
+	if (m->chunk != 0 && n > m->chunk)
+		n = m->chunk;
+	if (n > 0)
+		memcpy(buf, m->p + m->off, n);
+	m->off += n;
+	*got = n;
+	return 0;
+}
+
+int
+ward_read_file(const char *path, size_t max, struct ward_buf *out)
+{
+	struct ward_fd_stream s = { .name = path };
+	int r = 0;
+
+	out->secret = true;
+	if ((s.fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+	for (;;) {
+		size_t got;
+
+		if ((r = ward_buf_reserve(out, 4096)) != 0)
+			break;
+		if ((r = ward_fd_read(&s, out->p + out->len,
+		    out->cap - out->len, &got)) != 0)
+			break;
+		if (got == 0)
+			break;
+		out->len += got;
+		if (out->len > max) {
+			r = ward_errf(WARD_ELIMIT, "%s: larger than %zu bytes",
+			    path, max);
+			break;
+		}
+	}
+	close(s.fd);
+	return r;
+}
+
+double
+ward_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int
+ward_parse_size(const char *s, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0, mul = 1;
+	const char *p = s;
+
+	if (*p < '0' || *p > '9')
+		return ward_errf(WARD_EUSAGE, "'%s' is not a size", s);
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (v > (UINT64_MAX - 9) / 10)
+			return ward_errf(WARD_EUSAGE, "size '%s' too large", s);
+		v = v * 10 + (uint64_t)(*p - '0');
+	}
+	switch (*p) {
+	case '\0':
+		break;
+	case 'K': case 'k':
+		mul = 1ULL << 10;
+		p++;
+		break;
+	case 'M': case 'm':
+		mul = 1ULL << 20;
+		p++;
+		break;
+	case 'G': case 'g':
+		mul = 1ULL << 30;
+		p++;
+		break;
+	default:
+		return ward_errf(WARD_EUSAGE, "'%s' is not a size (use a number "
+		    "with an optional K, M or G suffix)", s);
+	}
+	if (*p == 'i' && p[1] == 'B')
+		p += 2;
+	if (*p != '\0')
+		return ward_errf(WARD_EUSAGE, "'%s' is not a size", s);
+	if (v > UINT64_MAX / mul || v * mul > max)
+		return ward_errf(WARD_EUSAGE, "size '%s' exceeds the limit "
+		    "%llu", s, (unsigned long long)max);
+	*out = v * mul;
+	return 0;
+}
