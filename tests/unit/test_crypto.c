@@ -1,0 +1,150 @@
+/* crypto: HKDF known answers (RFC 5869), AES-GCM (NIST/McGrew-Viega test
+ * case 14... via round trip and tamper), ECDSA, RSA. */
+#include <openssl/evp.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "ward/crypto.h"
+
+static void
+unhex(const char *s, uint8_t *out, size_t *n)
+{
+	if (ward_hex_decode(s, strlen(s), out, 512, n) != 0)
+		fail_msg("bad hex in test");
+}
+
+static void
+test_hkdf_rfc5869(void **state)
+{
+	/* RFC 5869 A.1 (SHA-256) */
+	uint8_t ikm[64], salt[64], info[64], okm[64], want[64];
+	size_t ni, ns, nf, nw;
+
+	unhex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", ikm, &ni);
+	unhex("000102030405060708090a0b0c", salt, &ns);
+	unhex("f0f1f2f3f4f5f6f7f8f9", info, &nf);
+	unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+	      "34007208d5b887185865", want, &nw);
+	ASSERT_OK(ward_hkdf("SHA256", salt, ns, ikm, ni, info, nf, okm, nw));
+	assert_memory_equal(okm, want, nw);
+	/* A.3: no salt, no info */
+	unhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
+	      "9d201395faa4b61a96c8", want, &nw);
+	ASSERT_OK(ward_hkdf("SHA256", NULL, 0, ikm, ni, NULL, 0, okm, nw));
+	assert_memory_equal(okm, want, nw);
+}
+
+static void
+test_gcm_kat_and_tamper(void **state)
+{
+	/* McGrew & Viega test case 14: AES-256, zero key, zero IV, 16 zero
+	 * bytes. */
+	uint8_t key[32] = { 0 }, iv[12] = { 0 }, pt[16] = { 0 }, ct[16],
+		tag[16], back[16], want[64];
+	struct ward_gcm g;
+	size_t n;
+
+	ASSERT_OK(ward_gcm_init(&g, key, 32));
+	ASSERT_OK(ward_gcm_seal(&g, iv, NULL, 0, pt, 16, ct, tag));
+	unhex("cea7403d4d606b6e074ec5d3baf39d18", want, &n);
+	assert_memory_equal(ct, want, 16);
+	unhex("d0d1c8a799996bf0265b98b5d48ab919", want, &n);
+	assert_memory_equal(tag, want, 16);
+	ASSERT_OK(ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back));
+	assert_memory_equal(back, pt, 16);
+	tag[0] ^= 1;
+	ASSERT_ERR(ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back),
+	    WARD_EAUTH);
+	/* the failed open leaves no plaintext behind */
+	for (int i = 0; i < 16; i++)
+		assert_int_equal(back[i], 0);
+	tag[0] ^= 1;
+	ASSERT_ERR(ward_gcm_open(&g, iv, (const uint8_t *)"x", 1, ct, 16, tag,
+	    back), WARD_EAUTH);
+	ward_gcm_free(&g);
+}
+
+static void
+test_ecdsa(void **state)
+{
+	enum ward_curve curves[] = { WARD_CURVE_P256, WARD_CURVE_P384 };
+
+	for (size_t i = 0; i < 2; i++) {
+		struct ward_sig s, v;
+		uint8_t point[WARD_EC_POINT_MAX], sig[WARD_ECDSA_SIG_MAX];
+		size_t plen, slen;
+
+		ASSERT_OK(ward_sig_new_signer(&s, curves[i]));
+		ASSERT_OK(ward_sig_public_point(&s, point, &plen));
+		assert_int_equal(plen, curves[i] == WARD_CURVE_P256 ? 33 : 49);
+		assert_true(point[0] == 2 || point[0] == 3);
+		ASSERT_OK(ward_sig_update(&s, (const uint8_t *)"abc", 3));
+		ASSERT_OK(ward_sig_update(&s, (const uint8_t *)"def", 3));
+		ASSERT_OK(ward_sig_sign(&s, sig, &slen));
+		ASSERT_OK(ward_sig_new_verifier(&v, curves[i], point, plen));
+		ASSERT_OK(ward_sig_update(&v, (const uint8_t *)"abcdef", 6));
+		ASSERT_OK(ward_sig_verify(&v, sig, slen));
+		ward_sig_free(&v);
+		ASSERT_OK(ward_sig_new_verifier(&v, curves[i], point, plen));
+		ASSERT_OK(ward_sig_update(&v, (const uint8_t *)"abcdeg", 6));
+		ASSERT_ERR(ward_sig_verify(&v, sig, slen), WARD_EAUTH);
+		ward_sig_free(&v);
+		/* the other parity is a different key (or not a point) */
+		point[0] ^= 1;
+		if (ward_sig_new_verifier(&v, curves[i], point, plen) == 0) {
+			ASSERT_OK(ward_sig_update(&v,
+			    (const uint8_t *)"abcdef", 6));
+			ASSERT_ERR(ward_sig_verify(&v, sig, slen), WARD_EAUTH);
+			ward_sig_free(&v);
+		}
+		ASSERT_ERR(ward_sig_new_verifier(&v, curves[i], point,
+		    plen - 1), WARD_EFORMAT);
+		ward_sig_free(&s);
+	}
+}
+
+static void
+test_rsa(void **state)
+{
+	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+	enum ward_rsa_padding pads[] = { WARD_RSA_PKCS1, WARD_RSA_OAEP_SHA1,
+		WARD_RSA_OAEP_SHA256, WARD_RSA_OAEP_SHA384,
+		WARD_RSA_OAEP_SHA512 };
+	uint8_t ct[512], pt[512];
+	size_t cn, pn;
+	enum ward_rsa_padding p;
+
+	assert_non_null(k);
+	for (size_t i = 0; i < 5; i++) {
+		ASSERT_OK(ward_rsa_encrypt(k, pads[i], (const uint8_t *)"key",
+		    3, ct, sizeof(ct), &cn));
+		assert_int_equal(cn, 256);
+		ASSERT_OK(ward_rsa_decrypt(k, pads[i], ct, cn, pt, sizeof(pt),
+		    &pn));
+		assert_int_equal(pn, 3);
+		assert_memory_equal(pt, "key", 3);
+		ASSERT_OK(ward_rsa_padding_parse(ward_rsa_padding_name(pads[i]),
+		    &p));
+		assert_int_equal(p, pads[i]);
+	}
+	ASSERT_OK(ward_rsa_encrypt(k, WARD_RSA_OAEP_SHA256,
+	    (const uint8_t *)"key", 3, ct, sizeof(ct), &cn));
+	ASSERT_ERR(ward_rsa_decrypt(k, WARD_RSA_OAEP_SHA1, ct, cn, pt,
+	    sizeof(pt), &pn), WARD_EKEY);
+	ASSERT_ERR(ward_rsa_padding_parse("oaep-md5", &p), WARD_EUSAGE);
+	ASSERT_ERR(ward_pkey_load_pem_mem((const uint8_t *)"junk", 4, true,
+	    &k), WARD_EFORMAT);
+	EVP_PKEY_free(k);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hkdf_rfc5869),
+		cmocka_unit_test(test_gcm_kat_and_tamper),
+		cmocka_unit_test(test_ecdsa),
+		cmocka_unit_test(test_rsa),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

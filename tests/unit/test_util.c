@@ -1,0 +1,168 @@
+/* util: errors, hex/base64 (RFC 4648 §10 vectors), sizes, atomic writes. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "testutil.h"
+
+static void
+test_errors(void **state)
+{
+	int r = ward_errf(WARD_EAUTH, "frame %d", 3);
+
+	assert_int_equal(r, -WARD_EAUTH);
+	assert_string_equal(ward_errmsg(), "frame 3");
+	assert_string_equal(ward_errname(r), "EAUTH");
+	assert_int_equal(ward_exit_code(r), 5);
+	assert_int_equal(ward_exit_code(0), 0);
+	r = ward_err_prefix(r, "file %s", "x");
+	assert_string_equal(ward_errmsg(), "file x: frame 3");
+	/* an out-of-range code is reported as internal, not passed through */
+	assert_int_equal(ward_errf(999, "odd"), -WARD_EINTERNAL);
+}
+
+static void
+test_hex(void **state)
+{
+	uint8_t b[4];
+	char s[9];
+	size_t n;
+
+	ward_hex_encode((const uint8_t *)"\x00\xff\x10\xab", 4, s);
+	assert_string_equal(s, "00ff10ab");
+	ASSERT_OK(ward_hex_decode("00FF10ab", 8, b, sizeof(b), &n));
+	assert_int_equal(n, 4);
+	assert_memory_equal(b, "\x00\xff\x10\xab", 4);
+	ASSERT_ERR(ward_hex_decode("abc", 3, b, sizeof(b), &n), WARD_EFORMAT);
+	ASSERT_ERR(ward_hex_decode("zz", 2, b, sizeof(b), &n), WARD_EFORMAT);
+	ASSERT_ERR(ward_hex_decode("0011223344", 10, b, sizeof(b), &n),
+	    WARD_ELIMIT);
+}
+
+static void
+test_base64(void **state)
+{
+	/* RFC 4648 §10 */
+	static const char *const vec[][2] = { { "", "" }, { "f", "Zg==" },
+		{ "fo", "Zm8=" }, { "foo", "Zm9v" }, { "foob", "Zm9vYg==" },
+		{ "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" } };
+	char enc[16];
+	uint8_t dec[16];
+	size_t n;
+
+	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		ward_b64_encode((const uint8_t *)vec[i][0], strlen(vec[i][0]),
+		    enc);
+		assert_string_equal(enc, vec[i][1]);
+		ASSERT_OK(ward_b64_decode(vec[i][1], strlen(vec[i][1]), dec,
+		    sizeof(dec), &n));
+		assert_int_equal(n, strlen(vec[i][0]));
+		assert_memory_equal(dec, vec[i][0], n);
+	}
+	ASSERT_ERR(ward_b64_decode("Zg=", 3, dec, sizeof(dec), &n),
+	    WARD_EFORMAT);
+	ASSERT_ERR(ward_b64_decode("Z!==", 4, dec, sizeof(dec), &n),
+	    WARD_EFORMAT);
+	ASSERT_ERR(ward_b64_decode("Zh==", 4, dec, sizeof(dec), &n),
+	    WARD_EFORMAT); /* non-canonical trailing bits */
+	ASSERT_ERR(ward_b64_decode("Zg==Zg==", 8, dec, sizeof(dec), &n),
+	    WARD_EFORMAT); /* padding in the middle */
+	ASSERT_ERR(ward_b64_decode("Zm9vYmFy", 8, dec, 5, &n), WARD_ELIMIT);
+}
+
+static void
+test_parse_size(void **state)
+{
+	uint64_t v;
+
+	ASSERT_OK(ward_parse_size("4096", UINT64_MAX, &v));
+	assert_int_equal(v, 4096);
+	ASSERT_OK(ward_parse_size("64K", UINT64_MAX, &v));
+	assert_int_equal(v, 65536);
+	ASSERT_OK(ward_parse_size("2GiB", UINT64_MAX, &v));
+	assert_int_equal(v, 2ULL << 30);
+	ASSERT_ERR(ward_parse_size("1T", UINT64_MAX, &v), WARD_EUSAGE);
+	ASSERT_ERR(ward_parse_size("-1", UINT64_MAX, &v), WARD_EUSAGE);
+	ASSERT_ERR(ward_parse_size("5M", 1 << 20, &v), WARD_EUSAGE);
+	ASSERT_ERR(ward_parse_size("99999999999999999999", UINT64_MAX, &v),
+	    WARD_EUSAGE);
+}
+
+static void
+test_atomic(void **state)
+{
+	char *dir = tu_mkdtemp(), path[4096];
+	struct ward_atomic a;
+	struct stat st;
+	size_t n;
+	uint8_t *p;
+
+	snprintf(path, sizeof(path), "%s/out", dir);
+	/* abort leaves nothing */
+	ASSERT_OK(ward_atomic_open(&a, path, 0600, false));
+	assert_int_equal(write(a.fd, "partial", 7), 7);
+	ward_atomic_abort(&a);
+	assert_int_equal(tu_count_entries(dir), 0);
+	/* commit publishes with the mode asked for */
+	ASSERT_OK(ward_write_file_atomic(path, "hello", 5, 0640, false));
+	p = tu_read_file(path, &n);
+	assert_non_null(p);
+	assert_int_equal(n, 5);
+	assert_memory_equal(p, "hello", 5);
+	free(p);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0640);
+	/* no overwrite without asking; the old content survives */
+	ASSERT_ERR(ward_write_file_atomic(path, "bye", 3, 0600, false),
+	    WARD_EEXIST);
+	p = tu_read_file(path, &n);
+	assert_memory_equal(p, "hello", 5);
+	free(p);
+	/* a file that appears between open and commit is not replaced */
+	unlink(path);
+	ASSERT_OK(ward_atomic_open(&a, path, 0600, false));
+	assert_int_equal(tu_write_file(path, "racer", 5), 0);
+	ASSERT_ERR(ward_atomic_commit(&a), WARD_EEXIST);
+	p = tu_read_file(path, &n);
+	assert_memory_equal(p, "racer", 5);
+	free(p);
+	assert_int_equal(tu_count_entries(dir), 1);
+	/* overwrite when asked */
+	ASSERT_OK(ward_write_file_atomic(path, "bye", 3, 0600, true));
+	p = tu_read_file(path, &n);
+	assert_int_equal(n, 3);
+	free(p);
+	tu_rmtree(dir);
+	free(dir);
+}
+
+static void
+test_buf_secret(void **state)
+{
+	struct ward_buf b = { .secret = true };
+
+	for (int i = 0; i < 1000; i++)
+		ASSERT_OK(ward_buf_put_u32(&b, (uint32_t)i));
+	assert_int_equal(b.len, 4000);
+	assert_int_equal(ward_load32(b.p + 3996), 999);
+	ward_buf_free(&b);
+	assert_null(b.p);
+	assert_int_equal(ward_ct_memcmp("abc", "abc", 3), 0);
+	assert_int_not_equal(ward_ct_memcmp("abc", "abd", 3), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_parse_size),
+		cmocka_unit_test(test_atomic),
+		cmocka_unit_test(test_buf_secret),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

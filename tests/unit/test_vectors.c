@@ -1,0 +1,245 @@
+/*
+ * The AWS Encryption SDK's decrypt test vectors (shared/fixtures/
+ * esdk-vectors, from aws-encryption-sdk-c tests/TestVectors/from-dafny):
+ * every scenario runnable without AWS (raw, multi-keyring of raw keys,
+ * required encryption context over raw keys: 187) must decrypt to its
+ * expected plaintext. Exits 77 (skipped) when the fixtures are absent.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "ward/crypto.h"
+
+static const char *dir;
+static json_t *manifest, *keys;
+
+static int
+load(void **state)
+{
+	char path[4096];
+	json_error_t err;
+
+	snprintf(path, sizeof(path), "%s/decrypt-manifest.json", dir);
+	if ((manifest = json_load_file(path, 0, &err)) == NULL)
+		fail_msg("%s: %s", path, err.text);
+	snprintf(path, sizeof(path), "%s/keys.json", dir);
+	if ((keys = json_load_file(path, 0, &err)) == NULL)
+		fail_msg("%s: %s", path, err.text);
+	return 0;
+}
+
+static int
+unload(void **state)
+{
+	json_decref(manifest);
+	json_decref(keys);
+	return 0;
+}
+
+static const char *
+str(json_t *o, const char *k)
+{
+	return json_string_value(json_object_get(o, k));
+}
+
+/* A keyring from a decryptKeyDescription; NULL if not runnable here. */
+static struct ward_keyring *
+keyring_for(json_t *desc)
+{
+	const char *type = str(desc, "type");
+	struct ward_keyring *kr = NULL;
+
+	if (strcmp(type, "raw") == 0) {
+		json_t *key = json_object_get(json_object_get(keys, "keys"),
+		    str(desc, "key"));
+		const char *material = str(key, "material");
+		const char *alg = str(desc, "encryption-algorithm");
+
+		if (strcmp(alg, "aes") == 0) {
+			uint8_t k[32];
+			size_t n;
+
+			ASSERT_OK(ward_b64_decode(material, strlen(material), k,
+			    sizeof(k), &n));
+			ASSERT_OK(ward_keyring_raw_aes_new(&kr,
+			    str(desc, "provider-id"), str(key, "key-id"), k,
+			    n));
+		} else if (strcmp(alg, "rsa") == 0) {
+			struct evp_pkey_st *pk;
+			enum ward_rsa_padding pad;
+			char name[32];
+
+			if (strcmp(str(desc, "padding-algorithm"), "pkcs1") == 0)
+				snprintf(name, sizeof(name), "pkcs1");
+			else
+				snprintf(name, sizeof(name), "oaep-%s",
+				    str(desc, "padding-hash"));
+			ASSERT_OK(ward_rsa_padding_parse(name, &pad));
+			ASSERT_OK(ward_pkey_load_pem_mem(
+			    (const uint8_t *)material, strlen(material), true,
+			    &pk));
+			ASSERT_OK(ward_keyring_raw_rsa_new(&kr,
+			    str(desc, "provider-id"), str(key, "key-id"), NULL,
+			    pk, pad));
+		}
+		return kr;
+	}
+	if (strcmp(type, "multi-keyring") == 0) {
+		struct ward_keyring *v[8];
+		json_t *children = json_object_get(desc, "childKeyrings");
+		size_t n = 0, i;
+		json_t *c;
+
+		if (json_object_get(desc, "generator") != NULL &&
+		    (v[n++] = keyring_for(json_object_get(desc,
+		    "generator"))) == NULL)
+			return NULL;
+		json_array_foreach(children, i, c) {
+			if ((v[n++] = keyring_for(c)) == NULL)
+				return NULL;
+		}
+		ASSERT_OK(ward_keyring_multi_new(&kr, v, n));
+		return kr;
+	}
+	if (strcmp(type, "required-encryption-context-cmm") == 0)
+		return keyring_for(json_object_get(desc, "underlying"));
+	return NULL;
+}
+
+static bool
+runnable(json_t *desc)
+{
+	const char *type = str(desc, "type");
+
+	if (strcmp(type, "raw") == 0)
+		return strcmp(str(desc, "encryption-algorithm"), "aes") == 0 ||
+		    strcmp(str(desc, "encryption-algorithm"), "rsa") == 0;
+	if (strcmp(type, "required-encryption-context-cmm") == 0)
+		return runnable(json_object_get(desc, "underlying"));
+	if (strcmp(type, "multi-keyring") == 0) {
+		json_t *c;
+		size_t i;
+
+		if (json_object_get(desc, "generator") != NULL &&
+		    !runnable(json_object_get(desc, "generator")))
+			return false;
+		json_array_foreach(json_object_get(desc, "childKeyrings"), i,
+		    c) if (!runnable(c)) return false;
+		return true;
+	}
+	return false;
+}
+
+static uint8_t *
+read_rel(const char *uri, size_t *n)
+{
+	char path[4096];
+	uint8_t *p;
+
+	assert_true(strncmp(uri, "file://", 7) == 0);
+	snprintf(path, sizeof(path), "%s/%s", dir, uri + 7);
+	if ((p = tu_read_file(path, n)) == NULL)
+		fail_msg("missing %s", path);
+	return p;
+}
+
+/* Run every runnable scenario under a policy; count outcomes. */
+static void
+run_all(enum ward_commitment policy, unsigned *ok, unsigned *refused_v1,
+    unsigned *failed)
+{
+	const char *id;
+	json_t *t;
+	unsigned i = 0;
+
+	json_object_foreach(json_object_get(manifest, "tests"), id, t) {
+		json_t *sc = json_object_get(t, "decryption-scenario");
+		json_t *desc = json_object_get(sc, "decryptKeyDescription");
+		json_t *rec = json_object_get(sc,
+		    "reproduced-encryption-context");
+		struct ward_dec_params p = { .commitment = policy };
+		struct ward_ec ec = { 0 };
+		struct ward_buf out = { 0 };
+		struct ward_keyring *kr;
+		uint8_t *ct, *want;
+		size_t ct_n, want_n;
+		const char *k;
+		json_t *v;
+		int r;
+
+		if (!runnable(desc))
+			continue;
+		kr = keyring_for(desc);
+		assert_non_null(kr);
+		json_object_foreach(rec, k, v)
+			ASSERT_OK(ward_ec_add(&ec, k, strlen(k),
+			    json_string_value(v), strlen(json_string_value(v))));
+		p.required_ec = &ec;
+		ct = read_rel(str(sc, "ciphertext"), &ct_n);
+		want = read_rel(str(sc, "result"), &want_n);
+		/* vary how the input arrives: whole, odd chunks, bytewise */
+		r = tu_decrypt(kr, &p, ct, ct_n, i % 3 == 0 ? 0 :
+		    i % 3 == 1 ? 977 : 1, &out);
+		i++;
+		if (r == -WARD_EUNSUPPORTED && policy == WARD_COMMIT_REQUIRE &&
+		    !ward_suite_lookup(ward_load16(ct + (ct[0] == 1 ? 2 : 1)))->commit)
+			(*refused_v1)++;
+		else if (r != 0) {
+			printf("FAIL %s (%s, suite %s): %s\n", id,
+			    str(sc, "description"),
+			    str(sc, "algorithmSuiteId"), ward_errmsg());
+			(*failed)++;
+		} else if (out.len != want_n ||
+		    memcmp(out.p, want, want_n) != 0) {
+			printf("FAIL %s: plaintext differs\n", id);
+			(*failed)++;
+		} else
+			(*ok)++;
+		ward_buf_free(&out);
+		ward_ec_free(&ec);
+		ward_keyring_free(kr);
+		free(ct);
+		free(want);
+	}
+}
+
+static void
+test_all_runnable_vectors_decrypt(void **state)
+{
+	unsigned ok = 0, refused = 0, failed = 0;
+
+	run_all(WARD_COMMIT_ALLOW_LEGACY, &ok, &refused, &failed);
+	printf("esdk vectors: %u decrypted, %u failed\n", ok, failed);
+	assert_int_equal(failed, 0);
+	assert_int_equal(ok, 187);
+}
+
+static void
+test_default_policy_refuses_v1(void **state)
+{
+	unsigned ok = 0, refused = 0, failed = 0;
+
+	run_all(WARD_COMMIT_REQUIRE, &ok, &refused, &failed);
+	printf("esdk vectors, commitment required: %u decrypted (v2), %u "
+	       "refused (v1), %u failed\n", ok, refused, failed);
+	assert_int_equal(failed, 0);
+	assert_int_equal(ok + refused, 187);
+	assert_true(ok > 0 && refused > 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_all_runnable_vectors_decrypt),
+		cmocka_unit_test(test_default_policy_refuses_v1),
+	};
+
+	if ((dir = tu_fixtures("esdk-vectors")) == NULL)
+		return 77;
+	dir = strdup(dir);
+	return cmocka_run_group_tests(tests, load, unload);
+}
