@@ -62,11 +62,11 @@ struct ward_sig {
 int ward_sig_new_signer(struct ward_sig *s, enum ward_curve curve);
 int ward_sig_new_verifier(struct ward_sig *s, enum ward_curve curve,
     const uint8_t *point, size_t point_len);
-int ward_sig_public_point(const struct ward_sig *s,
-    uint8_t out[WARD_EC_POINT_MAX], size_t *out_len);
+int ward_sig_public_point(
+    const struct ward_sig *s, uint8_t out[WARD_EC_POINT_MAX], size_t *out_len);
 int ward_sig_update(struct ward_sig *s, const uint8_t *p, size_t n);
-int ward_sig_sign(struct ward_sig *s, uint8_t out[WARD_ECDSA_SIG_MAX],
-    size_t *out_len);
+int ward_sig_sign(
+    struct ward_sig *s, uint8_t out[WARD_ECDSA_SIG_MAX], size_t *out_len);
 /* -WARD_EAUTH when the signature does not verify. */
 int ward_sig_verify(struct ward_sig *s, const uint8_t *sig, size_t sig_len);
 void ward_sig_free(struct ward_sig *s);
@@ -84,17 +84,15 @@ enum ward_rsa_padding {
 int ward_rsa_padding_parse(const char *name, enum ward_rsa_padding *out);
 const char *ward_rsa_padding_name(enum ward_rsa_padding p);
 /* Load a PEM key (public, or private: PKCS#8 or PKCS#1) from a file. */
-int ward_pkey_load_pem(const char *path, bool private_key,
-    struct evp_pkey_st **out);
-int ward_pkey_load_pem_mem(const uint8_t *pem, size_t len, bool private_key,
-    struct evp_pkey_st **out);
+int ward_pkey_load_pem(
+    const char *path, bool private_key, struct evp_pkey_st **out);
+int ward_pkey_load_pem_mem(
+    const uint8_t *pem, size_t len, bool private_key, struct evp_pkey_st **out);
 void ward_pkey_free(struct evp_pkey_st *k);
 int ward_rsa_encrypt(struct evp_pkey_st *k, enum ward_rsa_padding pad,
-    const uint8_t *in, size_t n, uint8_t *out, size_t out_cap,
-    size_t *out_len);
+    const uint8_t *in, size_t n, uint8_t *out, size_t out_cap, size_t *out_len);
 int ward_rsa_decrypt(struct evp_pkey_st *k, enum ward_rsa_padding pad,
-    const uint8_t *in, size_t n, uint8_t *out, size_t out_cap,
-    size_t *out_len);
+    const uint8_t *in, size_t n, uint8_t *out, size_t out_cap, size_t *out_len);
 
 /* Record OpenSSL's error queue as the message for code; returns -code. */
 int ward_crypto_err(int code, const char *what);

@@ -38,9 +38,9 @@ struct ward_suite {
 	uint16_t id;
 	const char *name;
 	uint8_t msg_version; /* 1 or 2 */
-	uint8_t key_len;     /* data key = content key length */
-	const char *kdf_md;  /* NULL: the data key is the content key */
-	bool commit;         /* key commitment (v2 suites) */
+	uint8_t key_len; /* data key = content key length */
+	const char *kdf_md; /* NULL: the data key is the content key */
+	bool commit; /* key commitment (v2 suites) */
 	enum ward_curve curve; /* 0: unsigned */
 };
 const struct ward_suite *ward_suite_lookup(uint16_t id);
@@ -65,8 +65,8 @@ int ward_ec_add(struct ward_ec *ec, const char *key, size_t key_len,
     const char *value, size_t value_len);
 /* "key=value" from the command line. */
 int ward_ec_add_arg(struct ward_ec *ec, const char *kv);
-const struct ward_ec_pair *ward_ec_get(const struct ward_ec *ec,
-    const char *key, size_t key_len);
+const struct ward_ec_pair *ward_ec_get(
+    const struct ward_ec *ec, const char *key, size_t key_len);
 /* Canonical serialization (§5.4): empty for an empty context, else count
  * and pairs sorted by key bytes. Appends to out. */
 int ward_ec_serialize(const struct ward_ec *ec, struct ward_buf *out);
@@ -103,12 +103,13 @@ void ward_edk_list_free(struct ward_edk_list *l);
  */
 struct ward_materials {
 	const struct ward_suite *suite;
-	const struct ward_ec *ec; /* full context: stored + authenticated-only */
+	const struct ward_ec
+	    *ec; /* full context: stored + authenticated-only */
 	uint8_t data_key[WARD_DATA_KEY_MAX];
 	size_t data_key_len;
 	bool has_data_key;
 	struct ward_edk_list edks; /* encrypt: output */
-	unsigned attempts;         /* decrypt: addressed EDKs that failed */
+	unsigned attempts; /* decrypt: addressed EDKs that failed */
 };
 struct ward_keyring;
 struct ward_keyring_ops {
@@ -138,8 +139,8 @@ int ward_keyring_raw_rsa_new(struct ward_keyring **out, const char *key_ns,
     struct evp_pkey_st *private_key, enum ward_rsa_padding padding);
 /* Multi-keyring: the first is the generator, the others wrap the same data
  * key; on decrypt, any one that opens a key wins. Takes ownership. */
-int ward_keyring_multi_new(struct ward_keyring **out,
-    struct ward_keyring **keyrings, size_t n);
+int ward_keyring_multi_new(
+    struct ward_keyring **out, struct ward_keyring **keyrings, size_t n);
 
 /*
  * Encryption: push plaintext in, ciphertext goes to sink in large writes.
@@ -148,7 +149,7 @@ int ward_keyring_multi_new(struct ward_keyring **out,
  * the footer. On any error the message is unusable: free it.
  */
 struct ward_enc_params {
-	uint16_t suite_id;  /* 0: WARD_SUITE_DEFAULT */
+	uint16_t suite_id; /* 0: WARD_SUITE_DEFAULT */
 	uint32_t frame_len; /* 0: WARD_FRAME_LEN_DEFAULT */
 	const struct ward_ec *ec; /* may be NULL; aws-crypto-* keys refused */
 };
@@ -169,7 +170,7 @@ void ward_enc_free(struct ward_enc *e);
  * are verified too.
  */
 enum ward_commitment {
-	WARD_COMMIT_REQUIRE = 0,      /* committing (v2) suites only */
+	WARD_COMMIT_REQUIRE = 0, /* committing (v2) suites only */
 	WARD_COMMIT_ALLOW_LEGACY = 1, /* also v1 suites (no commitment) */
 };
 struct ward_dec_params {
@@ -177,7 +178,7 @@ struct ward_dec_params {
 	 * value, or else authenticated-only (ESDK "reproduced context"). */
 	const struct ward_ec *required_ec;
 	enum ward_commitment commitment;
-	size_t max_edks;        /* 0: WARD_MAX_EDKS_DEFAULT */
+	size_t max_edks; /* 0: WARD_MAX_EDKS_DEFAULT */
 	uint32_t max_frame_len; /* 0: WARD_FRAME_LEN_MAX */
 };
 struct ward_dec;
@@ -212,7 +213,7 @@ struct ward_header {
 	uint8_t iv[WARD_GCM_IV_LEN]; /* v1 header IV; zeros for v2 */
 	uint8_t tag[WARD_GCM_TAG_LEN];
 	size_t body_len; /* bytes covered by the header tag */
-	size_t len;      /* body + authentication */
+	size_t len; /* body + authentication */
 };
 int ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
     struct ward_header *h, bool *need_more);
@@ -226,7 +227,7 @@ void ward_header_free(struct ward_header *h);
  * is left behind.
  */
 struct ward_path_opts {
-	bool force;    /* replace an existing output file */
+	bool force; /* replace an existing output file */
 	bool progress; /* force the progress bar */
 	uint64_t max_entries; /* archive restore limits; 0: defaults */
 	uint64_t max_bytes;

@@ -23,19 +23,19 @@
  */
 enum ward_err {
 	WARD_OK = 0,
-	WARD_EINTERNAL = 1,    /* a bug or an unexpected library failure */
-	WARD_EUSAGE = 2,       /* bad command line or argument */
-	WARD_EIO = 3,          /* reading or writing a file failed */
-	WARD_EFORMAT = 4,      /* malformed or truncated input */
-	WARD_EAUTH = 5,        /* authentication failed: tampered or corrupt */
-	WARD_EKEY = 6,         /* no given key opens the data key */
-	WARD_ECONTEXT = 7,     /* encryption context mismatch */
+	WARD_EINTERNAL = 1, /* a bug or an unexpected library failure */
+	WARD_EUSAGE = 2, /* bad command line or argument */
+	WARD_EIO = 3, /* reading or writing a file failed */
+	WARD_EFORMAT = 4, /* malformed or truncated input */
+	WARD_EAUTH = 5, /* authentication failed: tampered or corrupt */
+	WARD_EKEY = 6, /* no given key opens the data key */
+	WARD_ECONTEXT = 7, /* encryption context mismatch */
 	WARD_EUNSUPPORTED = 8, /* valid but unsupported (suite, version) */
-	WARD_ELIMIT = 9,       /* a size or count limit was exceeded */
-	WARD_EUNSAFE = 10,     /* refused as unsafe (archive entry, path) */
-	WARD_EEXIST = 11,      /* output exists and --force was not given */
-	WARD_ENOMEM = 12,      /* out of memory */
-	WARD_ECRYPTO = 13,     /* the crypto library failed */
+	WARD_ELIMIT = 9, /* a size or count limit was exceeded */
+	WARD_EUNSAFE = 10, /* refused as unsafe (archive entry, path) */
+	WARD_EEXIST = 11, /* output exists and --force was not given */
+	WARD_ENOMEM = 12, /* out of memory */
+	WARD_ECRYPTO = 13, /* the crypto library failed */
 };
 
 /* Record a message for code and return -code. Thread-local. */
@@ -138,11 +138,11 @@ ward_store64(uint8_t *p, uint64_t v)
 #define ward_hex_len(n) ((n)*2)
 #define ward_b64_len(n) (((n) + 2) / 3 * 4)
 void ward_hex_encode(const uint8_t *p, size_t n, char *out);
-int ward_hex_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
-    size_t *outlen);
+int ward_hex_decode(
+    const char *s, size_t slen, uint8_t *out, size_t outcap, size_t *outlen);
 void ward_b64_encode(const uint8_t *p, size_t n, char *out);
-int ward_b64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
-    size_t *outlen);
+int ward_b64_decode(
+    const char *s, size_t slen, uint8_t *out, size_t outcap, size_t *outlen);
 
 /*
  * Byte streams. A reader fills up to cap bytes and sets *got; *got == 0
@@ -154,7 +154,7 @@ typedef int (*ward_write_fn)(void *ctx, const uint8_t *buf, size_t n);
 struct ward_fd_stream {
 	int fd;
 	const char *name; /* for messages: a path or "standard input" */
-	uint64_t bytes;   /* count of bytes moved so far */
+	uint64_t bytes; /* count of bytes moved so far */
 	struct ward_progress *progress; /* optional */
 };
 int ward_fd_read(void *ctx, uint8_t *buf, size_t cap, size_t *got);
@@ -187,13 +187,13 @@ struct ward_atomic {
 	char *tmp;
 	bool overwrite;
 };
-int ward_atomic_open(struct ward_atomic *a, const char *path, mode_t mode,
-    bool overwrite);
+int ward_atomic_open(
+    struct ward_atomic *a, const char *path, mode_t mode, bool overwrite);
 int ward_atomic_commit(struct ward_atomic *a);
 void ward_atomic_abort(struct ward_atomic *a);
 /* Write a whole buffer atomically. */
-int ward_write_file_atomic(const char *path, const void *p, size_t n,
-    mode_t mode, bool overwrite);
+int ward_write_file_atomic(
+    const char *path, const void *p, size_t n, mode_t mode, bool overwrite);
 
 /*
  * Progress bar on stderr: drawn only when stderr is a terminal or when
@@ -207,8 +207,8 @@ struct ward_progress {
 	double last_draw;
 	bool enabled;
 };
-void ward_progress_init(struct ward_progress *p, const char *label,
-    uint64_t total, bool force);
+void ward_progress_init(
+    struct ward_progress *p, const char *label, uint64_t total, bool force);
 void ward_progress_add(struct ward_progress *p, uint64_t n);
 void ward_progress_end(struct ward_progress *p);
 

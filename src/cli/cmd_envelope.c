@@ -9,85 +9,85 @@
 #include "ward/envelope.h"
 
 static const char encrypt_help[] =
-"usage: ward encrypt KEY... [--context K=V]... [--suite 0478|0578]\n"
-"                    [--frame-size N] [-o OUT] [-f] [--progress] [PATH|-]\n"
-"\n"
-"Encrypt a file, standard input or a directory into an AWS Encryption SDK\n"
-"message (v2, key-committing suite). Any AWS Encryption SDK can decrypt it\n"
-"with the same key. A directory is packed as a tar archive first and\n"
-"restored by 'ward decrypt -o DIR'.\n"
-"\n"
-"Keys (at least one; several give one message any of them opens; the first\n"
-"generates the data key):\n"
-"  --raw-key FILE          raw AES wrapping key: a file of exactly 16, 24\n"
-"                          or 32 bytes (make one: head -c 32 /dev/urandom)\n"
-"  --raw-rsa-public PEM    RSA public key to encrypt to\n"
-"  --raw-rsa-private PEM   RSA private key (its public half is used)\n"
-"  These apply to the key given just before them:\n"
-"  --key-namespace NS      key namespace (default: ward)\n"
-"  --key-name NAME         key name (default: raw-aes or raw-rsa)\n"
-"  --rsa-padding P         oaep-sha256 (default), oaep-sha1, oaep-sha384,\n"
-"                          oaep-sha512\n"
-"  Decryption needs the same namespace and name as encryption.\n"
-"\n"
-"Options:\n"
-"  --context K=V           encryption context pair, bound to the message and\n"
-"                          stored in its header in clear (repeatable)\n"
-"  --suite ID              0478 (default: AES-256-GCM, HKDF-SHA512, key\n"
-"                          commitment) or 0578 (the same plus an ECDSA P-384\n"
-"                          signature)\n"
-"  --frame-size N          plaintext bytes per frame (default 4096; K, M\n"
-"                          suffixes; at most 256M)\n"
-"  -o, --output OUT        output file; '-' for standard output. Default:\n"
-"                          PATH.ward, or standard output for standard input\n"
-"  -f, --force             replace OUT if it exists\n"
-"  --progress              show progress even when stderr is not a terminal\n"
-"  -q, --quiet / -v, --verbose\n"
-"  -h, --help\n"
-"\n"
-"The output file appears only when complete. Examples:\n"
-"  ward encrypt --raw-key model.key model.json            # -> model.json.ward\n"
-"  ward encrypt --raw-key k --context tenant=a -o app.ward app/\n"
-"  tar c data | ward encrypt --raw-rsa-public vendor.pem > data.ward\n";
+    "usage: ward encrypt KEY... [--context K=V]... [--suite 0478|0578]\n"
+    "                    [--frame-size N] [-o OUT] [-f] [--progress] [PATH|-]\n"
+    "\n"
+    "Encrypt a file, standard input or a directory into an AWS Encryption SDK\n"
+    "message (v2, key-committing suite). Any AWS Encryption SDK can decrypt it\n"
+    "with the same key. A directory is packed as a tar archive first and\n"
+    "restored by 'ward decrypt -o DIR'.\n"
+    "\n"
+    "Keys (at least one; several give one message any of them opens; the first\n"
+    "generates the data key):\n"
+    "  --raw-key FILE          raw AES wrapping key: a file of exactly 16, 24\n"
+    "                          or 32 bytes (make one: head -c 32 /dev/urandom)\n"
+    "  --raw-rsa-public PEM    RSA public key to encrypt to\n"
+    "  --raw-rsa-private PEM   RSA private key (its public half is used)\n"
+    "  These apply to the key given just before them:\n"
+    "  --key-namespace NS      key namespace (default: ward)\n"
+    "  --key-name NAME         key name (default: raw-aes or raw-rsa)\n"
+    "  --rsa-padding P         oaep-sha256 (default), oaep-sha1, oaep-sha384,\n"
+    "                          oaep-sha512\n"
+    "  Decryption needs the same namespace and name as encryption.\n"
+    "\n"
+    "Options:\n"
+    "  --context K=V           encryption context pair, bound to the message and\n"
+    "                          stored in its header in clear (repeatable)\n"
+    "  --suite ID              0478 (default: AES-256-GCM, HKDF-SHA512, key\n"
+    "                          commitment) or 0578 (the same plus an ECDSA P-384\n"
+    "                          signature)\n"
+    "  --frame-size N          plaintext bytes per frame (default 4096; K, M\n"
+    "                          suffixes; at most 256M)\n"
+    "  -o, --output OUT        output file; '-' for standard output. Default:\n"
+    "                          PATH.ward, or standard output for standard input\n"
+    "  -f, --force             replace OUT if it exists\n"
+    "  --progress              show progress even when stderr is not a terminal\n"
+    "  -q, --quiet / -v, --verbose\n"
+    "  -h, --help\n"
+    "\n"
+    "The output file appears only when complete. Examples:\n"
+    "  ward encrypt --raw-key model.key model.json            # -> model.json.ward\n"
+    "  ward encrypt --raw-key k --context tenant=a -o app.ward app/\n"
+    "  tar c data | ward encrypt --raw-rsa-public vendor.pem > data.ward\n";
 
 static const char decrypt_help[] =
-"usage: ward decrypt KEY... [--context K=V]... [-o OUT] [-f] [PATH|-]\n"
-"\n"
-"Decrypt an AWS Encryption SDK message made by ward or any AWS Encryption\n"
-"SDK. The header, every frame and any signature are authenticated; a file\n"
-"or directory output appears only after the whole message authenticated,\n"
-"and nothing is left behind on failure.\n"
-"\n"
-"Keys (at least one; any that opens the message will do):\n"
-"  --raw-key FILE          raw AES wrapping key (16, 24 or 32 bytes)\n"
-"  --raw-rsa-private PEM   RSA private key\n"
-"  --key-namespace NS, --key-name NAME, --rsa-padding P\n"
-"                          as for encrypt, applying to the key before them\n"
-"                          (padding also accepts pkcs1 for decryption)\n"
-"\n"
-"Options:\n"
-"  --context K=V           require this pair: the message must carry it, or\n"
-"                          (Encryption SDK 'required encryption context')\n"
-"                          have been bound to it at encryption (repeatable)\n"
-"  -o, --output OUT        output file, or directory for a directory message;\n"
-"                          '-' for standard output. Default: PATH without\n"
-"                          its .ward suffix, or standard output for stdin\n"
-"  -f, --force             replace OUT if it is an existing file\n"
-"  --allow-legacy-suites   accept v1 messages (suites without key commitment)\n"
-"  --max-edks N            refuse messages with more data keys (default 64)\n"
-"  --max-frame-size N      refuse larger frames (default and limit 256M)\n"
-"  --max-entries N         directory restore: entry limit (default 1000000)\n"
-"  --max-size N            directory restore: byte limit (default 64G)\n"
-"  --progress, -q, -v, -h  as for encrypt\n"
-"\n"
-"Standard output streams: each regular frame is written once it\n"
-"authenticates; the last frame only after the signature and the end of\n"
-"the message verify. On failure earlier frames may already have been\n"
-"written: check the exit status (in shells, set -o pipefail).\n"
-"\n"
-"Exit status: 0 ok; 3 I/O error; 4 malformed or truncated; 5 tampered\n"
-"(authentication failed); 6 wrong key; 7 context mismatch; 8 unsupported\n"
-"suite; 9 limit exceeded; 10 unsafe archive entry; 11 output exists.\n";
+    "usage: ward decrypt KEY... [--context K=V]... [-o OUT] [-f] [PATH|-]\n"
+    "\n"
+    "Decrypt an AWS Encryption SDK message made by ward or any AWS Encryption\n"
+    "SDK. The header, every frame and any signature are authenticated; a file\n"
+    "or directory output appears only after the whole message authenticated,\n"
+    "and nothing is left behind on failure.\n"
+    "\n"
+    "Keys (at least one; any that opens the message will do):\n"
+    "  --raw-key FILE          raw AES wrapping key (16, 24 or 32 bytes)\n"
+    "  --raw-rsa-private PEM   RSA private key\n"
+    "  --key-namespace NS, --key-name NAME, --rsa-padding P\n"
+    "                          as for encrypt, applying to the key before them\n"
+    "                          (padding also accepts pkcs1 for decryption)\n"
+    "\n"
+    "Options:\n"
+    "  --context K=V           require this pair: the message must carry it, or\n"
+    "                          (Encryption SDK 'required encryption context')\n"
+    "                          have been bound to it at encryption (repeatable)\n"
+    "  -o, --output OUT        output file, or directory for a directory message;\n"
+    "                          '-' for standard output. Default: PATH without\n"
+    "                          its .ward suffix, or standard output for stdin\n"
+    "  -f, --force             replace OUT if it is an existing file\n"
+    "  --allow-legacy-suites   accept v1 messages (suites without key commitment)\n"
+    "  --max-edks N            refuse messages with more data keys (default 64)\n"
+    "  --max-frame-size N      refuse larger frames (default and limit 256M)\n"
+    "  --max-entries N         directory restore: entry limit (default 1000000)\n"
+    "  --max-size N            directory restore: byte limit (default 64G)\n"
+    "  --progress, -q, -v, -h  as for encrypt\n"
+    "\n"
+    "Standard output streams: each regular frame is written once it\n"
+    "authenticates; the last frame only after the signature and the end of\n"
+    "the message verify. On failure earlier frames may already have been\n"
+    "written: check the exit status (in shells, set -o pipefail).\n"
+    "\n"
+    "Exit status: 0 ok; 3 I/O error; 4 malformed or truncated; 5 tampered\n"
+    "(authentication failed); 6 wrong key; 7 context mismatch; 8 unsupported\n"
+    "suite; 9 limit exceeded; 10 unsafe archive entry; 11 output exists.\n";
 
 enum {
 	OPT_RAW_KEY = 256,
@@ -108,27 +108,27 @@ enum {
 };
 
 static const struct option long_opts[] = {
-	{ "raw-key", required_argument, NULL, OPT_RAW_KEY },
-	{ "raw-rsa-public", required_argument, NULL, OPT_RSA_PUBLIC },
-	{ "raw-rsa-private", required_argument, NULL, OPT_RSA_PRIVATE },
-	{ "key-namespace", required_argument, NULL, OPT_NAMESPACE },
-	{ "key-name", required_argument, NULL, OPT_NAME },
-	{ "rsa-padding", required_argument, NULL, OPT_PADDING },
-	{ "context", required_argument, NULL, OPT_CONTEXT },
-	{ "suite", required_argument, NULL, OPT_SUITE },
-	{ "frame-size", required_argument, NULL, OPT_FRAME },
-	{ "output", required_argument, NULL, 'o' },
-	{ "force", no_argument, NULL, 'f' },
-	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "allow-legacy-suites", no_argument, NULL, OPT_LEGACY },
-	{ "max-edks", required_argument, NULL, OPT_MAX_EDKS },
-	{ "max-frame-size", required_argument, NULL, OPT_MAX_FRAME },
-	{ "max-entries", required_argument, NULL, OPT_MAX_ENTRIES },
-	{ "max-size", required_argument, NULL, OPT_MAX_SIZE },
-	{ "quiet", no_argument, NULL, 'q' },
-	{ "verbose", no_argument, NULL, 'v' },
-	{ "help", no_argument, NULL, 'h' },
-	{ NULL, 0, NULL, 0 },
+    {"raw-key", required_argument, NULL, OPT_RAW_KEY},
+    {"raw-rsa-public", required_argument, NULL, OPT_RSA_PUBLIC},
+    {"raw-rsa-private", required_argument, NULL, OPT_RSA_PRIVATE},
+    {"key-namespace", required_argument, NULL, OPT_NAMESPACE},
+    {"key-name", required_argument, NULL, OPT_NAME},
+    {"rsa-padding", required_argument, NULL, OPT_PADDING},
+    {"context", required_argument, NULL, OPT_CONTEXT},
+    {"suite", required_argument, NULL, OPT_SUITE},
+    {"frame-size", required_argument, NULL, OPT_FRAME},
+    {"output", required_argument, NULL, 'o'},
+    {"force", no_argument, NULL, 'f'},
+    {"progress", no_argument, NULL, OPT_PROGRESS},
+    {"allow-legacy-suites", no_argument, NULL, OPT_LEGACY},
+    {"max-edks", required_argument, NULL, OPT_MAX_EDKS},
+    {"max-frame-size", required_argument, NULL, OPT_MAX_FRAME},
+    {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
+    {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+    {"quiet", no_argument, NULL, 'q'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
 };
 
 #define MAX_KEYS 16
@@ -160,8 +160,10 @@ static int
 modifier_target(struct args *a, const char *flag, struct key_spec **out)
 {
 	if (a->nkeys == 0)
-		return ward_errf(WARD_EUSAGE, "%s applies to the key given "
-		    "before it: put it after --raw-key or --raw-rsa-*", flag);
+		return ward_errf(WARD_EUSAGE,
+		    "%s applies to the key given "
+		    "before it: put it after --raw-key or --raw-rsa-*",
+		    flag);
 	*out = &a->keys[a->nkeys - 1];
 	return 0;
 }
@@ -175,17 +177,18 @@ parse_args(struct args *a, int argc, char **argv)
 
 	optind = 1;
 	opterr = 0;
-	while ((c = getopt_long(argc, argv, ":o:fqvh", long_opts, NULL)) !=
-	    -1) {
+	while (
+	    (c = getopt_long(argc, argv, ":o:fqvh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case OPT_RAW_KEY:
 		case OPT_RSA_PUBLIC:
 		case OPT_RSA_PRIVATE:
 			if (a->nkeys == MAX_KEYS)
-				return ward_errf(WARD_EUSAGE, "at most %d keys",
-				    MAX_KEYS);
+				return ward_errf(
+				    WARD_EUSAGE, "at most %d keys", MAX_KEYS);
 			if (a->decrypt && c == OPT_RSA_PUBLIC)
-				return ward_errf(WARD_EUSAGE, "a public key "
+				return ward_errf(WARD_EUSAGE,
+				    "a public key "
 				    "cannot decrypt: give --raw-rsa-private");
 			k = &a->keys[a->nkeys++];
 			k->kind = c;
@@ -195,8 +198,8 @@ parse_args(struct args *a, int argc, char **argv)
 			k->padding = WARD_RSA_OAEP_SHA256;
 			break;
 		case OPT_NAMESPACE:
-			if ((r = modifier_target(a, "--key-namespace",
-			    &k)) != 0)
+			if ((r = modifier_target(a, "--key-namespace", &k)) !=
+			    0)
 				return r;
 			k->ns = optarg;
 			break;
@@ -209,13 +212,15 @@ parse_args(struct args *a, int argc, char **argv)
 			if ((r = modifier_target(a, "--rsa-padding", &k)) != 0)
 				return r;
 			if (k->kind == OPT_RAW_KEY)
-				return ward_errf(WARD_EUSAGE, "--rsa-padding "
+				return ward_errf(WARD_EUSAGE,
+				    "--rsa-padding "
 				    "follows an AES key");
-			if ((r = ward_rsa_padding_parse(optarg,
-			    &k->padding)) != 0)
+			if ((r = ward_rsa_padding_parse(optarg, &k->padding)) !=
+			    0)
 				return r;
 			if (!a->decrypt && k->padding == WARD_RSA_PKCS1)
-				return ward_errf(WARD_EUSAGE, "pkcs1 padding is "
+				return ward_errf(WARD_EUSAGE,
+				    "pkcs1 padding is "
 				    "accepted for decryption only");
 			break;
 		case OPT_CONTEXT:
@@ -231,11 +236,12 @@ parse_args(struct args *a, int argc, char **argv)
 		case OPT_FRAME:
 			if (a->decrypt)
 				goto unknown;
-			if ((r = ward_parse_size(optarg, WARD_FRAME_LEN_MAX,
-			    &v)) != 0)
+			if ((r = ward_parse_size(
+			         optarg, WARD_FRAME_LEN_MAX, &v)) != 0)
 				return r;
 			if (v == 0)
-				return ward_errf(WARD_EUSAGE, "frame size must "
+				return ward_errf(WARD_EUSAGE,
+				    "frame size must "
 				    "be at least 1 byte");
 			a->frame_len = (uint32_t)v;
 			break;
@@ -250,12 +256,15 @@ parse_args(struct args *a, int argc, char **argv)
 		case OPT_MAX_SIZE:
 			if (!a->decrypt)
 				goto unknown;
-			if ((r = ward_parse_size(optarg, c == OPT_MAX_EDKS ?
-			    UINT16_MAX : c == OPT_MAX_FRAME ?
-			    WARD_FRAME_LEN_MAX : UINT64_MAX, &v)) != 0)
+			if ((r = ward_parse_size(optarg,
+			         c == OPT_MAX_EDKS        ? UINT16_MAX
+			             : c == OPT_MAX_FRAME ? WARD_FRAME_LEN_MAX
+			                                  : UINT64_MAX,
+			         &v)) != 0)
 				return r;
 			if (v == 0)
-				return ward_errf(WARD_EUSAGE, "limits must be "
+				return ward_errf(WARD_EUSAGE,
+				    "limits must be "
 				    "at least 1");
 			if (c == OPT_MAX_EDKS)
 				a->max_edks = (size_t)v;
@@ -285,22 +294,27 @@ parse_args(struct args *a, int argc, char **argv)
 			fputs(a->decrypt ? decrypt_help : encrypt_help, stdout);
 			return 1;
 		case ':':
-			return ward_errf(WARD_EUSAGE, "%s needs a value",
-			    argv[optind - 1]);
+			return ward_errf(
+			    WARD_EUSAGE, "%s needs a value", argv[optind - 1]);
 		default:
 		unknown:
-			return ward_errf(WARD_EUSAGE, "unknown option '%s' "
-			    "(see ward %s --help)", argv[optind - 1],
+			return ward_errf(WARD_EUSAGE,
+			    "unknown option '%s' "
+			    "(see ward %s --help)",
+			    argv[optind - 1],
 			    a->decrypt ? "decrypt" : "encrypt");
 		}
 	}
 	if (optind < argc)
 		a->in = argv[optind++];
 	if (optind < argc)
-		return ward_errf(WARD_EUSAGE, "one input at a time ('%s' is "
-		    "extra)", argv[optind]);
+		return ward_errf(WARD_EUSAGE,
+		    "one input at a time ('%s' is "
+		    "extra)",
+		    argv[optind]);
 	if (a->nkeys == 0)
-		return ward_errf(WARD_EUSAGE, "no key given: use --raw-key FILE "
+		return ward_errf(WARD_EUSAGE,
+		    "no key given: use --raw-key FILE "
 		    "or --raw-rsa-%s PEM (see ward %s --help)",
 		    a->decrypt ? "private" : "public",
 		    a->decrypt ? "decrypt" : "encrypt");
@@ -310,7 +324,7 @@ parse_args(struct args *a, int argc, char **argv)
 static int
 build_keyring(struct args *a, struct ward_keyring **out)
 {
-	struct ward_keyring *krs[MAX_KEYS] = { 0 };
+	struct ward_keyring *krs[MAX_KEYS] = {0};
 	size_t n = 0;
 	int r = 0;
 
@@ -318,11 +332,11 @@ build_keyring(struct args *a, struct ward_keyring **out)
 		struct key_spec *k = &a->keys[n];
 
 		if (k->kind == OPT_RAW_KEY) {
-			struct ward_buf key = { .secret = true };
+			struct ward_buf key = {.secret = true};
 
 			if ((r = ward_read_file(k->path, 64, &key)) == 0) {
-				r = ward_keyring_raw_aes_new(&krs[n], k->ns,
-				    k->name, key.p, key.len);
+				r = ward_keyring_raw_aes_new(
+				    &krs[n], k->ns, k->name, key.p, key.len);
 				if (r != 0)
 					r = ward_err_prefix(r, "%s", k->path);
 			}
@@ -331,8 +345,7 @@ build_keyring(struct args *a, struct ward_keyring **out)
 			struct evp_pkey_st *pkey = NULL;
 			bool priv = k->kind == OPT_RSA_PRIVATE;
 
-			if ((r = ward_pkey_load_pem(k->path, priv,
-			    &pkey)) == 0)
+			if ((r = ward_pkey_load_pem(k->path, priv, &pkey)) == 0)
 				r = ward_keyring_raw_rsa_new(&krs[n], k->ns,
 				    k->name, priv ? NULL : pkey,
 				    priv ? pkey : NULL, k->padding);
@@ -369,8 +382,10 @@ default_output(struct args *a, char **owned)
 			return ward_enomem();
 	} else {
 		if (len <= 5 || strncmp(a->in + len - 5, ".ward", 5) != 0)
-			return ward_errf(WARD_EUSAGE, "cannot name the output "
-			    "for '%s' (no .ward suffix): give -o OUT", a->in);
+			return ward_errf(WARD_EUSAGE,
+			    "cannot name the output "
+			    "for '%s' (no .ward suffix): give -o OUT",
+			    a->in);
 		if ((*owned = strndup(a->in, len - 5)) == NULL)
 			return ward_enomem();
 	}
@@ -382,7 +397,7 @@ static int
 run(bool decrypt, int argc, char **argv)
 {
 	const char *cmd = decrypt ? "decrypt" : "encrypt";
-	struct args a = { .decrypt = decrypt };
+	struct args a = {.decrypt = decrypt};
 	struct ward_keyring *kr = NULL;
 	char *owned_out = NULL;
 	int r;
@@ -398,17 +413,17 @@ run(bool decrypt, int argc, char **argv)
 		goto out;
 	if (decrypt) {
 		struct ward_dec_params p = {
-			.required_ec = &a.ec,
-			.commitment = a.commitment,
-			.max_edks = a.max_edks,
-			.max_frame_len = a.max_frame,
+		    .required_ec = &a.ec,
+		    .commitment = a.commitment,
+		    .max_edks = a.max_edks,
+		    .max_frame_len = a.max_frame,
 		};
 		r = ward_decrypt_path(a.in, a.out, &p, kr, &a.opts);
 	} else {
 		struct ward_enc_params p = {
-			.suite_id = a.suite,
-			.frame_len = a.frame_len,
-			.ec = &a.ec,
+		    .suite_id = a.suite,
+		    .frame_len = a.frame_len,
+		    .ec = &a.ec,
 		};
 		r = ward_encrypt_path(a.in, a.out, &p, kr, &a.opts);
 	}

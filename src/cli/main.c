@@ -7,27 +7,29 @@
 #include "ward/util.h"
 
 static const struct ward_cmd commands[] = {
-	{ "encrypt", cmd_encrypt_main,
-	    "encrypt a file, stream or directory (AWS Encryption SDK format)" },
-	{ "decrypt", cmd_decrypt_main,
-	    "decrypt a message; outputs appear only once fully authenticated" },
+    {"encrypt", cmd_encrypt_main,
+        "encrypt a file, stream or directory (AWS Encryption SDK format)"},
+    {"decrypt", cmd_decrypt_main,
+        "decrypt a message; outputs appear only once fully authenticated"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
 static void
 usage(FILE *f)
 {
-	fprintf(f, "usage: ward COMMAND [OPTIONS] [ARGS]\n"
-		   "       ward COMMAND --help\n"
-		   "       ward --version\n\n"
-		   "ward ships encrypted applications and models to enclaves "
-		   "whose measured\nimage a key policy names. Commands:\n\n");
+	fprintf(f,
+	    "usage: ward COMMAND [OPTIONS] [ARGS]\n"
+	    "       ward COMMAND --help\n"
+	    "       ward --version\n\n"
+	    "ward ships encrypted applications and models to enclaves "
+	    "whose measured\nimage a key policy names. Commands:\n\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		fprintf(f, "  %-10s %s\n", commands[i].name,
-		    commands[i].summary);
-	fprintf(f, "\nExit status: 0 on success; otherwise a code naming the "
-		   "failure\n(see ward(1), EXIT STATUS). Documentation: "
-		   "docs/ in the source tree.\n");
+		fprintf(
+		    f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f,
+	    "\nExit status: 0 on success; otherwise a code naming the "
+	    "failure\n(see ward(1), EXIT STATUS). Documentation: "
+	    "docs/ in the source tree.\n");
 }
 
 int
@@ -63,13 +65,13 @@ main(int argc, char **argv)
 	    strcmp(name, "help") == 0) {
 		if (argc > 2 && strcmp(name, "help") == 0) {
 			char help[] = "--help";
-			char *sub[] = { argv[2], help, NULL };
+			char *sub[] = {argv[2], help, NULL};
 
 			for (size_t i = 0; i < NCOMMANDS; i++)
 				if (strcmp(argv[2], commands[i].name) == 0)
 					return commands[i].main(2, sub);
-			fprintf(stderr, "ward: unknown command '%s'\n",
-			    argv[2]);
+			fprintf(
+			    stderr, "ward: unknown command '%s'\n", argv[2]);
 			return WARD_EUSAGE;
 		}
 		usage(stdout);
@@ -82,7 +84,7 @@ main(int argc, char **argv)
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		if (strcmp(name, commands[i].name) == 0)
 			return commands[i].main(argc - 1, argv + 1);
-	fprintf(stderr, "ward: unknown command '%s' (try 'ward --help')\n",
-	    name);
+	fprintf(
+	    stderr, "ward: unknown command '%s' (try 'ward --help')\n", name);
 	return WARD_EUSAGE;
 }

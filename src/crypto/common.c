@@ -25,7 +25,8 @@ ward_random(uint8_t *p, size_t n)
 		int chunk = n > (1 << 20) ? (1 << 20) : (int)n;
 
 		if (RAND_bytes(p, chunk) != 1)
-			return ward_crypto_err(WARD_ECRYPTO, "random generator");
+			return ward_crypto_err(
+			    WARD_ECRYPTO, "random generator");
 		p += chunk;
 		n -= (size_t)chunk;
 	}

@@ -82,8 +82,8 @@ ward_gcm_seal(struct ward_gcm *g, const uint8_t iv[WARD_GCM_IV_LEN],
 		n -= (size_t)chunk;
 	}
 	if (EVP_EncryptFinal_ex(g->enc, out, &len) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(g->enc, EVP_CTRL_GCM_GET_TAG, WARD_GCM_TAG_LEN,
-	    tag) != 1)
+	    EVP_CIPHER_CTX_ctrl(
+	        g->enc, EVP_CTRL_GCM_GET_TAG, WARD_GCM_TAG_LEN, tag) != 1)
 		return ward_crypto_err(WARD_ECRYPTO, "AES-GCM tag");
 	return 0;
 }
@@ -115,7 +115,7 @@ ward_gcm_open(struct ward_gcm *g, const uint8_t iv[WARD_GCM_IV_LEN],
 		n -= (size_t)chunk;
 	}
 	if (EVP_CIPHER_CTX_ctrl(g->dec, EVP_CTRL_GCM_SET_TAG, WARD_GCM_TAG_LEN,
-	    (void *)tag) != 1)
+	        (void *)tag) != 1)
 		return ward_crypto_err(WARD_ECRYPTO, "AES-GCM tag set-up");
 	if (EVP_DecryptFinal_ex(g->dec, out, &len) != 1) {
 		ward_cleanse(start, total);

@@ -21,16 +21,16 @@ ward_hkdf(const char *md, const uint8_t *salt, size_t salt_len,
 		r = ward_crypto_err(WARD_ECRYPTO, "HKDF set-up");
 		goto out;
 	}
-	*p++ = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-	    (char *)md, 0);
-	*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
-	    (void *)ikm, ikm_len);
+	*p++ = OSSL_PARAM_construct_utf8_string(
+	    OSSL_KDF_PARAM_DIGEST, (char *)md, 0);
+	*p++ = OSSL_PARAM_construct_octet_string(
+	    OSSL_KDF_PARAM_KEY, (void *)ikm, ikm_len);
 	if (info_len > 0)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
-		    (void *)info, info_len);
+		*p++ = OSSL_PARAM_construct_octet_string(
+		    OSSL_KDF_PARAM_INFO, (void *)info, info_len);
 	if (salt != NULL && salt_len > 0)
-		*p++ = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SALT,
-		    (void *)salt, salt_len);
+		*p++ = OSSL_PARAM_construct_octet_string(
+		    OSSL_KDF_PARAM_SALT, (void *)salt, salt_len);
 	*p = OSSL_PARAM_construct_end();
 	if (EVP_KDF_derive(ctx, out, out_len, params) != 1)
 		r = ward_crypto_err(WARD_ECRYPTO, "HKDF");

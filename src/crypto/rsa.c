@@ -11,11 +11,11 @@ static const struct {
 	const char *name;
 	enum ward_rsa_padding pad;
 } paddings[] = {
-	{ "pkcs1", WARD_RSA_PKCS1 },
-	{ "oaep-sha1", WARD_RSA_OAEP_SHA1 },
-	{ "oaep-sha256", WARD_RSA_OAEP_SHA256 },
-	{ "oaep-sha384", WARD_RSA_OAEP_SHA384 },
-	{ "oaep-sha512", WARD_RSA_OAEP_SHA512 },
+    {"pkcs1", WARD_RSA_PKCS1},
+    {"oaep-sha1", WARD_RSA_OAEP_SHA1},
+    {"oaep-sha256", WARD_RSA_OAEP_SHA256},
+    {"oaep-sha384", WARD_RSA_OAEP_SHA384},
+    {"oaep-sha512", WARD_RSA_OAEP_SHA512},
 };
 
 int
@@ -26,8 +26,10 @@ ward_rsa_padding_parse(const char *name, enum ward_rsa_padding *out)
 			*out = paddings[i].pad;
 			return 0;
 		}
-	return ward_errf(WARD_EUSAGE, "unknown RSA padding '%s' (use "
-	    "oaep-sha256, oaep-sha1, oaep-sha384, oaep-sha512 or pkcs1)", name);
+	return ward_errf(WARD_EUSAGE,
+	    "unknown RSA padding '%s' (use "
+	    "oaep-sha256, oaep-sha1, oaep-sha384, oaep-sha512 or pkcs1)",
+	    name);
 }
 
 const char *
@@ -40,20 +42,21 @@ ward_rsa_padding_name(enum ward_rsa_padding p)
 }
 
 int
-ward_pkey_load_pem_mem(const uint8_t *pem, size_t len, bool private_key,
-    EVP_PKEY **out)
+ward_pkey_load_pem_mem(
+    const uint8_t *pem, size_t len, bool private_key, EVP_PKEY **out)
 {
 	BIO *bio;
 	EVP_PKEY *k;
 
 	if (len > INT32_MAX || (bio = BIO_new_mem_buf(pem, (int)len)) == NULL)
 		return ward_enomem();
-	k = private_key ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) :
-	    PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+	k = private_key ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)
+	                : PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
 	BIO_free(bio);
 	if (k == NULL)
-		return ward_crypto_err(WARD_EFORMAT, private_key ?
-		    "reading a PEM private key" : "reading a PEM public key");
+		return ward_crypto_err(WARD_EFORMAT,
+		    private_key ? "reading a PEM private key"
+		                : "reading a PEM public key");
 	if (EVP_PKEY_get_base_id(k) != EVP_PKEY_RSA) {
 		EVP_PKEY_free(k);
 		return ward_errf(WARD_EFORMAT, "the PEM key is not an RSA key");
@@ -65,7 +68,7 @@ ward_pkey_load_pem_mem(const uint8_t *pem, size_t len, bool private_key,
 int
 ward_pkey_load_pem(const char *path, bool private_key, EVP_PKEY **out)
 {
-	struct ward_buf b = { 0 };
+	struct ward_buf b = {0};
 	int r;
 
 	if ((r = ward_read_file(path, 1 << 20, &b)) != 0)
@@ -89,8 +92,9 @@ set_padding(EVP_PKEY_CTX *ctx, enum ward_rsa_padding pad)
 
 	switch (pad) {
 	case WARD_RSA_PKCS1:
-		return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) ==
-		    1 ? 0 : -1;
+		return EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) == 1
+		    ? 0
+		    : -1;
 	case WARD_RSA_OAEP_SHA1:
 		md = EVP_sha1();
 		break;

@@ -34,8 +34,8 @@ ward_sig_new_signer(struct ward_sig *s, enum ward_curve curve)
 	memset(s, 0, sizeof(*s));
 	s->curve = curve;
 	s->signing = true;
-	if ((s->key = EVP_PKEY_Q_keygen(NULL, NULL, "EC",
-	    curve_group(curve))) == NULL)
+	if ((s->key = EVP_PKEY_Q_keygen(
+	         NULL, NULL, "EC", curve_group(curve))) == NULL)
 		return ward_crypto_err(WARD_ECRYPTO, "ECDSA key generation");
 	if ((s->md = EVP_MD_CTX_new()) == NULL) {
 		ward_sig_free(s);
@@ -61,19 +61,21 @@ ward_sig_new_verifier(struct ward_sig *s, enum ward_curve curve,
 	s->curve = curve;
 	if (point_len != curve_point_len(curve) ||
 	    (point[0] != 0x02 && point[0] != 0x03))
-		return ward_errf(WARD_EFORMAT, "signing public key is not a "
-		    "compressed %s point (%zu bytes)", curve_group(curve),
-		    point_len);
+		return ward_errf(WARD_EFORMAT,
+		    "signing public key is not a "
+		    "compressed %s point (%zu bytes)",
+		    curve_group(curve), point_len);
 	params[0] = OSSL_PARAM_construct_utf8_string(
 	    OSSL_PKEY_PARAM_GROUP_NAME, (char *)curve_group(curve), 0);
-	params[1] = OSSL_PARAM_construct_octet_string(OSSL_PKEY_PARAM_PUB_KEY,
-	    (void *)point, point_len);
+	params[1] = OSSL_PARAM_construct_octet_string(
+	    OSSL_PKEY_PARAM_PUB_KEY, (void *)point, point_len);
 	params[2] = OSSL_PARAM_construct_end();
 	if ((pctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL)) == NULL ||
 	    EVP_PKEY_fromdata_init(pctx) != 1 ||
 	    EVP_PKEY_fromdata(pctx, &s->key, EVP_PKEY_PUBLIC_KEY, params) !=
-	    1) {
-		r = ward_crypto_err(WARD_EFORMAT, "decoding the signing "
+	        1) {
+		r = ward_crypto_err(WARD_EFORMAT,
+		    "decoding the signing "
 		    "public key");
 		goto out;
 	}
@@ -92,8 +94,8 @@ out:
 }
 
 int
-ward_sig_public_point(const struct ward_sig *s, uint8_t out[WARD_EC_POINT_MAX],
-    size_t *out_len)
+ward_sig_public_point(
+    const struct ward_sig *s, uint8_t out[WARD_EC_POINT_MAX], size_t *out_len)
 {
 	uint8_t raw[1 + 2 * 48];
 	size_t n = 0, half = (curve_point_len(s->curve) - 1);
@@ -102,9 +104,11 @@ ward_sig_public_point(const struct ward_sig *s, uint8_t out[WARD_EC_POINT_MAX],
 	 * compress the uncompressed point 04||X||Y by hand (SEC1 §2.3.3):
 	 * 02 or 03 by the parity of Y, then X. */
 	if (EVP_PKEY_get_octet_string_param(s->key,
-	    OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, raw, sizeof(raw), &n) != 1 ||
+	        OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, raw, sizeof(raw),
+	        &n) != 1 ||
 	    n != 1 + 2 * half || raw[0] != 0x04)
-		return ward_crypto_err(WARD_ECRYPTO, "encoding the signing "
+		return ward_crypto_err(WARD_ECRYPTO,
+		    "encoding the signing "
 		    "public key");
 	out[0] = (uint8_t)(0x02 | (raw[n - 1] & 1));
 	memcpy(out + 1, raw + 1, half);
@@ -115,8 +119,8 @@ ward_sig_public_point(const struct ward_sig *s, uint8_t out[WARD_EC_POINT_MAX],
 int
 ward_sig_update(struct ward_sig *s, const uint8_t *p, size_t n)
 {
-	int ok = s->signing ? EVP_DigestSignUpdate(s->md, p, n) :
-	    EVP_DigestVerifyUpdate(s->md, p, n);
+	int ok = s->signing ? EVP_DigestSignUpdate(s->md, p, n)
+	                    : EVP_DigestVerifyUpdate(s->md, p, n);
 
 	if (ok != 1)
 		return ward_crypto_err(WARD_ECRYPTO, "ECDSA digest");
@@ -124,8 +128,8 @@ ward_sig_update(struct ward_sig *s, const uint8_t *p, size_t n)
 }
 
 int
-ward_sig_sign(struct ward_sig *s, uint8_t out[WARD_ECDSA_SIG_MAX],
-    size_t *out_len)
+ward_sig_sign(
+    struct ward_sig *s, uint8_t out[WARD_ECDSA_SIG_MAX], size_t *out_len)
 {
 	size_t n = WARD_ECDSA_SIG_MAX;
 
@@ -142,7 +146,8 @@ ward_sig_verify(struct ward_sig *s, const uint8_t *sig, size_t sig_len)
 
 	if (ok != 1) {
 		ward_crypto_err(WARD_EAUTH, "ECDSA verification");
-		return ward_errf(WARD_EAUTH, "message signature does not "
+		return ward_errf(WARD_EAUTH,
+		    "message signature does not "
 		    "verify");
 	}
 	return 0;

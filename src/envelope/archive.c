@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,8 +52,9 @@ archive_fail(struct archive *a, struct pack_ctx *c, const char *what)
 {
 	if (c != NULL && c->err != 0)
 		return c->err;
-	return ward_errf(WARD_EIO, "%s: %s", what, archive_error_string(a) ?
-	    archive_error_string(a) : "archive error");
+	return ward_errf(WARD_EIO, "%s: %s", what,
+	    archive_error_string(a) ? archive_error_string(a)
+	                            : "archive error");
 }
 
 static int
@@ -69,8 +71,8 @@ pack_file(struct archive *a, struct pack_ctx *c, const char *path)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
-			r = ward_errf(WARD_EIO, "%s: %s", path,
-			    strerror(errno));
+			r = ward_errf(
+			    WARD_EIO, "%s: %s", path, strerror(errno));
 			break;
 		}
 		if (n == 0)
@@ -87,8 +89,8 @@ pack_file(struct archive *a, struct pack_ctx *c, const char *path)
 
 /* Add path (relative name rel) and, for a directory, its children. */
 static int
-pack_tree(struct archive *a, struct pack_ctx *c, const char *path,
-    const char *rel)
+pack_tree(
+    struct archive *a, struct pack_ctx *c, const char *path, const char *rel)
 {
 	struct archive_entry *e = NULL;
 	struct dirent **names = NULL;
@@ -99,8 +101,10 @@ pack_tree(struct archive *a, struct pack_ctx *c, const char *path,
 		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
 	    !S_ISLNK(st.st_mode))
-		return ward_errf(WARD_EUNSAFE, "%s: cannot pack a device, fifo "
-		    "or socket", path);
+		return ward_errf(WARD_EUNSAFE,
+		    "%s: cannot pack a device, fifo "
+		    "or socket",
+		    path);
 	if (rel != NULL) {
 		if ((e = archive_entry_new()) == NULL)
 			return ward_enomem();
@@ -119,11 +123,12 @@ pack_tree(struct archive *a, struct pack_ctx *c, const char *path,
 			archive_entry_set_size(e, 0);
 		if (S_ISLNK(st.st_mode)) {
 			char target[PATH_MAX];
-			ssize_t len = readlink(path, target, sizeof(target) - 1);
+			ssize_t len =
+			    readlink(path, target, sizeof(target) - 1);
 
 			if (len < 0) {
-				r = ward_errf(WARD_EIO, "%s: %s", path,
-				    strerror(errno));
+				r = ward_errf(
+				    WARD_EIO, "%s: %s", path, strerror(errno));
 				goto out;
 			}
 			target[len] = '\0';
@@ -151,7 +156,7 @@ pack_tree(struct archive *a, struct pack_ctx *c, const char *path,
 			continue;
 		if (asprintf(&child, "%s/%s", path, name) < 0 ||
 		    asprintf(&child_rel, "%s%s%s", rel ? rel : "",
-		    rel ? "/" : "", name) < 0) {
+		        rel ? "/" : "", name) < 0) {
 			free(child);
 			r = ward_enomem();
 			break;
@@ -171,7 +176,7 @@ out:
 int
 ward_archive_pack(const char *dir, ward_write_fn sink, void *sink_ctx)
 {
-	struct pack_ctx c = { .sink = sink, .sink_ctx = sink_ctx };
+	struct pack_ctx c = {.sink = sink, .sink_ctx = sink_ctx};
 	struct archive *a;
 	int r;
 
@@ -228,17 +233,21 @@ check_path(const char *what, const char *p)
 	const char *s = p;
 
 	if (p == NULL || *p == '\0')
-		return ward_errf(WARD_EUNSAFE, "archive %s has an empty name",
-		    what);
+		return ward_errf(
+		    WARD_EUNSAFE, "archive %s has an empty name", what);
 	if (*p == '/')
-		return ward_errf(WARD_EUNSAFE, "archive %s '%s' has an "
-		    "absolute path", what, p);
+		return ward_errf(WARD_EUNSAFE,
+		    "archive %s '%s' has an "
+		    "absolute path",
+		    what, p);
 	while (*s != '\0') {
 		size_t n = strcspn(s, "/");
 
 		if (n == 2 && s[0] == '.' && s[1] == '.')
-			return ward_errf(WARD_EUNSAFE, "archive %s '%s' has a "
-			    "'..' component", what, p);
+			return ward_errf(WARD_EUNSAFE,
+			    "archive %s '%s' has a "
+			    "'..' component",
+			    what, p);
 		s += n;
 		while (*s == '/')
 			s++;
@@ -256,11 +265,13 @@ check_symlink(const char *path, const char *target)
 	const char *s;
 
 	if (target == NULL || *target == '\0')
-		return ward_errf(WARD_EUNSAFE, "archive link '%s' has no target",
-		    path);
+		return ward_errf(
+		    WARD_EUNSAFE, "archive link '%s' has no target", path);
 	if (*target == '/')
-		return ward_errf(WARD_EUNSAFE, "archive link '%s' points to "
-		    "the absolute path '%s'", path, target);
+		return ward_errf(WARD_EUNSAFE,
+		    "archive link '%s' points to "
+		    "the absolute path '%s'",
+		    path, target);
 	/* depth of the directory holding the link */
 	for (s = path; *s != '\0';) {
 		size_t n = strcspn(s, "/");
@@ -278,9 +289,11 @@ check_symlink(const char *path, const char *target)
 
 		if (n == 2 && s[0] == '.' && s[1] == '.') {
 			if (--depth < 0)
-				return ward_errf(WARD_EUNSAFE, "archive link "
+				return ward_errf(WARD_EUNSAFE,
+				    "archive link "
 				    "'%s' -> '%s' points outside the target "
-				    "directory", path, target);
+				    "directory",
+				    path, target);
 		} else if (n > 0 && !(n == 1 && s[0] == '.'))
 			depth++;
 		s += n;
@@ -330,20 +343,24 @@ check_dest(const char *dest)
 		return ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
 	}
 	if (!S_ISDIR(st.st_mode))
-		return ward_errf(WARD_EEXIST, "%s exists and is not a "
-		    "directory", dest);
+		return ward_errf(WARD_EEXIST,
+		    "%s exists and is not a "
+		    "directory",
+		    dest);
 	if ((d = opendir(dest)) == NULL)
 		return ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
 	while ((de = readdir(d)) != NULL)
-		if (strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") !=
-		    0) {
+		if (strcmp(de->d_name, ".") != 0 &&
+		    strcmp(de->d_name, "..") != 0) {
 			empty = false;
 			break;
 		}
 	closedir(d);
 	if (!empty)
-		return ward_errf(WARD_EEXIST, "%s exists and is not empty: "
-		    "restore into a new directory", dest);
+		return ward_errf(WARD_EEXIST,
+		    "%s exists and is not empty: "
+		    "restore into a new directory",
+		    dest);
 	return 0;
 }
 
@@ -351,81 +368,145 @@ static int
 extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
     const char *tmp, const struct ward_path_opts *o)
 {
-	uint64_t max_entries = o->max_entries ? o->max_entries :
-	    WARD_ARCHIVE_MAX_ENTRIES_DEFAULT;
-	uint64_t max_bytes = o->max_bytes ? o->max_bytes :
-	    WARD_ARCHIVE_MAX_BYTES_DEFAULT;
+	uint64_t max_entries =
+	    o->max_entries ? o->max_entries : WARD_ARCHIVE_MAX_ENTRIES_DEFAULT;
+	uint64_t max_bytes =
+	    o->max_bytes ? o->max_bytes : WARD_ARCHIVE_MAX_BYTES_DEFAULT;
 	uint64_t entries = 0, bytes = 0;
 	struct archive_entry *e;
-	char *full = NULL;
-	int r = 0, ar;
+	char *full = NULL, *path = NULL;
+	int r, ar;
 
 	while ((ar = archive_read_next_header(in, &e)) == ARCHIVE_OK) {
-		const char *path = archive_entry_pathname(e);
 		const char *hl = archive_entry_hardlink(e);
 		mode_t type = archive_entry_filetype(e);
 		const void *blk;
 		size_t len;
 		la_int64_t off;
 
-		if (++entries > max_entries)
-			return ward_errf(WARD_ELIMIT, "archive has more than "
+		/* the entry's own strings change below: keep the name */
+		free(path);
+		if ((path = archive_entry_pathname(e)
+		            ? strdup(archive_entry_pathname(e))
+		            : strdup("")) == NULL) {
+			r = ward_enomem();
+			goto out;
+		}
+
+		if (++entries > max_entries) {
+			r = ward_errf(WARD_ELIMIT,
+			    "archive has more than "
 			    "%llu entries (raise --max-entries)",
 			    (unsigned long long)max_entries);
+			goto out;
+		}
 		if ((r = check_path("entry", path)) != 0)
-			return r;
+			goto out;
 		if (hl != NULL) {
 			if ((r = check_path("hard link target", hl)) != 0)
-				return r;
+				goto out;
 		} else if (type == AE_IFLNK) {
-			if ((r = check_symlink(path,
-			    archive_entry_symlink(e))) != 0)
-				return r;
-		} else if (type != AE_IFREG && type != AE_IFDIR)
-			return ward_errf(WARD_EUNSAFE, "archive entry '%s' is "
-			    "a device, fifo or socket: refused", path);
+			if ((r = check_symlink(
+			         path, archive_entry_symlink(e))) != 0)
+				goto out;
+		} else if (type != AE_IFREG && type != AE_IFDIR) {
+			r = ward_errf(WARD_EUNSAFE,
+			    "archive entry '%s' is "
+			    "a device, fifo or socket: refused",
+			    path);
+			goto out;
+		}
 		if (archive_entry_size(e) < 0 ||
-		    (uint64_t)archive_entry_size(e) > max_bytes - bytes)
-			return ward_errf(WARD_ELIMIT, "archive contents exceed "
+		    (uint64_t)archive_entry_size(e) > max_bytes - bytes) {
+			r = ward_errf(WARD_ELIMIT,
+			    "archive contents exceed "
 			    "%llu bytes (raise --max-size)",
 			    (unsigned long long)max_bytes);
+			goto out;
+		}
 		bytes += (uint64_t)archive_entry_size(e);
 
-		if (asprintf(&full, "%s/%s", tmp, path) < 0)
-			return ward_enomem();
+		if (asprintf(&full, "%s/%s", tmp, path) < 0) {
+			r = ward_enomem();
+			goto out;
+		}
 		archive_entry_set_pathname(e, full);
 		free(full);
 		if (hl != NULL) {
-			if (asprintf(&full, "%s/%s", tmp, hl) < 0)
-				return ward_enomem();
+			if (asprintf(&full, "%s/%s", tmp, hl) < 0) {
+				r = ward_enomem();
+				goto out;
+			}
 			archive_entry_set_hardlink(e, full);
 			free(full);
 		}
 		/* Permission bits only: no set-id, no sticky; owner is the
 		 * user restoring. */
 		archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
-		if (archive_write_header(disk, e) != ARCHIVE_OK)
-			return ward_errf(WARD_EUNSAFE, "cannot restore '%s': "
-			    "%s", path, archive_error_string(disk));
+		if (archive_write_header(disk, e) != ARCHIVE_OK) {
+			r = ward_errf(WARD_EUNSAFE,
+			    "cannot restore '%s': "
+			    "%s",
+			    path, archive_error_string(disk));
+			goto out;
+		}
 		while ((ar = archive_read_data_block(in, &blk, &len, &off)) ==
 		    ARCHIVE_OK)
 			if (archive_write_data_block(disk, blk, len, off) !=
-			    ARCHIVE_OK)
-				return ward_errf(WARD_EIO, "writing '%s': %s",
+			    ARCHIVE_OK) {
+				r = ward_errf(WARD_EIO, "writing '%s': %s",
 				    path, archive_error_string(disk));
+				goto out;
+			}
 		if (ar != ARCHIVE_EOF)
 			goto read_error;
-		if (archive_write_finish_entry(disk) != ARCHIVE_OK)
-			return ward_errf(WARD_EIO, "writing '%s': %s", path,
+		if (archive_write_finish_entry(disk) != ARCHIVE_OK) {
+			r = ward_errf(WARD_EIO, "writing '%s': %s", path,
 			    archive_error_string(disk));
+			goto out;
+		}
 	}
-	if (ar == ARCHIVE_EOF)
-		return 0;
+	if (ar == ARCHIVE_EOF) {
+		r = 0;
+		goto out;
+	}
 read_error:
 	if (c->err != 0)
-		return c->err;
-	return ward_errf(WARD_EFORMAT, "the decrypted directory archive is "
-	    "malformed: %s", archive_error_string(in));
+		r = c->err;
+	else
+		r = ward_errf(WARD_EFORMAT,
+		    "the decrypted directory archive "
+		    "is malformed: %s",
+		    archive_error_string(in));
+out:
+	free(path);
+	return r;
+}
+
+/* "<realpath of dest's parent>/<dest's name>.ward-tmp-XXXXXX" */
+static int
+temp_dir_name(const char *dest, char **out)
+{
+	char *a = strdup(dest), *b = strdup(dest), *parent = NULL;
+	int r = 0;
+
+	if (a == NULL || b == NULL) {
+		r = ward_enomem();
+		goto done;
+	}
+	if ((parent = realpath(dirname(a), NULL)) == NULL) {
+		r = ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
+		goto done;
+	}
+	if (asprintf(out, "%s/%s.ward-tmp-XXXXXX", parent, basename(b)) < 0) {
+		*out = NULL;
+		r = ward_enomem();
+	}
+done:
+	free(a);
+	free(b);
+	free(parent);
+	return r;
 }
 
 int
@@ -443,14 +524,15 @@ ward_archive_unpack(ward_read_fn src, void *src_ctx, const char *dest,
 		return ward_enomem();
 	c->src = src;
 	c->src_ctx = src_ctx;
-	if (asprintf(&tmp, "%s.ward-tmp-XXXXXX", dest) < 0) {
-		tmp = NULL;
-		r = ward_enomem();
+	/* Entry names are prefixed with this directory, so it must contain
+	 * no symlink for ARCHIVE_EXTRACT_SECURE_SYMLINKS: resolve it. */
+	if ((r = temp_dir_name(dest, &tmp)) != 0)
 		goto out;
-	}
 	if (mkdtemp(tmp) == NULL) {
-		r = ward_errf(WARD_EIO, "cannot create a directory beside %s: "
-		    "%s", dest, strerror(errno));
+		r = ward_errf(WARD_EIO,
+		    "cannot create a directory beside %s: "
+		    "%s",
+		    dest, strerror(errno));
 		free(tmp);
 		tmp = NULL;
 		goto out;
@@ -462,14 +544,17 @@ ward_archive_unpack(ward_read_fn src, void *src_ctx, const char *dest,
 	}
 	archive_read_support_format_tar(in);
 	archive_read_support_filter_none(in);
-	archive_write_disk_set_options(disk, ARCHIVE_EXTRACT_TIME |
-	    ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-	    ARCHIVE_EXTRACT_SECURE_NODOTDOT |
-	    ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+	archive_write_disk_set_options(disk,
+	    ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_PERM |
+	        ARCHIVE_EXTRACT_SECURE_SYMLINKS |
+	        ARCHIVE_EXTRACT_SECURE_NODOTDOT);
 	if (archive_read_open(in, c, NULL, unpack_read, NULL) != ARCHIVE_OK) {
-		r = c->err != 0 ? c->err : ward_errf(WARD_EFORMAT, "the "
-		    "decrypted payload is not a tar archive: %s",
-		    archive_error_string(in));
+		r = c->err != 0
+		    ? c->err
+		    : ward_errf(WARD_EFORMAT,
+		          "the "
+		          "decrypted payload is not a tar archive: %s",
+		          archive_error_string(in));
 		goto out;
 	}
 	if ((r = extract(in, disk, c, tmp, o)) != 0)

@@ -83,17 +83,22 @@ ward_ec_add(struct ward_ec *ec, const char *key, size_t key_len,
 	struct ward_ec_pair *v, *pair;
 
 	if (key_len > UINT16_MAX || value_len > UINT16_MAX)
-		return ward_errf(WARD_ELIMIT, "encryption context entry longer "
+		return ward_errf(WARD_ELIMIT,
+		    "encryption context entry longer "
 		    "than 65535 bytes");
 	if (!valid_utf8((const uint8_t *)key, key_len) ||
 	    !valid_utf8((const uint8_t *)value, value_len))
-		return ward_errf(WARD_EFORMAT, "encryption context entry is not "
+		return ward_errf(WARD_EFORMAT,
+		    "encryption context entry is not "
 		    "valid UTF-8");
 	if (ward_ec_get(ec, key, key_len) != NULL)
-		return ward_errf(WARD_EFORMAT, "encryption context key '%.*s' "
-		    "appears twice", (int)(key_len > 64 ? 64 : key_len), key);
+		return ward_errf(WARD_EFORMAT,
+		    "encryption context key '%.*s' "
+		    "appears twice",
+		    (int)(key_len > 64 ? 64 : key_len), key);
 	if (ec->n >= UINT16_MAX)
-		return ward_errf(WARD_ELIMIT, "more than 65535 encryption "
+		return ward_errf(WARD_ELIMIT,
+		    "more than 65535 encryption "
 		    "context pairs");
 	if ((v = realloc(ec->pairs, (ec->n + 1) * sizeof(*v))) == NULL)
 		return ward_enomem();
@@ -118,8 +123,8 @@ ward_ec_add_arg(struct ward_ec *ec, const char *kv)
 	const char *eq = strchr(kv, '=');
 
 	if (eq == NULL || eq == kv)
-		return ward_errf(WARD_EUSAGE, "context '%s' is not key=value",
-		    kv);
+		return ward_errf(
+		    WARD_EUSAGE, "context '%s' is not key=value", kv);
 	return ward_ec_add(ec, kv, (size_t)(eq - kv), eq + 1, strlen(eq + 1));
 }
 
@@ -178,7 +183,8 @@ ward_ec_parse(const uint8_t *p, size_t len, struct ward_ec *out)
 		return ward_errf(WARD_EFORMAT, "encryption context truncated");
 	count = ward_load16(p);
 	if (count == 0)
-		return ward_errf(WARD_EFORMAT, "encryption context has a zero "
+		return ward_errf(WARD_EFORMAT,
+		    "encryption context has a zero "
 		    "count but a nonzero length");
 	for (size_t i = 0; i < count; i++) {
 		size_t klen, vlen;
@@ -199,20 +205,23 @@ ward_ec_parse(const uint8_t *p, size_t len, struct ward_ec *out)
 		v = p + off;
 		off += vlen;
 		if ((r = ward_ec_add(out, (const char *)k, klen,
-		    (const char *)v, vlen)) != 0) {
+		         (const char *)v, vlen)) != 0) {
 			ward_ec_free(out);
 			return r;
 		}
 	}
 	if (off != len) {
 		ward_ec_free(out);
-		return ward_errf(WARD_EFORMAT, "encryption context length %zu "
-		    "does not match its %zu pairs", len, count);
+		return ward_errf(WARD_EFORMAT,
+		    "encryption context length %zu "
+		    "does not match its %zu pairs",
+		    len, count);
 	}
 	return 0;
 truncated:
 	ward_ec_free(out);
-	return ward_errf(WARD_EFORMAT, "encryption context entries run past "
+	return ward_errf(WARD_EFORMAT,
+	    "encryption context entries run past "
 	    "its length");
 }
 
@@ -226,8 +235,8 @@ ward_ec_copy(struct ward_ec *dst, const struct ward_ec *src)
 		return 0;
 	for (size_t i = 0; i < src->n; i++)
 		if ((r = ward_ec_add(dst, src->pairs[i].key,
-		    src->pairs[i].key_len, src->pairs[i].value,
-		    src->pairs[i].value_len)) != 0) {
+		         src->pairs[i].key_len, src->pairs[i].value,
+		         src->pairs[i].value_len)) != 0) {
 			ward_ec_free(dst);
 			return r;
 		}

@@ -113,7 +113,7 @@ ensure(struct ward_dec *d, size_t need, bool *short_input)
 			d->in_start = 0;
 		}
 		if ((r = d->src(d->src_ctx, d->in + d->in_end,
-		    d->in_cap - d->in_end, &got)) != 0)
+		         d->in_cap - d->in_end, &got)) != 0)
 			return r;
 		if (got == 0)
 			d->eof = true;
@@ -145,33 +145,42 @@ read_header(struct ward_dec *d)
 	for (;;) {
 		size_t avail = d->in_end - d->in_start;
 
-		r = ward_header_parse(d->in + d->in_start, avail,
-		    d->p.max_edks, h, &need_more);
+		r = ward_header_parse(
+		    d->in + d->in_start, avail, d->p.max_edks, h, &need_more);
 		if (r == 0)
 			break;
 		if (!need_more)
 			return r;
 		if (avail >= WARD_HEADER_MAX)
-			return ward_errf(WARD_ELIMIT, "message header larger "
-			    "than %u bytes", WARD_HEADER_MAX);
+			return ward_errf(WARD_ELIMIT,
+			    "message header larger "
+			    "than %u bytes",
+			    WARD_HEADER_MAX);
 		if ((r = ensure(d, avail + 1, &short_input)) != 0)
 			return r;
 		if (short_input) {
 			if (avail == 0)
-				return ward_errf(WARD_EFORMAT, "the input is "
+				return ward_errf(WARD_EFORMAT,
+				    "the input is "
 				    "empty: not an encrypted message");
-			return ward_errf(WARD_EFORMAT, "message truncated in "
-			    "the header (%zu bytes)", avail);
+			return ward_errf(WARD_EFORMAT,
+			    "message truncated in "
+			    "the header (%zu bytes)",
+			    avail);
 		}
 	}
 	d->have_header = true;
 	if (!h->suite->commit && d->p.commitment == WARD_COMMIT_REQUIRE)
-		return ward_errf(WARD_EUNSUPPORTED, "message uses the legacy "
+		return ward_errf(WARD_EUNSUPPORTED,
+		    "message uses the legacy "
 		    "suite 0x%04x (%s), which has no key commitment; accept it "
-		    "with --allow-legacy-suites", h->suite_id, h->suite->name);
+		    "with --allow-legacy-suites",
+		    h->suite_id, h->suite->name);
 	if (h->frame_len > d->p.max_frame_len)
-		return ward_errf(WARD_ELIMIT, "frame length %u exceeds the "
-		    "limit of %u bytes", h->frame_len, d->p.max_frame_len);
+		return ward_errf(WARD_ELIMIT,
+		    "frame length %u exceeds the "
+		    "limit of %u bytes",
+		    h->frame_len, d->p.max_frame_len);
 	return 0;
 }
 
@@ -186,28 +195,32 @@ no_key_error(struct ward_dec *d, unsigned attempts)
 	have[0] = '\0';
 	for (size_t i = 0; i < d->h.edks.n && off + 1 < sizeof(have); i++) {
 		const struct ward_edk *e = &d->h.edks.v[i];
-		int pid = e->provider_id_len > 64 ? 64 :
-		    (int)e->provider_id_len;
+		int pid =
+		    e->provider_id_len > 64 ? 64 : (int)e->provider_id_len;
 
-		off += (size_t)snprintf(have + off, sizeof(have) - off,
-		    "%s%.*s", i > 0 ? ", " : "", pid,
-		    (const char *)e->provider_id);
+		off +=
+		    (size_t)snprintf(have + off, sizeof(have) - off, "%s%.*s",
+		        i > 0 ? ", " : "", pid, (const char *)e->provider_id);
 	}
 	if (attempts > 0)
-		return ward_errf(WARD_EKEY, "wrong key: the message has a data "
+		return ward_errf(WARD_EKEY,
+		    "wrong key: the message has a data "
 		    "key for the name given, but %s does not open it (the key "
-		    "differs, or the message header was modified)", given);
-	return ward_errf(WARD_EKEY, "no key given can open this message: it "
-	    "has data keys for [%s], and the keys given are [%s]", have, given);
+		    "differs, or the message header was modified)",
+		    given);
+	return ward_errf(WARD_EKEY,
+	    "no key given can open this message: it "
+	    "has data keys for [%s], and the keys given are [%s]",
+	    have, given);
 }
 
 static int
 authenticate_header(struct ward_dec *d)
 {
 	struct ward_header *h = &d->h;
-	struct ward_ec full = { 0 }, auth_only = { 0 };
-	struct ward_materials m = { 0 };
-	struct ward_buf aad = { 0 };
+	struct ward_ec full = {0}, auth_only = {0};
+	struct ward_materials m = {0};
+	struct ward_buf aad = {0};
 	uint8_t content_key[WARD_DATA_KEY_MAX], commit_key[32];
 	const uint8_t *body = d->in + d->in_start;
 	int r;
@@ -223,9 +236,9 @@ authenticate_header(struct ward_dec *d)
 		if (ward_ec_get(&h->ec, q->key, q->key_len) != NULL)
 			continue;
 		if ((r = ward_ec_add(&auth_only, q->key, q->key_len, q->value,
-		    q->value_len)) != 0 ||
+		         q->value_len)) != 0 ||
 		    (r = ward_ec_add(&full, q->key, q->key_len, q->value,
-		    q->value_len)) != 0)
+		         q->value_len)) != 0)
 			goto out;
 	}
 
@@ -236,14 +249,15 @@ authenticate_header(struct ward_dec *d)
 	if (!m.has_data_key && auth_only.n > 0) {
 		/* Keyrings bind the context: tell a missing --context pair
 		 * from a wrong key by trying the stored context alone. */
-		struct ward_materials probe = { .suite = h->suite, .ec = &h->ec };
+		struct ward_materials probe = {.suite = h->suite, .ec = &h->ec};
 
 		r = d->kr->ops->on_decrypt(d->kr, &probe, h->edks.v, h->edks.n);
 		ward_cleanse(probe.data_key, sizeof(probe.data_key));
 		if (r != 0)
 			goto out;
 		if (probe.has_data_key) {
-			r = ward_errf(WARD_ECONTEXT, "encryption context "
+			r = ward_errf(WARD_ECONTEXT,
+			    "encryption context "
 			    "mismatch: the message does not carry '%s' (given "
 			    "with --context), nor was it bound to it",
 			    auth_only.pairs[0].key);
@@ -255,17 +269,19 @@ authenticate_header(struct ward_dec *d)
 		goto out;
 	}
 	if (m.data_key_len != h->suite->key_len) {
-		r = ward_errf(WARD_EKEY, "keyring returned a %zu-byte data key "
-		    "for a suite that needs %u", m.data_key_len,
-		    h->suite->key_len);
+		r = ward_errf(WARD_EKEY,
+		    "keyring returned a %zu-byte data key "
+		    "for a suite that needs %u",
+		    m.data_key_len, h->suite->key_len);
 		goto out;
 	}
 	if ((r = ward_derive_keys(h->suite, m.data_key, h->message_id,
-	    h->message_id_len, content_key, commit_key)) != 0)
+	         h->message_id_len, content_key, commit_key)) != 0)
 		goto out;
 	if (h->suite->commit &&
 	    ward_ct_memcmp(commit_key, h->suite_data, 32) != 0) {
-		r = ward_errf(WARD_EAUTH, "key commitment mismatch: the message "
+		r = ward_errf(WARD_EAUTH,
+		    "key commitment mismatch: the message "
 		    "header was modified, or its data key was replaced");
 		goto out;
 	}
@@ -276,15 +292,18 @@ authenticate_header(struct ward_dec *d)
 	if ((r = ward_buf_append(&aad, body, h->body_len)) != 0 ||
 	    (r = ward_ec_serialize(&auth_only, &aad)) != 0)
 		goto out;
-	if (ward_gcm_open(&d->gcm, h->iv, aad.p, aad.len, NULL, 0, h->tag,
-	    NULL) != 0) {
+	if (ward_gcm_open(
+	        &d->gcm, h->iv, aad.p, aad.len, NULL, 0, h->tag, NULL) != 0) {
 		if (auth_only.n > 0)
-			r = ward_errf(WARD_EAUTH, "header authentication "
+			r = ward_errf(WARD_EAUTH,
+			    "header authentication "
 			    "failed: the header was modified, or the --context "
 			    "pairs absent from the header (first: '%s') were "
-			    "not bound to this message", auth_only.pairs[0].key);
+			    "not bound to this message",
+			    auth_only.pairs[0].key);
 		else
-			r = ward_errf(WARD_EAUTH, "header authentication "
+			r = ward_errf(WARD_EAUTH,
+			    "header authentication "
 			    "failed: the message header was modified");
 		goto out;
 	}
@@ -292,12 +311,14 @@ authenticate_header(struct ward_dec *d)
 	/* Authenticated: now the stored context may be compared. */
 	for (size_t i = 0; i < d->required.n; i++) {
 		const struct ward_ec_pair *q = &d->required.pairs[i];
-		const struct ward_ec_pair *s = ward_ec_get(&h->ec, q->key,
-		    q->key_len);
+		const struct ward_ec_pair *s =
+		    ward_ec_get(&h->ec, q->key, q->key_len);
 
-		if (s != NULL && (s->value_len != q->value_len ||
-		    memcmp(s->value, q->value, q->value_len) != 0)) {
-			r = ward_errf(WARD_ECONTEXT, "encryption context "
+		if (s != NULL &&
+		    (s->value_len != q->value_len ||
+		        memcmp(s->value, q->value, q->value_len) != 0)) {
+			r = ward_errf(WARD_ECONTEXT,
+			    "encryption context "
 			    "mismatch: '%s' is '%s' in the message, not '%s'",
 			    q->key, s->value, q->value);
 			goto out;
@@ -305,20 +326,22 @@ authenticate_header(struct ward_dec *d)
 	}
 
 	if (h->suite->curve != 0) {
-		const struct ward_ec_pair *pk = ward_ec_get(&h->ec,
-		    WARD_EC_PUBLIC_KEY, strlen(WARD_EC_PUBLIC_KEY));
+		const struct ward_ec_pair *pk = ward_ec_get(
+		    &h->ec, WARD_EC_PUBLIC_KEY, strlen(WARD_EC_PUBLIC_KEY));
 		uint8_t point[WARD_EC_POINT_MAX + 3];
 		size_t point_len;
 
 		if (pk == NULL) {
-			r = ward_errf(WARD_EFORMAT, "signed message has no "
-			    "%s in its context", WARD_EC_PUBLIC_KEY);
+			r = ward_errf(WARD_EFORMAT,
+			    "signed message has no "
+			    "%s in its context",
+			    WARD_EC_PUBLIC_KEY);
 			goto out;
 		}
 		if ((r = ward_b64_decode(pk->value, pk->value_len, point,
-		    sizeof(point), &point_len)) != 0 ||
-		    (r = ward_sig_new_verifier(&d->sig, h->suite->curve, point,
-		    point_len)) != 0) {
+		         sizeof(point), &point_len)) != 0 ||
+		    (r = ward_sig_new_verifier(
+		         &d->sig, h->suite->curve, point, point_len)) != 0) {
 			r = ward_err_prefix(r, "%s", WARD_EC_PUBLIC_KEY);
 			goto out;
 		}
@@ -370,9 +393,10 @@ ward_dec_context(const struct ward_dec *d)
 static int
 truncated_body(struct ward_dec *d)
 {
-	return ward_errf(WARD_EFORMAT, "message truncated in frame %u (after "
-	    "%llu bytes of plaintext)", d->seq,
-	    (unsigned long long)d->plaintext_bytes);
+	return ward_errf(WARD_EFORMAT,
+	    "message truncated in frame %u (after "
+	    "%llu bytes of plaintext)",
+	    d->seq, (unsigned long long)d->plaintext_bytes);
 }
 
 /* Footer (signed suites) and end of input: run before the final frame
@@ -390,32 +414,36 @@ finish_message(struct ward_dec *d)
 		if ((r = ensure(d, 2, &short_input)) != 0)
 			return r;
 		if (short_input)
-			return ward_errf(WARD_EFORMAT, "message truncated: the "
+			return ward_errf(WARD_EFORMAT,
+			    "message truncated: the "
 			    "signature footer is missing");
 		sig_len = ward_load16(d->in + d->in_start);
 		if ((r = ensure(d, 2 + (size_t)sig_len, &short_input)) != 0)
 			return r;
 		if (short_input)
-			return ward_errf(WARD_EFORMAT, "message truncated in "
+			return ward_errf(WARD_EFORMAT,
+			    "message truncated in "
 			    "the signature footer");
-		if ((r = ward_sig_verify(&d->sig, d->in + d->in_start + 2,
-		    sig_len)) != 0)
-			return ward_errf(WARD_EAUTH, "message signature does "
+		if ((r = ward_sig_verify(
+		         &d->sig, d->in + d->in_start + 2, sig_len)) != 0)
+			return ward_errf(WARD_EAUTH,
+			    "message signature does "
 			    "not verify: the message was modified");
 		d->in_start += 2 + (size_t)sig_len;
 	}
 	if ((r = ensure(d, 1, &short_input)) != 0)
 		return r;
 	if (!short_input)
-		return ward_errf(WARD_EFORMAT, "unexpected data after the end "
+		return ward_errf(WARD_EFORMAT,
+		    "unexpected data after the end "
 		    "of the message");
 	return 0;
 }
 
 /* Decrypt one body unit whose header fields start at in_start. */
 static int
-open_unit(struct ward_dec *d, size_t field_len, const uint8_t *iv,
-    uint64_t len, bool final, uint32_t seq, uint8_t *out)
+open_unit(struct ward_dec *d, size_t field_len, const uint8_t *iv, uint64_t len,
+    bool final, uint32_t seq, uint8_t *out)
 {
 	uint8_t aad[WARD_BODY_AAD_MAX], expect_iv[WARD_GCM_IV_LEN];
 	const uint8_t *ct = d->in + d->in_start + field_len;
@@ -424,14 +452,18 @@ open_unit(struct ward_dec *d, size_t field_len, const uint8_t *iv,
 
 	ward_frame_iv(expect_iv, seq);
 	if (memcmp(iv, expect_iv, sizeof(expect_iv)) != 0)
-		return ward_errf(WARD_EAUTH, "frame %u has an unexpected IV: "
-		    "the message was modified", seq);
+		return ward_errf(WARD_EAUTH,
+		    "frame %u has an unexpected IV: "
+		    "the message was modified",
+		    seq);
 	aad_len = ward_body_aad(aad, d->h.message_id, d->h.message_id_len,
 	    d->h.content_type, final, seq, len);
-	if (ward_gcm_open(&d->gcm, iv, aad, aad_len, ct, (size_t)len,
-	    ct + len, out) != 0)
-		return ward_errf(WARD_EAUTH, "frame %u failed authentication: "
-		    "the message was modified or corrupted", seq);
+	if (ward_gcm_open(
+	        &d->gcm, iv, aad, aad_len, ct, (size_t)len, ct + len, out) != 0)
+		return ward_errf(WARD_EAUTH,
+		    "frame %u failed authentication: "
+		    "the message was modified or corrupted",
+		    seq);
 	if ((r = consume(d, field_len + (size_t)len + WARD_GCM_TAG_LEN)) != 0)
 		return r;
 	d->plaintext_bytes += len;
@@ -452,12 +484,15 @@ next_nonframed(struct ward_dec *d, size_t *out_len)
 		return truncated_body(d);
 	len = ward_load64(d->in + d->in_start + 12);
 	if (len > WARD_NONFRAMED_MAX)
-		return ward_errf(WARD_EFORMAT, "non-framed content length %llu "
-		    "exceeds the format's limit", (unsigned long long)len);
+		return ward_errf(WARD_EFORMAT,
+		    "non-framed content length %llu "
+		    "exceeds the format's limit",
+		    (unsigned long long)len);
 	if (len > d->p.max_frame_len)
-		return ward_errf(WARD_ELIMIT, "non-framed content of %llu bytes "
-		    "exceeds the limit of %u bytes", (unsigned long long)len,
-		    d->p.max_frame_len);
+		return ward_errf(WARD_ELIMIT,
+		    "non-framed content of %llu bytes "
+		    "exceeds the limit of %u bytes",
+		    (unsigned long long)len, d->p.max_frame_len);
 	if (len > d->out_cap) {
 		uint8_t *o = malloc((size_t)len);
 
@@ -467,13 +502,13 @@ next_nonframed(struct ward_dec *d, size_t *out_len)
 		d->out = o;
 		d->out_cap = (size_t)len;
 	}
-	if ((r = ensure(d, 20 + (size_t)len + WARD_GCM_TAG_LEN,
-	    &short_input)) != 0)
+	if ((r = ensure(
+	         d, 20 + (size_t)len + WARD_GCM_TAG_LEN, &short_input)) != 0)
 		return r;
 	if (short_input)
 		return truncated_body(d);
-	if ((r = open_unit(d, 20, d->in + d->in_start, len, true, 1,
-	    d->out)) != 0)
+	if ((r = open_unit(d, 20, d->in + d->in_start, len, true, 1, d->out)) !=
+	    0)
 		return r;
 	*out_len = (size_t)len;
 	if ((r = finish_message(d)) != 0)
@@ -497,10 +532,12 @@ next_framed(struct ward_dec *d, size_t *out_len)
 		if ((r = ensure(d, 4, &short_input)) != 0)
 			return r;
 		if (short_input)
-			return d->in_end == d->in_start && d->seq > 1 ?
-			    ward_errf(WARD_EFORMAT, "message truncated after "
-			    "frame %u: the final frame is missing", d->seq - 1) :
-			    truncated_body(d);
+			return d->in_end == d->in_start && d->seq > 1
+			    ? ward_errf(WARD_EFORMAT,
+			          "message truncated after "
+			          "frame %u: the final frame is missing",
+			          d->seq - 1)
+			    : truncated_body(d);
 		f = d->in + d->in_start;
 		if (ward_load32(f) == WARD_FINAL_FRAME_MARK) {
 			/* mark(4) seq(4) IV(12) len(4) ct tag(16) */
@@ -512,22 +549,25 @@ next_framed(struct ward_dec *d, size_t *out_len)
 			seq = ward_load32(f + 4);
 			len = ward_load32(f + 20);
 			if (seq != d->seq)
-				return ward_errf(WARD_EAUTH, "final frame has "
+				return ward_errf(WARD_EAUTH,
+				    "final frame has "
 				    "sequence number %u, expected %u: frames "
-				    "were removed or reordered", seq, d->seq);
+				    "were removed or reordered",
+				    seq, d->seq);
 			if (len > flen)
-				return ward_errf(WARD_EFORMAT, "final frame "
+				return ward_errf(WARD_EFORMAT,
+				    "final frame "
 				    "length %u exceeds the frame length %u",
 				    len, flen);
 			if (n > 0 && d->out_cap - n < len)
 				break; /* release what we have first */
 			if ((r = ensure(d, 24 + (size_t)len + WARD_GCM_TAG_LEN,
-			    &short_input)) != 0)
+			         &short_input)) != 0)
 				return r;
 			if (short_input)
 				return truncated_body(d);
 			if ((r = open_unit(d, 24, d->in + d->in_start + 8, len,
-			    true, seq, d->out + n)) != 0)
+			         true, seq, d->out + n)) != 0)
 				return r;
 			n += len;
 			if ((r = finish_message(d)) != 0)
@@ -537,7 +577,8 @@ next_framed(struct ward_dec *d, size_t *out_len)
 		}
 		seq = ward_load32(f);
 		if (seq != d->seq)
-			return ward_errf(WARD_EAUTH, "frame has sequence number "
+			return ward_errf(WARD_EAUTH,
+			    "frame has sequence number "
 			    "%u, expected %u: frames were removed or reordered",
 			    seq, d->seq);
 		if (seq > WARD_FRAME_SEQ_MAX - 1)
@@ -545,12 +586,12 @@ next_framed(struct ward_dec *d, size_t *out_len)
 		if (d->out_cap - n < flen)
 			break;
 		if ((r = ensure(d, 16 + (size_t)flen + WARD_GCM_TAG_LEN,
-		    &short_input)) != 0)
+		         &short_input)) != 0)
 			return r;
 		if (short_input)
 			return truncated_body(d);
 		if ((r = open_unit(d, 16, d->in + d->in_start + 4, flen, false,
-		    seq, d->out + n)) != 0)
+		         seq, d->out + n)) != 0)
 			return r;
 		n += flen;
 		d->seq++;
@@ -574,8 +615,8 @@ ward_dec_next(struct ward_dec *d, const uint8_t **p, size_t *n)
 	if ((r = ward_dec_header(d)) != 0)
 		return r;
 	do {
-		r = d->h.content_type == 1 ? next_nonframed(d, &len) :
-		    next_framed(d, &len);
+		r = d->h.content_type == 1 ? next_nonframed(d, &len)
+		                           : next_framed(d, &len);
 		if (r != 0) {
 			ward_cleanse(d->out, d->out_cap);
 			d->failed = r;
@@ -594,8 +635,7 @@ ward_dec_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 	size_t n;
 	int r;
 
-	if (d->pend_n == 0 &&
-	    (r = ward_dec_next(d, &d->pend, &d->pend_n)) != 0)
+	if (d->pend_n == 0 && (r = ward_dec_next(d, &d->pend, &d->pend_n)) != 0)
 		return r;
 	n = d->pend_n < cap ? d->pend_n : cap;
 	if (n > 0)

@@ -25,7 +25,7 @@ struct ward_enc {
 	ward_write_fn sink;
 	void *sink_ctx;
 	struct ward_buf out; /* ciphertext not yet handed to the sink */
-	uint8_t *frame;      /* plaintext of the pending frame (secret) */
+	uint8_t *frame; /* plaintext of the pending frame (secret) */
 	size_t frame_fill;
 	uint32_t seq; /* sequence number of the next frame */
 	bool done;
@@ -39,8 +39,8 @@ flush(struct ward_enc *e)
 
 	if (e->out.len == 0)
 		return 0;
-	if (e->signing && (r = ward_sig_update(&e->sig, e->out.p,
-	    e->out.len)) != 0)
+	if (e->signing &&
+	    (r = ward_sig_update(&e->sig, e->out.p, e->out.len)) != 0)
 		return r;
 	if ((r = e->sink(e->sink_ctx, e->out.p, e->out.len)) != 0)
 		return r;
@@ -56,8 +56,10 @@ emit_frame(struct ward_enc *e, const uint8_t *pt, size_t n, bool final)
 	int r;
 
 	if (e->seq > WARD_FRAME_SEQ_MAX)
-		return ward_errf(WARD_ELIMIT, "message needs more than %u "
-		    "frames: use a larger --frame-size", WARD_FRAME_SEQ_MAX);
+		return ward_errf(WARD_ELIMIT,
+		    "message needs more than %u "
+		    "frames: use a larger --frame-size",
+		    WARD_FRAME_SEQ_MAX);
 	if (e->out.cap - e->out.len < need && (r = flush(e)) != 0)
 		return r;
 	if ((r = ward_buf_reserve(&e->out, need)) != 0)
@@ -75,8 +77,8 @@ emit_frame(struct ward_enc *e, const uint8_t *pt, size_t n, bool final)
 		ward_store32(o, (uint32_t)n);
 		o += 4;
 	}
-	aad_len = ward_body_aad(aad, e->message_id, 32, WARD_CONTENT_FRAMED,
-	    final, e->seq, n);
+	aad_len = ward_body_aad(
+	    aad, e->message_id, 32, WARD_CONTENT_FRAMED, final, e->seq, n);
 	if ((r = ward_gcm_seal(&e->gcm, iv, aad, aad_len, pt, n, o, o + n)) !=
 	    0)
 		return r;
@@ -89,9 +91,9 @@ static int
 build_header(struct ward_enc *e, const struct ward_enc_params *p,
     struct ward_keyring *kr)
 {
-	struct ward_header h = { 0 };
-	struct ward_materials m = { 0 };
-	uint8_t content_key[WARD_DATA_KEY_MAX], zero_iv[WARD_GCM_IV_LEN] = { 0 };
+	struct ward_header h = {0};
+	struct ward_materials m = {0};
+	uint8_t content_key[WARD_DATA_KEY_MAX], zero_iv[WARD_GCM_IV_LEN] = {0};
 	uint8_t tag[WARD_GCM_TAG_LEN];
 	int r;
 
@@ -99,8 +101,9 @@ build_header(struct ward_enc *e, const struct ward_enc_params *p,
 		return r;
 	for (size_t i = 0; i < h.ec.n; i++)
 		if (strncmp(h.ec.pairs[i].key, WARD_EC_RESERVED_PREFIX,
-		    strlen(WARD_EC_RESERVED_PREFIX)) == 0) {
-			r = ward_errf(WARD_EUSAGE, "encryption context key '%s' "
+		        strlen(WARD_EC_RESERVED_PREFIX)) == 0) {
+			r = ward_errf(WARD_EUSAGE,
+			    "encryption context key '%s' "
 			    "uses the reserved prefix aws-crypto-",
 			    h.ec.pairs[i].key);
 			goto out;
@@ -111,12 +114,12 @@ build_header(struct ward_enc *e, const struct ward_enc_params *p,
 		size_t point_len;
 
 		if ((r = ward_sig_new_signer(&e->sig, e->suite->curve)) != 0 ||
-		    (r = ward_sig_public_point(&e->sig, point,
-		    &point_len)) != 0)
+		    (r = ward_sig_public_point(&e->sig, point, &point_len)) !=
+		        0)
 			goto out;
 		ward_b64_encode(point, point_len, b64);
 		if ((r = ward_ec_add(&h.ec, WARD_EC_PUBLIC_KEY,
-		    strlen(WARD_EC_PUBLIC_KEY), b64, strlen(b64))) != 0)
+		         strlen(WARD_EC_PUBLIC_KEY), b64, strlen(b64))) != 0)
 			goto out;
 	}
 
@@ -137,7 +140,7 @@ build_header(struct ward_enc *e, const struct ward_enc_params *p,
 
 	if ((r = ward_random(e->message_id, sizeof(e->message_id))) != 0 ||
 	    (r = ward_derive_keys(e->suite, m.data_key, e->message_id, 32,
-	    content_key, h.suite_data)) != 0 ||
+	         content_key, h.suite_data)) != 0 ||
 	    (r = ward_gcm_init(&e->gcm, content_key, e->suite->key_len)) != 0)
 		goto out;
 
@@ -145,19 +148,21 @@ build_header(struct ward_enc *e, const struct ward_enc_params *p,
 	h.suite_id = e->suite->id;
 	memcpy(h.message_id, e->message_id, 32);
 	h.edks = m.edks;
-	m.edks = (struct ward_edk_list){ 0 };
+	m.edks = (struct ward_edk_list){0};
 	h.content_type = WARD_CONTENT_FRAMED;
 	h.frame_len = e->frame_len;
 	if ((r = ward_header_write_body(&h, &e->out)) != 0)
 		goto out;
 	if (e->out.len > WARD_HEADER_MAX) {
-		r = ward_errf(WARD_ELIMIT, "header of %zu bytes exceeds the "
-		    "limit", e->out.len);
+		r = ward_errf(WARD_ELIMIT,
+		    "header of %zu bytes exceeds the "
+		    "limit",
+		    e->out.len);
 		goto out;
 	}
 	/* Header tag: GCM over no plaintext, AAD = header body (§5.7). */
 	if ((r = ward_gcm_seal(&e->gcm, zero_iv, e->out.p, e->out.len, NULL, 0,
-	    NULL, tag)) != 0)
+	         NULL, tag)) != 0)
 		goto out;
 	r = ward_buf_append(&e->out, tag, sizeof(tag));
 out:
@@ -174,18 +179,21 @@ ward_enc_new(struct ward_enc **out, const struct ward_enc_params *p,
 {
 	struct ward_enc *e;
 	uint16_t suite_id = p->suite_id != 0 ? p->suite_id : WARD_SUITE_DEFAULT;
-	uint32_t frame_len = p->frame_len != 0 ? p->frame_len :
-	    WARD_FRAME_LEN_DEFAULT;
+	uint32_t frame_len =
+	    p->frame_len != 0 ? p->frame_len : WARD_FRAME_LEN_DEFAULT;
 	int r;
 
 	*out = NULL;
 	if (suite_id != WARD_SUITE_DEFAULT && suite_id != WARD_SUITE_SIGNED)
-		return ward_errf(WARD_EUNSUPPORTED, "ward encrypts only with "
+		return ward_errf(WARD_EUNSUPPORTED,
+		    "ward encrypts only with "
 		    "the committing suites 0478 and 0578, not 0x%04x",
 		    suite_id);
 	if (frame_len > WARD_FRAME_LEN_MAX)
-		return ward_errf(WARD_ELIMIT, "frame size %u exceeds the limit "
-		    "of %u bytes", frame_len, WARD_FRAME_LEN_MAX);
+		return ward_errf(WARD_ELIMIT,
+		    "frame size %u exceeds the limit "
+		    "of %u bytes",
+		    frame_len, WARD_FRAME_LEN_MAX);
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return ward_enomem();
 	e->suite = ward_suite_lookup(suite_id);
@@ -198,8 +206,10 @@ ward_enc_new(struct ward_enc **out, const struct ward_enc_params *p,
 		free(e);
 		return ward_enomem();
 	}
-	if ((r = ward_buf_reserve(&e->out, ENC_OUT_CAP > frame_len +
-	    FINAL_OVERHEAD ? ENC_OUT_CAP : frame_len + FINAL_OVERHEAD)) != 0 ||
+	if ((r = ward_buf_reserve(&e->out,
+	         ENC_OUT_CAP > frame_len + FINAL_OVERHEAD
+	             ? ENC_OUT_CAP
+	             : frame_len + FINAL_OVERHEAD)) != 0 ||
 	    (r = build_header(e, p, kr)) != 0) {
 		ward_enc_free(e);
 		return r;
@@ -214,14 +224,15 @@ ward_enc_write(struct ward_enc *e, const uint8_t *p, size_t n)
 	int r;
 
 	if (e->done || e->failed)
-		return ward_errf(WARD_EINTERNAL, "write after the message ended");
+		return ward_errf(
+		    WARD_EINTERNAL, "write after the message ended");
 	while (n > 0) {
 		size_t take;
 
 		if (e->frame_fill == e->frame_len) {
 			/* More input follows, so this frame is not final. */
-			if ((r = emit_frame(e, e->frame, e->frame_len,
-			    false)) != 0)
+			if ((r = emit_frame(
+			         e, e->frame, e->frame_len, false)) != 0)
 				goto fail;
 			e->frame_fill = 0;
 		}

@@ -69,15 +69,17 @@ static int
 truncated(struct cursor *c, bool *need_more)
 {
 	*need_more = true;
-	return ward_errf(WARD_EFORMAT, "message truncated in the header "
-	    "(%zu bytes)", c->len);
+	return ward_errf(WARD_EFORMAT,
+	    "message truncated in the header "
+	    "(%zu bytes)",
+	    c->len);
 }
 
 int
 ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
     struct ward_header *h, bool *need_more)
 {
-	struct cursor c = { .p = p, .len = len };
+	struct cursor c = {.p = p, .len = len};
 	const uint8_t *b;
 	uint16_t ec_len, edk_count;
 	int r;
@@ -91,12 +93,16 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 		return truncated(&c, need_more);
 	if (h->version != 1 && h->version != 2) {
 		/* Base64 of a message starts AgR4, AgV4 or AYAA (§5.11). */
-		if (len >= 4 && (memcmp(p, "AgR4", 4) == 0 ||
-		    memcmp(p, "AgV4", 4) == 0 || memcmp(p, "AYAA", 4) == 0))
-			return ward_errf(WARD_EFORMAT, "the input looks "
+		if (len >= 4 &&
+		    (memcmp(p, "AgR4", 4) == 0 || memcmp(p, "AgV4", 4) == 0 ||
+		        memcmp(p, "AYAA", 4) == 0))
+			return ward_errf(WARD_EFORMAT,
+			    "the input looks "
 			    "base64-encoded: decode it first (base64 -d)");
-		return ward_errf(WARD_EFORMAT, "not an AWS Encryption SDK "
-		    "message (version byte 0x%02x)", h->version);
+		return ward_errf(WARD_EFORMAT,
+		    "not an AWS Encryption SDK "
+		    "message (version byte 0x%02x)",
+		    h->version);
 	}
 	if (h->version == 1) {
 		uint8_t type;
@@ -104,17 +110,23 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 		if (!take_u8(&c, &type))
 			return truncated(&c, need_more);
 		if (type != 0x80)
-			return ward_errf(WARD_EFORMAT, "v1 message type 0x%02x "
-			    "(expected 0x80)", type);
+			return ward_errf(WARD_EFORMAT,
+			    "v1 message type 0x%02x "
+			    "(expected 0x80)",
+			    type);
 	}
 	if (!take_u16(&c, &h->suite_id))
 		return truncated(&c, need_more);
 	if ((h->suite = ward_suite_lookup(h->suite_id)) == NULL)
-		return ward_errf(WARD_EUNSUPPORTED, "unsupported algorithm "
-		    "suite 0x%04x", h->suite_id);
+		return ward_errf(WARD_EUNSUPPORTED,
+		    "unsupported algorithm "
+		    "suite 0x%04x",
+		    h->suite_id);
 	if (h->suite->msg_version != h->version)
-		return ward_errf(WARD_EFORMAT, "suite 0x%04x is not allowed in "
-		    "a version %u message", h->suite_id, h->version);
+		return ward_errf(WARD_EFORMAT,
+		    "suite 0x%04x is not allowed in "
+		    "a version %u message",
+		    h->suite_id, h->version);
 
 	h->message_id_len = h->version == 1 ? 16 : 32;
 	if (!take(&c, h->message_id_len, &b))
@@ -129,13 +141,16 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 	if (!take_u16(&c, &edk_count))
 		goto short_read;
 	if (edk_count == 0) {
-		r = ward_errf(WARD_EFORMAT, "message has no encrypted data "
+		r = ward_errf(WARD_EFORMAT,
+		    "message has no encrypted data "
 		    "keys");
 		goto fail;
 	}
 	if (edk_count > max_edks) {
-		r = ward_errf(WARD_ELIMIT, "message has %u encrypted data "
-		    "keys, more than the limit of %zu", edk_count, max_edks);
+		r = ward_errf(WARD_ELIMIT,
+		    "message has %u encrypted data "
+		    "keys, more than the limit of %zu",
+		    edk_count, max_edks);
 		goto fail;
 	}
 	for (unsigned i = 0; i < edk_count; i++) {
@@ -146,8 +161,8 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 		    !take_u16(&c, &n2) || !take(&c, n2, &info) ||
 		    !take_u16(&c, &n3) || !take(&c, n3, &ct))
 			goto short_read;
-		if ((r = ward_edk_list_add(&h->edks, pid, n1, info, n2, ct,
-		    n3)) != 0)
+		if ((r = ward_edk_list_add(
+		         &h->edks, pid, n1, info, n2, ct, n3)) != 0)
 			goto fail;
 	}
 
@@ -166,7 +181,8 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 		if (!take_u32(&c, &reserved) || !take_u8(&c, &iv_len))
 			goto short_read;
 		if (reserved != 0 || iv_len != WARD_GCM_IV_LEN) {
-			r = ward_errf(WARD_EFORMAT, "v1 header reserved field "
+			r = ward_errf(WARD_EFORMAT,
+			    "v1 header reserved field "
 			    "or IV length is wrong");
 			goto fail;
 		}
@@ -174,8 +190,10 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 	if (!take_u32(&c, &h->frame_len))
 		goto short_read;
 	if ((h->content_type == WARD_CONTENT_FRAMED) != (h->frame_len != 0)) {
-		r = ward_errf(WARD_EFORMAT, "frame length %u does not fit "
-		    "content type 0x%02x", h->frame_len, h->content_type);
+		r = ward_errf(WARD_EFORMAT,
+		    "frame length %u does not fit "
+		    "content type 0x%02x",
+		    h->frame_len, h->content_type);
 		goto fail;
 	}
 	if (h->version == 2) {
@@ -213,19 +231,21 @@ ward_header_free(struct ward_header *h)
 int
 ward_header_write_body(const struct ward_header *h, struct ward_buf *out)
 {
-	struct ward_buf ec = { 0 };
+	struct ward_buf ec = {0};
 	int r;
 
 	if ((r = ward_ec_serialize(&h->ec, &ec)) != 0)
 		goto out;
 	if (ec.len > UINT16_MAX) {
-		r = ward_errf(WARD_ELIMIT, "encryption context serializes to "
-		    "%zu bytes, more than 65535", ec.len);
+		r = ward_errf(WARD_ELIMIT,
+		    "encryption context serializes to "
+		    "%zu bytes, more than 65535",
+		    ec.len);
 		goto out;
 	}
 	if (h->edks.n == 0 || h->edks.n > UINT16_MAX) {
-		r = ward_errf(WARD_EINTERNAL, "%zu encrypted data keys",
-		    h->edks.n);
+		r = ward_errf(
+		    WARD_EINTERNAL, "%zu encrypted data keys", h->edks.n);
 		goto out;
 	}
 	if ((r = ward_buf_put_u8(out, 2)) != 0 ||
@@ -239,15 +259,15 @@ ward_header_write_body(const struct ward_header *h, struct ward_buf *out)
 		const struct ward_edk *e = &h->edks.v[i];
 
 		if ((r = ward_buf_put_u16(out, (uint16_t)e->provider_id_len)) ||
-		    (r = ward_buf_append(out, e->provider_id,
-		    e->provider_id_len)) ||
-		    (r = ward_buf_put_u16(out,
-		    (uint16_t)e->provider_info_len)) ||
-		    (r = ward_buf_append(out, e->provider_info,
-		    e->provider_info_len)) ||
+		    (r = ward_buf_append(
+		         out, e->provider_id, e->provider_id_len)) ||
+		    (r = ward_buf_put_u16(
+		         out, (uint16_t)e->provider_info_len)) ||
+		    (r = ward_buf_append(
+		         out, e->provider_info, e->provider_info_len)) ||
 		    (r = ward_buf_put_u16(out, (uint16_t)e->ciphertext_len)) ||
-		    (r = ward_buf_append(out, e->ciphertext,
-		    e->ciphertext_len)))
+		    (r = ward_buf_append(
+		         out, e->ciphertext, e->ciphertext_len)))
 			goto out;
 	}
 	if ((r = ward_buf_put_u8(out, WARD_CONTENT_FRAMED)) != 0 ||
@@ -278,7 +298,7 @@ ward_derive_keys(const struct ward_suite *s, const uint8_t *data_key,
 		 * content key, bare "COMMITKEY" for the commit key. */
 		memcpy(info + 2, "DERIVEKEY", 9);
 		if ((r = ward_hkdf(s->kdf_md, mid, mid_len, data_key,
-		    s->key_len, info, 11, content_key, s->key_len)) != 0)
+		         s->key_len, info, 11, content_key, s->key_len)) != 0)
 			return r;
 		return ward_hkdf(s->kdf_md, mid, mid_len, data_key, s->key_len,
 		    commit_info, sizeof(commit_info) - 1, commit_key, 32);
@@ -294,10 +314,10 @@ ward_body_aad(uint8_t out[WARD_BODY_AAD_MAX], const uint8_t *mid,
     size_t mid_len, uint8_t content_type, bool final, uint32_t seq,
     uint64_t len)
 {
-	const char *label = content_type == WARD_CONTENT_NONFRAMED ?
-	    "AWSKMSEncryptionClient Single Block" :
-	    final ? "AWSKMSEncryptionClient Final Frame" :
-		    "AWSKMSEncryptionClient Frame";
+	const char *label = content_type == WARD_CONTENT_NONFRAMED
+	    ? "AWSKMSEncryptionClient Single Block"
+	    : final ? "AWSKMSEncryptionClient Final Frame"
+	            : "AWSKMSEncryptionClient Frame";
 	size_t n = strlen(label), off = 0;
 
 	memcpy(out, mid, mid_len);

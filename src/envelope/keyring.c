@@ -35,14 +35,17 @@ static int
 check_names(const char *ns, const char *name)
 {
 	if (ns == NULL || *ns == '\0' || strlen(ns) > UINT16_MAX)
-		return ward_errf(WARD_EUSAGE, "key namespace must be 1 to 65535 "
+		return ward_errf(WARD_EUSAGE,
+		    "key namespace must be 1 to 65535 "
 		    "bytes");
-	if (strcmp(ns, "aws-kms") == 0 ||
-	    strncmp(ns, "aws-kms", 7) == 0)
-		return ward_errf(WARD_EUSAGE, "key namespace '%s' is reserved "
-		    "for AWS KMS", ns);
+	if (strcmp(ns, "aws-kms") == 0 || strncmp(ns, "aws-kms", 7) == 0)
+		return ward_errf(WARD_EUSAGE,
+		    "key namespace '%s' is reserved "
+		    "for AWS KMS",
+		    ns);
 	if (name == NULL || *name == '\0' || strlen(name) > UINT16_MAX - 20)
-		return ward_errf(WARD_EUSAGE, "key name must be 1 to 65515 "
+		return ward_errf(WARD_EUSAGE,
+		    "key name must be 1 to 65515 "
 		    "bytes");
 	return 0;
 }
@@ -65,7 +68,7 @@ static int
 raw_aes_on_encrypt(struct ward_keyring *kr, struct ward_materials *m)
 {
 	struct raw_aes *k = (struct raw_aes *)kr;
-	struct ward_buf aad = { 0 }, info = { 0 };
+	struct ward_buf aad = {0}, info = {0};
 	uint8_t iv[WARD_GCM_IV_LEN], ct[WARD_DATA_KEY_MAX + WARD_GCM_TAG_LEN];
 	size_t name_len = strlen(k->name);
 	int r;
@@ -75,7 +78,7 @@ raw_aes_on_encrypt(struct ward_keyring *kr, struct ward_materials *m)
 	    (r = ward_ec_serialize(m->ec, &aad)) != 0)
 		goto out;
 	if ((r = ward_gcm_seal(&k->gcm, iv, aad.p, aad.len, m->data_key,
-	    m->data_key_len, ct, ct + m->data_key_len)) != 0)
+	         m->data_key_len, ct, ct + m->data_key_len)) != 0)
 		goto out;
 	if ((r = ward_buf_append(&info, k->name, name_len)) != 0 ||
 	    (r = ward_buf_put_u32(&info, WARD_GCM_TAG_LEN * 8)) != 0 ||
@@ -95,7 +98,7 @@ raw_aes_on_decrypt(struct ward_keyring *kr, struct ward_materials *m,
     const struct ward_edk *edks, size_t n)
 {
 	struct raw_aes *k = (struct raw_aes *)kr;
-	struct ward_buf aad = { 0 };
+	struct ward_buf aad = {0};
 	size_t ns_len = strlen(k->ns), name_len = strlen(k->name);
 	uint8_t key[WARD_DATA_KEY_MAX];
 	int r;
@@ -113,13 +116,14 @@ raw_aes_on_decrypt(struct ward_keyring *kr, struct ward_materials *m,
 			continue;
 		if (ward_load32(info + name_len) != WARD_GCM_TAG_LEN * 8 ||
 		    ward_load32(info + name_len + 4) != WARD_GCM_IV_LEN ||
-		    e->ciphertext_len != (size_t)m->suite->key_len + WARD_GCM_TAG_LEN) {
+		    e->ciphertext_len !=
+		        (size_t)m->suite->key_len + WARD_GCM_TAG_LEN) {
 			m->attempts++;
 			continue;
 		}
 		if (ward_gcm_open(&k->gcm, info + name_len + 8, aad.p, aad.len,
-		    e->ciphertext, m->suite->key_len,
-		    e->ciphertext + m->suite->key_len, key) != 0) {
+		        e->ciphertext, m->suite->key_len,
+		        e->ciphertext + m->suite->key_len, key) != 0) {
 			m->attempts++;
 			continue;
 		}
@@ -138,8 +142,8 @@ raw_aes_describe(const struct ward_keyring *kr, char *out, size_t n)
 {
 	const struct raw_aes *k = (const struct raw_aes *)kr;
 
-	snprintf(out, n, "raw AES-%zu key %s/%s", k->key_len * 8, k->ns,
-	    k->name);
+	snprintf(
+	    out, n, "raw AES-%zu key %s/%s", k->key_len * 8, k->ns, k->name);
 }
 
 static void
@@ -154,11 +158,11 @@ raw_aes_destroy(struct ward_keyring *kr)
 }
 
 static const struct ward_keyring_ops raw_aes_ops = {
-	.type = "raw-aes",
-	.on_encrypt = raw_aes_on_encrypt,
-	.on_decrypt = raw_aes_on_decrypt,
-	.describe = raw_aes_describe,
-	.destroy = raw_aes_destroy,
+    .type = "raw-aes",
+    .on_encrypt = raw_aes_on_encrypt,
+    .on_decrypt = raw_aes_on_decrypt,
+    .describe = raw_aes_describe,
+    .destroy = raw_aes_destroy,
 };
 
 int
@@ -171,8 +175,10 @@ ward_keyring_raw_aes_new(struct ward_keyring **out, const char *key_ns,
 	if ((r = check_names(key_ns, key_name)) != 0)
 		return r;
 	if (key_len != 16 && key_len != 24 && key_len != 32)
-		return ward_errf(WARD_EUSAGE, "a raw AES key must be 16, 24 or "
-		    "32 bytes, not %zu", key_len);
+		return ward_errf(WARD_EUSAGE,
+		    "a raw AES key must be 16, 24 or "
+		    "32 bytes, not %zu",
+		    key_len);
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return ward_enomem();
 	k->kr.ops = &raw_aes_ops;
@@ -213,13 +219,13 @@ raw_rsa_on_encrypt(struct ward_keyring *kr, struct ward_materials *m)
 	int r;
 
 	if (k->padding == WARD_RSA_PKCS1)
-		return ward_errf(WARD_EUSAGE, "RSA PKCS #1 v1.5 padding is "
+		return ward_errf(WARD_EUSAGE,
+		    "RSA PKCS #1 v1.5 padding is "
 		    "accepted for decryption only; encrypt with oaep-sha256");
 	if ((r = generate_data_key(m)) != 0)
 		return r;
-	if ((r = ward_rsa_encrypt(k->pub != NULL ? k->pub : k->priv,
-	    k->padding, m->data_key, m->data_key_len, ct, sizeof(ct),
-	    &ct_len)) != 0)
+	if ((r = ward_rsa_encrypt(k->pub != NULL ? k->pub : k->priv, k->padding,
+	         m->data_key, m->data_key_len, ct, sizeof(ct), &ct_len)) != 0)
 		return r;
 	return ward_edk_list_add(&m->edks, k->ns, strlen(k->ns), k->name,
 	    strlen(k->name), ct, ct_len);
@@ -245,7 +251,7 @@ raw_rsa_on_decrypt(struct ward_keyring *kr, struct ward_materials *m,
 		    memcmp(e->provider_info, k->name, name_len) != 0)
 			continue;
 		if (ward_rsa_decrypt(k->priv, k->padding, e->ciphertext,
-		    e->ciphertext_len, key, sizeof(key), &key_len) != 0 ||
+		        e->ciphertext_len, key, sizeof(key), &key_len) != 0 ||
 		    key_len != m->suite->key_len) {
 			m->attempts++;
 			continue;
@@ -282,11 +288,11 @@ raw_rsa_destroy(struct ward_keyring *kr)
 }
 
 static const struct ward_keyring_ops raw_rsa_ops = {
-	.type = "raw-rsa",
-	.on_encrypt = raw_rsa_on_encrypt,
-	.on_decrypt = raw_rsa_on_decrypt,
-	.describe = raw_rsa_describe,
-	.destroy = raw_rsa_destroy,
+    .type = "raw-rsa",
+    .on_encrypt = raw_rsa_on_encrypt,
+    .on_decrypt = raw_rsa_on_decrypt,
+    .describe = raw_rsa_describe,
+    .destroy = raw_rsa_destroy,
 };
 
 int
@@ -385,16 +391,16 @@ multi_destroy(struct ward_keyring *kr)
 }
 
 static const struct ward_keyring_ops multi_ops = {
-	.type = "multi",
-	.on_encrypt = multi_on_encrypt,
-	.on_decrypt = multi_on_decrypt,
-	.describe = multi_describe,
-	.destroy = multi_destroy,
+    .type = "multi",
+    .on_encrypt = multi_on_encrypt,
+    .on_decrypt = multi_on_decrypt,
+    .describe = multi_describe,
+    .destroy = multi_destroy,
 };
 
 int
-ward_keyring_multi_new(struct ward_keyring **out,
-    struct ward_keyring **keyrings, size_t n)
+ward_keyring_multi_new(
+    struct ward_keyring **out, struct ward_keyring **keyrings, size_t n)
 {
 	struct multi *k;
 

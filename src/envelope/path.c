@@ -42,39 +42,43 @@ ward_encrypt_path(const char *in, const char *out,
     const struct ward_enc_params *p, struct ward_keyring *kr,
     const struct ward_path_opts *o)
 {
-	struct ward_fd_stream src = { .fd = STDIN_FILENO, .name = "standard "
-		"input" };
-	struct ward_fd_stream dst = { .fd = STDOUT_FILENO, .name = "standard "
-		"output" };
-	struct ward_atomic atomic = { .fd = -1 };
+	struct ward_fd_stream src = {.fd = STDIN_FILENO,
+	    .name = "standard "
+	            "input"};
+	struct ward_fd_stream dst = {.fd = STDOUT_FILENO,
+	    .name = "standard "
+	            "output"};
+	struct ward_atomic atomic = {.fd = -1};
 	struct ward_enc_params params = *p;
 	struct ward_progress progress;
 	struct ward_enc *enc = NULL;
-	struct ward_ec ec = { 0 };
+	struct ward_ec ec = {0};
 	uint8_t *buf = NULL;
-	struct stat st = { 0 };
+	struct stat st = {0};
 	bool is_dir = false;
 	int r;
 
 	if (!is_std(in)) {
 		if (stat(in, &st) != 0)
-			return ward_errf(WARD_EIO, "%s: %s", in,
-			    strerror(errno));
+			return ward_errf(
+			    WARD_EIO, "%s: %s", in, strerror(errno));
 		is_dir = S_ISDIR(st.st_mode);
 		src.name = in;
 	}
 	if (is_dir) {
 		if ((r = ward_ec_copy(&ec, p->ec)) != 0)
 			return r;
-		if (ward_ec_get(&ec, WARD_EC_FORMAT,
-		    strlen(WARD_EC_FORMAT)) != NULL) {
-			r = ward_errf(WARD_EUSAGE, "context key %s is set by "
-			    "ward for directories", WARD_EC_FORMAT);
+		if (ward_ec_get(&ec, WARD_EC_FORMAT, strlen(WARD_EC_FORMAT)) !=
+		    NULL) {
+			r = ward_errf(WARD_EUSAGE,
+			    "context key %s is set by "
+			    "ward for directories",
+			    WARD_EC_FORMAT);
 			goto out;
 		}
 		if ((r = ward_ec_add(&ec, WARD_EC_FORMAT,
-		    strlen(WARD_EC_FORMAT), WARD_EC_FORMAT_TAR,
-		    strlen(WARD_EC_FORMAT_TAR))) != 0)
+		         strlen(WARD_EC_FORMAT), WARD_EC_FORMAT_TAR,
+		         strlen(WARD_EC_FORMAT_TAR))) != 0)
 			goto out;
 		params.ec = &ec;
 	} else if (!is_std(in)) {
@@ -85,21 +89,23 @@ ward_encrypt_path(const char *in, const char *out,
 	}
 	if (is_std(out)) {
 		if (isatty(STDOUT_FILENO)) {
-			r = ward_errf(WARD_EUSAGE, "refusing to write "
+			r = ward_errf(WARD_EUSAGE,
+			    "refusing to write "
 			    "ciphertext to a terminal: give -o FILE or "
 			    "redirect standard output");
 			goto out;
 		}
 	} else {
-		if ((r = ward_atomic_open(&atomic, out, default_mode(),
-		    o->force)) != 0)
+		if ((r = ward_atomic_open(
+		         &atomic, out, default_mode(), o->force)) != 0)
 			goto out;
 		dst.fd = atomic.fd;
 		dst.name = out;
 	}
 	ward_progress_init(&progress, "encrypting",
-	    !is_dir && !is_std(in) && S_ISREG(st.st_mode) ?
-	    (uint64_t)st.st_size : 0, o->progress);
+	    !is_dir && !is_std(in) && S_ISREG(st.st_mode) ? (uint64_t)st.st_size
+	                                                  : 0,
+	    o->progress);
 	src.progress = &progress;
 
 	if ((r = ward_enc_new(&enc, &params, kr, ward_fd_write, &dst)) != 0)
@@ -146,25 +152,29 @@ ward_decrypt_path(const char *in, const char *out,
     const struct ward_dec_params *p, struct ward_keyring *kr,
     const struct ward_path_opts *o)
 {
-	struct ward_fd_stream src = { .fd = STDIN_FILENO, .name = "standard "
-		"input" };
-	struct ward_fd_stream dst = { .fd = STDOUT_FILENO, .name = "standard "
-		"output" };
-	struct ward_atomic atomic = { .fd = -1 };
+	struct ward_fd_stream src = {.fd = STDIN_FILENO,
+	    .name = "standard "
+	            "input"};
+	struct ward_fd_stream dst = {.fd = STDOUT_FILENO,
+	    .name = "standard "
+	            "output"};
+	struct ward_atomic atomic = {.fd = -1};
 	struct ward_progress progress;
 	struct ward_dec *dec = NULL;
 	const struct ward_ec_pair *fmt;
-	struct stat st = { 0 };
+	struct stat st = {0};
 	int r;
 
 	if (!is_std(in)) {
 		if ((src.fd = open(in, O_RDONLY | O_CLOEXEC)) < 0)
-			return ward_errf(WARD_EIO, "%s: %s", in,
-			    strerror(errno));
+			return ward_errf(
+			    WARD_EIO, "%s: %s", in, strerror(errno));
 		src.name = in;
 		if (fstat(src.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
-			r = ward_errf(WARD_EUSAGE, "%s is a directory, not an "
-			    "encrypted message", in);
+			r = ward_errf(WARD_EUSAGE,
+			    "%s is a directory, not an "
+			    "encrypted message",
+			    in);
 			goto out;
 		}
 	}
@@ -176,17 +186,19 @@ ward_decrypt_path(const char *in, const char *out,
 	    (r = ward_dec_header(dec)) != 0)
 		goto out;
 
-	fmt = ward_ec_get(ward_dec_context(dec), WARD_EC_FORMAT,
-	    strlen(WARD_EC_FORMAT));
+	fmt = ward_ec_get(
+	    ward_dec_context(dec), WARD_EC_FORMAT, strlen(WARD_EC_FORMAT));
 	if (fmt != NULL) {
 		if (strcmp(fmt->value, WARD_EC_FORMAT_TAR) != 0) {
-			r = ward_errf(WARD_EUNSUPPORTED, "message payload "
+			r = ward_errf(WARD_EUNSUPPORTED,
+			    "message payload "
 			    "format '%s' is not one this ward knows",
 			    fmt->value);
 			goto out;
 		}
 		if (is_std(out)) {
-			r = ward_errf(WARD_EUSAGE, "this message holds a "
+			r = ward_errf(WARD_EUSAGE,
+			    "this message holds a "
 			    "directory: give -o DIR to restore it");
 			goto out;
 		}

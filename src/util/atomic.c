@@ -24,8 +24,8 @@ fsync_parent(const char *path)
 	dir = dirname(copy);
 	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) >= 0) {
 		if (fsync(fd) != 0 && errno != EINVAL)
-			r = ward_errf(WARD_EIO, "%s: fsync: %s", dir,
-			    strerror(errno));
+			r = ward_errf(
+			    WARD_EIO, "%s: fsync: %s", dir, strerror(errno));
 		close(fd);
 	}
 	free(copy);
@@ -33,8 +33,8 @@ fsync_parent(const char *path)
 }
 
 int
-ward_atomic_open(struct ward_atomic *a, const char *path, mode_t mode,
-    bool overwrite)
+ward_atomic_open(
+    struct ward_atomic *a, const char *path, mode_t mode, bool overwrite)
 {
 	struct stat st;
 	size_t n = strlen(path) + sizeof(".ward-tmp-XXXXXX");
@@ -43,8 +43,10 @@ ward_atomic_open(struct ward_atomic *a, const char *path, mode_t mode,
 	a->fd = -1;
 	a->overwrite = overwrite;
 	if (!overwrite && lstat(path, &st) == 0)
-		return ward_errf(WARD_EEXIST, "%s already exists (use --force "
-		    "to replace it)", path);
+		return ward_errf(WARD_EEXIST,
+		    "%s already exists (use --force "
+		    "to replace it)",
+		    path);
 	if ((a->path = strdup(path)) == NULL || (a->tmp = malloc(n)) == NULL) {
 		free(a->path);
 		a->path = NULL;
@@ -52,16 +54,18 @@ ward_atomic_open(struct ward_atomic *a, const char *path, mode_t mode,
 	}
 	snprintf(a->tmp, n, "%s.ward-tmp-XXXXXX", path);
 	if ((a->fd = mkostemp(a->tmp, O_CLOEXEC)) < 0) {
-		int r = ward_errf(WARD_EIO, "cannot create a file beside %s: "
-		    "%s", path, strerror(errno));
+		int r = ward_errf(WARD_EIO,
+		    "cannot create a file beside %s: "
+		    "%s",
+		    path, strerror(errno));
 		free(a->path);
 		free(a->tmp);
 		a->path = a->tmp = NULL;
 		return r;
 	}
 	if (fchmod(a->fd, mode) != 0) {
-		int r = ward_errf(WARD_EIO, "%s: chmod: %s", a->tmp,
-		    strerror(errno));
+		int r = ward_errf(
+		    WARD_EIO, "%s: chmod: %s", a->tmp, strerror(errno));
 		ward_atomic_abort(a);
 		return r;
 	}
@@ -74,14 +78,14 @@ ward_atomic_commit(struct ward_atomic *a)
 	int r = 0;
 
 	if (fsync(a->fd) != 0) {
-		r = ward_errf(WARD_EIO, "%s: fsync: %s", a->path,
-		    strerror(errno));
+		r = ward_errf(
+		    WARD_EIO, "%s: fsync: %s", a->path, strerror(errno));
 		goto out;
 	}
 	if (close(a->fd) != 0) {
 		a->fd = -1;
-		r = ward_errf(WARD_EIO, "%s: close: %s", a->path,
-		    strerror(errno));
+		r = ward_errf(
+		    WARD_EIO, "%s: close: %s", a->path, strerror(errno));
 		goto out;
 	}
 	a->fd = -1;
@@ -123,11 +127,11 @@ ward_atomic_abort(struct ward_atomic *a)
 }
 
 int
-ward_write_file_atomic(const char *path, const void *p, size_t n, mode_t mode,
-    bool overwrite)
+ward_write_file_atomic(
+    const char *path, const void *p, size_t n, mode_t mode, bool overwrite)
 {
 	struct ward_atomic a;
-	struct ward_fd_stream s = { .name = path };
+	struct ward_fd_stream s = {.name = path};
 	int r;
 
 	if ((r = ward_atomic_open(&a, path, mode, overwrite)) != 0)

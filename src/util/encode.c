@@ -28,21 +28,25 @@ hexval(char c)
 }
 
 int
-ward_hex_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
-    size_t *outlen)
+ward_hex_decode(
+    const char *s, size_t slen, uint8_t *out, size_t outcap, size_t *outlen)
 {
 	if (slen % 2 != 0)
-		return ward_errf(WARD_EFORMAT, "hex string has odd length %zu",
-		    slen);
+		return ward_errf(
+		    WARD_EFORMAT, "hex string has odd length %zu", slen);
 	if (slen / 2 > outcap)
-		return ward_errf(WARD_ELIMIT, "hex string too long (%zu bytes, "
-		    "at most %zu)", slen / 2, outcap);
+		return ward_errf(WARD_ELIMIT,
+		    "hex string too long (%zu bytes, "
+		    "at most %zu)",
+		    slen / 2, outcap);
 	for (size_t i = 0; i < slen; i += 2) {
 		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
 
 		if (hi < 0 || lo < 0)
-			return ward_errf(WARD_EFORMAT, "invalid hex digit at "
-			    "offset %zu", hi < 0 ? i : i + 1);
+			return ward_errf(WARD_EFORMAT,
+			    "invalid hex digit at "
+			    "offset %zu",
+			    hi < 0 ? i : i + 1);
 		out[i / 2] = (uint8_t)(hi << 4 | lo);
 	}
 	*outlen = slen / 2;
@@ -58,8 +62,8 @@ ward_b64_encode(const uint8_t *p, size_t n, char *out)
 	size_t i, o = 0;
 
 	for (i = 0; i + 2 < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 |
-		    p[i + 2];
+		uint32_t v =
+		    (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
 		out[o++] = b64chars[v >> 18];
 		out[o++] = b64chars[(v >> 12) & 63];
 		out[o++] = b64chars[(v >> 6) & 63];
@@ -88,14 +92,16 @@ b64val(char c)
 }
 
 int
-ward_b64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
-    size_t *outlen)
+ward_b64_decode(
+    const char *s, size_t slen, uint8_t *out, size_t outcap, size_t *outlen)
 {
 	size_t o = 0, pad = 0;
 
 	if (slen % 4 != 0)
-		return ward_errf(WARD_EFORMAT, "base64 length %zu is not a "
-		    "multiple of 4", slen);
+		return ward_errf(WARD_EFORMAT,
+		    "base64 length %zu is not a "
+		    "multiple of 4",
+		    slen);
 	if (slen >= 1 && s[slen - 1] == '=')
 		pad++;
 	if (slen >= 2 && s[slen - 2] == '=')
@@ -108,16 +114,19 @@ ward_b64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
 
 		for (int j = 0; j < 4; j++) {
 			v[j] = b64val(s[i + j]);
-			if (v[j] < 0 && !(last && s[i + j] == '=' &&
-			    j >= 4 - (int)pad))
-				return ward_errf(WARD_EFORMAT, "invalid base64 "
-				    "character at offset %zu", i + j);
+			if (v[j] < 0 &&
+			    !(last && s[i + j] == '=' && j >= 4 - (int)pad))
+				return ward_errf(WARD_EFORMAT,
+				    "invalid base64 "
+				    "character at offset %zu",
+				    i + j);
 		}
 		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12;
 		out[o++] = (uint8_t)(w >> 16);
 		if (last && pad == 2) {
 			if (v[1] & 15)
-				return ward_errf(WARD_EFORMAT, "non-canonical "
+				return ward_errf(WARD_EFORMAT,
+				    "non-canonical "
 				    "base64 padding");
 			break;
 		}
@@ -125,7 +134,8 @@ ward_b64_decode(const char *s, size_t slen, uint8_t *out, size_t outcap,
 		out[o++] = (uint8_t)(w >> 8);
 		if (last && pad == 1) {
 			if (v[2] & 3)
-				return ward_errf(WARD_EFORMAT, "non-canonical "
+				return ward_errf(WARD_EFORMAT,
+				    "non-canonical "
 				    "base64 padding");
 			break;
 		}

@@ -18,8 +18,8 @@ ward_fd_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 		n = read(s->fd, buf, cap);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
-		return ward_errf(WARD_EIO, "reading %s: %s", s->name,
-		    strerror(errno));
+		return ward_errf(
+		    WARD_EIO, "reading %s: %s", s->name, strerror(errno));
 	*got = (size_t)n;
 	s->bytes += (uint64_t)n;
 	if (s->progress != NULL)
@@ -67,7 +67,7 @@ ward_mem_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 int
 ward_read_file(const char *path, size_t max, struct ward_buf *out)
 {
-	struct ward_fd_stream s = { .name = path };
+	struct ward_fd_stream s = {.name = path};
 	int r = 0;
 
 	out->secret = true;
@@ -79,7 +79,7 @@ ward_read_file(const char *path, size_t max, struct ward_buf *out)
 		if ((r = ward_buf_reserve(out, 4096)) != 0)
 			break;
 		if ((r = ward_fd_read(&s, out->p + out->len,
-		    out->cap - out->len, &got)) != 0)
+		         out->cap - out->len, &got)) != 0)
 			break;
 		if (got == 0)
 			break;
@@ -119,29 +119,36 @@ ward_parse_size(const char *s, uint64_t max, uint64_t *out)
 	switch (*p) {
 	case '\0':
 		break;
-	case 'K': case 'k':
+	case 'K':
+	case 'k':
 		mul = 1ULL << 10;
 		p++;
 		break;
-	case 'M': case 'm':
+	case 'M':
+	case 'm':
 		mul = 1ULL << 20;
 		p++;
 		break;
-	case 'G': case 'g':
+	case 'G':
+	case 'g':
 		mul = 1ULL << 30;
 		p++;
 		break;
 	default:
-		return ward_errf(WARD_EUSAGE, "'%s' is not a size (use a number "
-		    "with an optional K, M or G suffix)", s);
+		return ward_errf(WARD_EUSAGE,
+		    "'%s' is not a size (use a number "
+		    "with an optional K, M or G suffix)",
+		    s);
 	}
 	if (*p == 'i' && p[1] == 'B')
 		p += 2;
 	if (*p != '\0')
 		return ward_errf(WARD_EUSAGE, "'%s' is not a size", s);
 	if (v > UINT64_MAX / mul || v * mul > max)
-		return ward_errf(WARD_EUSAGE, "size '%s' exceeds the limit "
-		    "%llu", s, (unsigned long long)max);
+		return ward_errf(WARD_EUSAGE,
+		    "size '%s' exceeds the limit "
+		    "%llu",
+		    s, (unsigned long long)max);
 	*out = v * mul;
 	return 0;
 }

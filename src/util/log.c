@@ -22,8 +22,8 @@ ward_log_get_level(void)
 void
 ward_log(enum ward_log_level level, const char *fmt, ...)
 {
-	static const char *const names[] = { "error", "warning", "info",
-		"debug" };
+	static const char *const names[] = {
+	    "error", "warning", "info", "debug"};
 	char line[2048];
 	va_list ap;
 

@@ -5,8 +5,8 @@
 #include "ward/util.h"
 
 void
-ward_progress_init(struct ward_progress *p, const char *label, uint64_t total,
-    bool force)
+ward_progress_init(
+    struct ward_progress *p, const char *label, uint64_t total, bool force)
 {
 	p->label = label;
 	p->total = total;
@@ -36,8 +36,8 @@ draw(struct ward_progress *p, double now)
 		fprintf(stderr, "\r%s [%s] %5.1f%% %.1f MiB %.1f MiB/s ",
 		    p->label, bar, frac * 100, mib, rate);
 	} else
-		fprintf(stderr, "\r%s %.1f MiB %.1f MiB/s ", p->label, mib,
-		    rate);
+		fprintf(
+		    stderr, "\r%s %.1f MiB %.1f MiB/s ", p->label, mib, rate);
 	fflush(stderr);
 	p->last_draw = now;
 }

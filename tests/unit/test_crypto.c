@@ -24,12 +24,14 @@ test_hkdf_rfc5869(void **state)
 	unhex("000102030405060708090a0b0c", salt, &ns);
 	unhex("f0f1f2f3f4f5f6f7f8f9", info, &nf);
 	unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
-	      "34007208d5b887185865", want, &nw);
+	      "34007208d5b887185865",
+	    want, &nw);
 	ASSERT_OK(ward_hkdf("SHA256", salt, ns, ikm, ni, info, nf, okm, nw));
 	assert_memory_equal(okm, want, nw);
 	/* A.3: no salt, no info */
 	unhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
-	      "9d201395faa4b61a96c8", want, &nw);
+	      "9d201395faa4b61a96c8",
+	    want, &nw);
 	ASSERT_OK(ward_hkdf("SHA256", NULL, 0, ikm, ni, NULL, 0, okm, nw));
 	assert_memory_equal(okm, want, nw);
 }
@@ -39,8 +41,8 @@ test_gcm_kat_and_tamper(void **state)
 {
 	/* McGrew & Viega test case 14: AES-256, zero key, zero IV, 16 zero
 	 * bytes. */
-	uint8_t key[32] = { 0 }, iv[12] = { 0 }, pt[16] = { 0 }, ct[16],
-		tag[16], back[16], want[64];
+	uint8_t key[32] = {0}, iv[12] = {0}, pt[16] = {0}, ct[16], tag[16],
+	        back[16], want[64];
 	struct ward_gcm g;
 	size_t n;
 
@@ -53,21 +55,22 @@ test_gcm_kat_and_tamper(void **state)
 	ASSERT_OK(ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back));
 	assert_memory_equal(back, pt, 16);
 	tag[0] ^= 1;
-	ASSERT_ERR(ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back),
-	    WARD_EAUTH);
+	ASSERT_ERR(
+	    ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back), WARD_EAUTH);
 	/* the failed open leaves no plaintext behind */
 	for (int i = 0; i < 16; i++)
 		assert_int_equal(back[i], 0);
 	tag[0] ^= 1;
-	ASSERT_ERR(ward_gcm_open(&g, iv, (const uint8_t *)"x", 1, ct, 16, tag,
-	    back), WARD_EAUTH);
+	ASSERT_ERR(
+	    ward_gcm_open(&g, iv, (const uint8_t *)"x", 1, ct, 16, tag, back),
+	    WARD_EAUTH);
 	ward_gcm_free(&g);
 }
 
 static void
 test_ecdsa(void **state)
 {
-	enum ward_curve curves[] = { WARD_CURVE_P256, WARD_CURVE_P384 };
+	enum ward_curve curves[] = {WARD_CURVE_P256, WARD_CURVE_P384};
 
 	for (size_t i = 0; i < 2; i++) {
 		struct ward_sig s, v;
@@ -92,13 +95,14 @@ test_ecdsa(void **state)
 		/* the other parity is a different key (or not a point) */
 		point[0] ^= 1;
 		if (ward_sig_new_verifier(&v, curves[i], point, plen) == 0) {
-			ASSERT_OK(ward_sig_update(&v,
-			    (const uint8_t *)"abcdef", 6));
+			ASSERT_OK(
+			    ward_sig_update(&v, (const uint8_t *)"abcdef", 6));
 			ASSERT_ERR(ward_sig_verify(&v, sig, slen), WARD_EAUTH);
 			ward_sig_free(&v);
 		}
-		ASSERT_ERR(ward_sig_new_verifier(&v, curves[i], point,
-		    plen - 1), WARD_EFORMAT);
+		ASSERT_ERR(
+		    ward_sig_new_verifier(&v, curves[i], point, plen - 1),
+		    WARD_EFORMAT);
 		ward_sig_free(&s);
 	}
 }
@@ -107,9 +111,8 @@ static void
 test_rsa(void **state)
 {
 	EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
-	enum ward_rsa_padding pads[] = { WARD_RSA_PKCS1, WARD_RSA_OAEP_SHA1,
-		WARD_RSA_OAEP_SHA256, WARD_RSA_OAEP_SHA384,
-		WARD_RSA_OAEP_SHA512 };
+	enum ward_rsa_padding pads[] = {WARD_RSA_PKCS1, WARD_RSA_OAEP_SHA1,
+	    WARD_RSA_OAEP_SHA256, WARD_RSA_OAEP_SHA384, WARD_RSA_OAEP_SHA512};
 	uint8_t ct[512], pt[512];
 	size_t cn, pn;
 	enum ward_rsa_padding p;
@@ -119,21 +122,22 @@ test_rsa(void **state)
 		ASSERT_OK(ward_rsa_encrypt(k, pads[i], (const uint8_t *)"key",
 		    3, ct, sizeof(ct), &cn));
 		assert_int_equal(cn, 256);
-		ASSERT_OK(ward_rsa_decrypt(k, pads[i], ct, cn, pt, sizeof(pt),
-		    &pn));
+		ASSERT_OK(
+		    ward_rsa_decrypt(k, pads[i], ct, cn, pt, sizeof(pt), &pn));
 		assert_int_equal(pn, 3);
 		assert_memory_equal(pt, "key", 3);
-		ASSERT_OK(ward_rsa_padding_parse(ward_rsa_padding_name(pads[i]),
-		    &p));
+		ASSERT_OK(
+		    ward_rsa_padding_parse(ward_rsa_padding_name(pads[i]), &p));
 		assert_int_equal(p, pads[i]);
 	}
 	ASSERT_OK(ward_rsa_encrypt(k, WARD_RSA_OAEP_SHA256,
 	    (const uint8_t *)"key", 3, ct, sizeof(ct), &cn));
-	ASSERT_ERR(ward_rsa_decrypt(k, WARD_RSA_OAEP_SHA1, ct, cn, pt,
-	    sizeof(pt), &pn), WARD_EKEY);
+	ASSERT_ERR(ward_rsa_decrypt(
+	               k, WARD_RSA_OAEP_SHA1, ct, cn, pt, sizeof(pt), &pn),
+	    WARD_EKEY);
 	ASSERT_ERR(ward_rsa_padding_parse("oaep-md5", &p), WARD_EUSAGE);
-	ASSERT_ERR(ward_pkey_load_pem_mem((const uint8_t *)"junk", 4, true,
-	    &k), WARD_EFORMAT);
+	ASSERT_ERR(ward_pkey_load_pem_mem((const uint8_t *)"junk", 4, true, &k),
+	    WARD_EFORMAT);
 	EVP_PKEY_free(k);
 }
 
@@ -141,10 +145,10 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_hkdf_rfc5869),
-		cmocka_unit_test(test_gcm_kat_and_tamper),
-		cmocka_unit_test(test_ecdsa),
-		cmocka_unit_test(test_rsa),
+	    cmocka_unit_test(test_hkdf_rfc5869),
+	    cmocka_unit_test(test_gcm_kat_and_tamper),
+	    cmocka_unit_test(test_ecdsa),
+	    cmocka_unit_test(test_rsa),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

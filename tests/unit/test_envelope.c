@@ -36,8 +36,8 @@ test_annotated_header(void **state)
 
 	if (dir == NULL)
 		skip();
-	snprintf(path, sizeof(path), "%s/4a4a5ca4-a690-4445-930d-ac464bf4b936",
-	    dir);
+	snprintf(
+	    path, sizeof(path), "%s/4a4a5ca4-a690-4445-930d-ac464bf4b936", dir);
 	ct = tu_read_file(path, &n);
 	assert_non_null(ct);
 	assert_int_equal(n, 10551);
@@ -45,13 +45,14 @@ test_annotated_header(void **state)
 	assert_int_equal(h.version, 2);
 	assert_int_equal(h.suite_id, 0x0478);
 	ward_hex_encode(h.message_id, 32, hex);
-	assert_string_equal(hex, "8344959ee77070eb1f01aee365fb76e03a99eff7f8"
-				 "5c72cf33965dd041e72fbb");
+	assert_string_equal(hex,
+	    "8344959ee77070eb1f01aee365fb76e03a99eff7f8"
+	    "5c72cf33965dd041e72fbb");
 	assert_int_equal(h.ec.n, 0);
 	assert_int_equal(h.edks.n, 1);
 	assert_int_equal(h.edks.v[0].provider_id_len, 34);
-	assert_memory_equal(h.edks.v[0].provider_id,
-	    "aws-raw-vectors-persistent-aes-128", 34);
+	assert_memory_equal(
+	    h.edks.v[0].provider_id, "aws-raw-vectors-persistent-aes-128", 34);
 	assert_int_equal(h.edks.v[0].provider_info_len, 27);
 	assert_memory_equal(h.edks.v[0].provider_info,
 	    "aes-128\x00\x00\x00\x80\x00\x00\x00\x0c", 15);
@@ -65,8 +66,8 @@ test_annotated_header(void **state)
 	ward_header_free(&h);
 	/* every proper prefix asks for more bytes */
 	for (size_t cut = 0; cut < 207; cut++) {
-		assert_int_not_equal(ward_header_parse(ct, cut, 0, &h, &more),
-		    0);
+		assert_int_not_equal(
+		    ward_header_parse(ct, cut, 0, &h, &more), 0);
 		assert_true(more);
 	}
 	free(ct);
@@ -75,11 +76,11 @@ test_annotated_header(void **state)
 static void
 test_context_serialization(void **state)
 {
-	struct ward_ec ec = { 0 }, back = { 0 };
-	struct ward_buf b = { 0 };
+	struct ward_ec ec = {0}, back = {0};
+	struct ward_buf b = {0};
 	/* sorted by key bytes: "a" < "b" < "ba" */
-	static const uint8_t want[] = { 0, 3, 0, 1, 'a', 0, 1, '1', 0, 1, 'b',
-		0, 0, 0, 2, 'b', 'a', 0, 2, 'x', 'y' };
+	static const uint8_t want[] = {0, 3, 0, 1, 'a', 0, 1, '1', 0, 1, 'b', 0,
+	    0, 0, 2, 'b', 'a', 0, 2, 'x', 'y'};
 
 	ASSERT_OK(ward_ec_add_arg(&ec, "ba=xy"));
 	ASSERT_OK(ward_ec_add_arg(&ec, "a=1"));
@@ -99,10 +100,11 @@ test_context_serialization(void **state)
 	ASSERT_ERR(ward_ec_parse(b.p, b.len - 1, &back), WARD_EFORMAT);
 	b.p[b.len++] = 0;
 	ASSERT_ERR(ward_ec_parse(b.p, b.len, &back), WARD_EFORMAT);
-	ASSERT_ERR(ward_ec_parse((const uint8_t *)"\0\0", 2, &back),
+	ASSERT_ERR(
+	    ward_ec_parse((const uint8_t *)"\0\0", 2, &back), WARD_EFORMAT);
+	ASSERT_ERR(
+	    ward_ec_parse((const uint8_t *)"\0\2\0\1a\0\0\0\1a\0\0", 12, &back),
 	    WARD_EFORMAT);
-	ASSERT_ERR(ward_ec_parse((const uint8_t *)"\0\2\0\1a\0\0\0\1a\0\0", 12,
-	    &back), WARD_EFORMAT);
 	ward_buf_free(&b);
 	ward_ec_free(&ec);
 }
@@ -112,23 +114,23 @@ static void
 test_round_trips(void **state)
 {
 	const uint32_t frame = 64;
-	const size_t sizes[] = { 0, 1, frame - 1, frame, frame + 1, 2 * frame,
-		10 * frame + 3, 100000 };
-	const uint16_t suites[] = { 0x0478, 0x0578 };
+	const size_t sizes[] = {0, 1, frame - 1, frame, frame + 1, 2 * frame,
+	    10 * frame + 3, 100000};
+	const uint16_t suites[] = {0x0478, 0x0578};
 	struct ward_keyring *kr = tu_aes_keyring("k", 7);
-	struct ward_ec ec = { 0 };
+	struct ward_ec ec = {0};
 	uint8_t *pt = malloc(100000);
 
 	fill(pt, 100000, 1);
 	ASSERT_OK(ward_ec_add_arg(&ec, "purpose=test"));
 	for (size_t s = 0; s < 2; s++)
 		for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
-			struct ward_buf ct = { 0 }, out = { 0 };
-			struct ward_dec_params p = { .required_ec = &ec };
+			struct ward_buf ct = {0}, out = {0};
+			struct ward_dec_params p = {.required_ec = &ec};
 			size_t frames = sizes[i] / frame + 1;
 
-			ASSERT_OK(tu_encrypt(kr, suites[s], frame, &ec, pt,
-			    sizes[i], &ct));
+			ASSERT_OK(tu_encrypt(
+			    kr, suites[s], frame, &ec, pt, sizes[i], &ct));
 			/* the exact-multiple case ends in a full final frame,
 			 * not an empty one */
 			if (sizes[i] > 0 && sizes[i] % frame == 0)
@@ -137,22 +139,25 @@ test_round_trips(void **state)
 				assert_int_equal(ct.len,
 				    /* version, suite, message id */
 				    1 + 2 + 32 +
-				    /* context: length, count, purpose=test */
-				    2 + 2 + (2 + 7) + (2 + 4) +
-				    /* one EDK: test-ns, k + 20, key + tag */
-				    2 + (2 + 7) + (2 + 1 + 20) + (2 + 48) +
-				    /* type, frame length, commit key, tag */
-				    1 + 4 + 32 + 16 +
-				    /* frames: seq, IV, tag; final adds 8 */
-				    sizes[i] + frames * (4 + 12 + 16) + 8);
+				        /* context: length, count, purpose=test */
+				        2 + 2 + (2 + 7) + (2 + 4) +
+				        /* one EDK: test-ns, k + 20, key + tag */
+				        2 + (2 + 7) + (2 + 1 + 20) + (2 + 48) +
+				        /* type, frame length, commit key, tag */
+				        1 + 4 + 32 + 16 +
+				        /* frames: seq, IV, tag; final adds 8 */
+				        sizes[i] + frames * (4 + 12 + 16) + 8);
 			for (size_t chunk = 0; chunk < 3; chunk++) {
 				out.len = 0;
 				ASSERT_OK(tu_decrypt(kr, &p, ct.p, ct.len,
-				    chunk == 0 ? 0 : chunk == 1 ? 1 : 33, &out));
+				    chunk == 0       ? 0
+				        : chunk == 1 ? 1
+				                     : 33,
+				    &out));
 				assert_int_equal(out.len, sizes[i]);
 				if (sizes[i] > 0)
-					assert_memory_equal(out.p, pt,
-					    sizes[i]);
+					assert_memory_equal(
+					    out.p, pt, sizes[i]);
 			}
 			ward_buf_free(&ct);
 			ward_buf_free(&out);
@@ -167,8 +172,8 @@ test_streaming_writes(void **state)
 {
 	/* many small writes give the same plaintext back */
 	struct ward_keyring *kr = tu_aes_keyring("k", 1);
-	struct ward_enc_params ep = { .frame_len = 100 };
-	struct ward_buf ct = { 0 }, out = { 0 };
+	struct ward_enc_params ep = {.frame_len = 100};
+	struct ward_buf ct = {0}, out = {0};
 	struct ward_enc *e;
 	uint8_t pt[5000];
 
@@ -196,10 +201,11 @@ rsa_keyring(struct evp_pkey_st **pub_out, struct evp_pkey_st **priv_out)
 	struct evp_pkey_st *priv, *pub;
 
 	/* keys made by openssl(1), as a user would make them */
-	snprintf(cmd, sizeof(cmd), "openssl genpkey -algorithm RSA "
+	snprintf(cmd, sizeof(cmd),
+	    "openssl genpkey -algorithm RSA "
 	    "-pkeyopt rsa_keygen_bits:2048 -out %s/priv.pem 2>/dev/null && "
-	    "openssl pkey -in %s/priv.pem -pubout -out %s/pub.pem", dir, dir,
-	    dir);
+	    "openssl pkey -in %s/priv.pem -pubout -out %s/pub.pem",
+	    dir, dir, dir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s/priv.pem", dir);
 	ASSERT_OK(ward_pkey_load_pem(cmd, true, &priv));
@@ -210,8 +216,8 @@ rsa_keyring(struct evp_pkey_st **pub_out, struct evp_pkey_st **priv_out)
 		*priv_out = priv;
 		kr = NULL;
 	} else
-		ASSERT_OK(ward_keyring_raw_rsa_new(&kr, "rsa-ns", "vendor", pub,
-		    priv, WARD_RSA_OAEP_SHA256));
+		ASSERT_OK(ward_keyring_raw_rsa_new(
+		    &kr, "rsa-ns", "vendor", pub, priv, WARD_RSA_OAEP_SHA256));
 	tu_rmtree(dir);
 	free(dir);
 	return kr;
@@ -223,17 +229,17 @@ test_multi_keyring(void **state)
 {
 	struct evp_pkey_st *pub, *priv;
 	struct ward_keyring *both[2], *multi, *aes_only, *rsa_only;
-	struct ward_buf ct = { 0 }, out = { 0 };
+	struct ward_buf ct = {0}, out = {0};
 	struct ward_header h;
 	bool more;
 
 	rsa_keyring(&pub, &priv);
 	both[0] = tu_aes_keyring("k", 3);
-	ASSERT_OK(ward_keyring_raw_rsa_new(&both[1], "rsa-ns", "vendor", pub,
-	    NULL, WARD_RSA_OAEP_SHA256));
+	ASSERT_OK(ward_keyring_raw_rsa_new(
+	    &both[1], "rsa-ns", "vendor", pub, NULL, WARD_RSA_OAEP_SHA256));
 	ASSERT_OK(ward_keyring_multi_new(&multi, both, 2));
-	ASSERT_OK(tu_encrypt(multi, 0, 0, NULL, (const uint8_t *)"secret", 6,
-	    &ct));
+	ASSERT_OK(
+	    tu_encrypt(multi, 0, 0, NULL, (const uint8_t *)"secret", 6, &ct));
 	ASSERT_OK(ward_header_parse(ct.p, ct.len, 0, &h, &more));
 	assert_int_equal(h.edks.n, 2);
 	ward_header_free(&h);
@@ -242,8 +248,8 @@ test_multi_keyring(void **state)
 	ASSERT_OK(tu_decrypt(aes_only, NULL, ct.p, ct.len, 0, &out));
 	assert_int_equal(out.len, 6);
 	out.len = 0;
-	ASSERT_OK(ward_keyring_raw_rsa_new(&rsa_only, "rsa-ns", "vendor", NULL,
-	    priv, WARD_RSA_OAEP_SHA256));
+	ASSERT_OK(ward_keyring_raw_rsa_new(
+	    &rsa_only, "rsa-ns", "vendor", NULL, priv, WARD_RSA_OAEP_SHA256));
 	ASSERT_OK(tu_decrypt(rsa_only, NULL, ct.p, ct.len, 0, &out));
 	assert_memory_equal(out.p, "secret", 6);
 	/* a public key alone cannot open anything */
@@ -260,16 +266,15 @@ test_wrong_keys_and_context(void **state)
 	struct ward_keyring *kr = tu_aes_keyring("k", 5);
 	struct ward_keyring *other = tu_aes_keyring("k", 6);
 	struct ward_keyring *renamed = tu_aes_keyring("other-name", 5);
-	struct ward_ec ec = { 0 }, want = { 0 }, extra = { 0 };
-	struct ward_dec_params p = { 0 };
-	struct ward_buf ct = { 0 }, out = { 0 };
+	struct ward_ec ec = {0}, want = {0}, extra = {0};
+	struct ward_dec_params p = {0};
+	struct ward_buf ct = {0}, out = {0};
 
 	ASSERT_OK(ward_ec_add_arg(&ec, "tenant=a"));
 	ASSERT_OK(tu_encrypt(kr, 0, 0, &ec, (const uint8_t *)"x", 1, &ct));
 	ASSERT_ERR(tu_decrypt(other, NULL, ct.p, ct.len, 0, &out), WARD_EKEY);
 	assert_non_null(strstr(ward_errmsg(), "wrong key"));
-	ASSERT_ERR(tu_decrypt(renamed, NULL, ct.p, ct.len, 0, &out),
-	    WARD_EKEY);
+	ASSERT_ERR(tu_decrypt(renamed, NULL, ct.p, ct.len, 0, &out), WARD_EKEY);
 	assert_non_null(strstr(ward_errmsg(), "test-ns"));
 	ASSERT_OK(ward_ec_add_arg(&want, "tenant=b"));
 	p.required_ec = &want;
@@ -283,8 +288,9 @@ test_wrong_keys_and_context(void **state)
 	ASSERT_OK(ward_ec_add_arg(&ec, "aws-crypto-public-key=x"));
 	ASSERT_ERR(tu_encrypt(kr, 0, 0, &ec, (const uint8_t *)"x", 1, &ct),
 	    WARD_EUSAGE);
-	ASSERT_ERR(tu_encrypt(kr, 0x0178, 0, NULL, (const uint8_t *)"x", 1,
-	    &ct), WARD_EUNSUPPORTED);
+	ASSERT_ERR(
+	    tu_encrypt(kr, 0x0178, 0, NULL, (const uint8_t *)"x", 1, &ct),
+	    WARD_EUNSUPPORTED);
 	ward_ec_free(&ec);
 	ward_ec_free(&want);
 	ward_ec_free(&extra);
@@ -300,7 +306,7 @@ static void
 test_structural_tampering(void **state)
 {
 	struct ward_keyring *kr = tu_aes_keyring("k", 2);
-	struct ward_buf ct = { 0 }, out = { 0 }, bad = { 0 };
+	struct ward_buf ct = {0}, out = {0}, bad = {0};
 	uint8_t pt[300];
 	char b64[64];
 	size_t hdr, fl = 16 + 100 + 16;
@@ -316,27 +322,27 @@ test_structural_tampering(void **state)
 	/* drop frame 2 */
 	bad.len = 0;
 	ASSERT_OK(ward_buf_append(&bad, ct.p, hdr + fl));
-	ASSERT_OK(ward_buf_append(&bad, ct.p + hdr + 2 * fl,
-	    ct.len - hdr - 2 * fl));
+	ASSERT_OK(
+	    ward_buf_append(&bad, ct.p + hdr + 2 * fl, ct.len - hdr - 2 * fl));
 	ASSERT_ERR(tu_decrypt(kr, NULL, bad.p, bad.len, 0, &out), WARD_EAUTH);
 	/* cut after a regular frame: no final frame */
-	ASSERT_ERR(tu_decrypt(kr, NULL, ct.p, hdr + 2 * fl, 0, &out),
-	    WARD_EFORMAT);
+	ASSERT_ERR(
+	    tu_decrypt(kr, NULL, ct.p, hdr + 2 * fl, 0, &out), WARD_EFORMAT);
 	assert_non_null(strstr(ward_errmsg(), "final frame is missing"));
 	/* trailing byte after a complete message */
 	bad.len = 0;
 	ASSERT_OK(ward_buf_append(&bad, ct.p, ct.len));
 	ASSERT_OK(ward_buf_put_u8(&bad, 0));
 	out.len = 0;
-	ASSERT_ERR(tu_decrypt(kr, NULL, bad.p, bad.len, 0, &out),
-	    WARD_EFORMAT);
+	ASSERT_ERR(tu_decrypt(kr, NULL, bad.p, bad.len, 0, &out), WARD_EFORMAT);
 	/* the final frame was withheld: only the two regular frames came
 	 * out before the error */
 	assert_true(out.len <= 200);
 	/* base64 instead of binary */
 	ward_b64_encode(ct.p, 30, b64);
-	ASSERT_ERR(tu_decrypt(kr, NULL, (const uint8_t *)b64, strlen(b64), 0,
-	    &out), WARD_EFORMAT);
+	ASSERT_ERR(
+	    tu_decrypt(kr, NULL, (const uint8_t *)b64, strlen(b64), 0, &out),
+	    WARD_EFORMAT);
 	assert_non_null(strstr(ward_errmsg(), "base64"));
 	/* empty input */
 	ASSERT_ERR(tu_decrypt(kr, NULL, ct.p, 0, 0, &out), WARD_EFORMAT);
@@ -350,8 +356,8 @@ static void
 test_limits(void **state)
 {
 	struct ward_keyring *krs[3], *multi, *kr = tu_aes_keyring("a", 1);
-	struct ward_dec_params p = { .max_edks = 2 };
-	struct ward_buf ct = { 0 }, out = { 0 };
+	struct ward_dec_params p = {.max_edks = 2};
+	struct ward_buf ct = {0}, out = {0};
 
 	krs[0] = tu_aes_keyring("a", 1);
 	krs[1] = tu_aes_keyring("b", 2);
@@ -379,9 +385,9 @@ static void
 exhaustive(uint16_t suite, const struct ward_ec *ec)
 {
 	struct ward_keyring *kr = tu_aes_keyring("k", 4);
-	struct ward_dec_params p = { .required_ec = ec };
-	struct ward_path_opts o = { 0 };
-	struct ward_buf ct = { 0 };
+	struct ward_dec_params p = {.required_ec = ec};
+	struct ward_path_opts o = {0};
+	struct ward_buf ct = {0};
 	char *dir = tu_mkdtemp(), in[4096], out[4096];
 	uint8_t pt[40];
 	unsigned flips = 0;
@@ -405,10 +411,12 @@ exhaustive(uint16_t suite, const struct ward_ec *ec)
 			ct.p[i] ^= (uint8_t)(1 << bit);
 			if (r == 0)
 				fail_msg("flip of bit %d of byte %zu/%zu "
-				    "accepted", bit, i, ct.len);
+				         "accepted",
+				    bit, i, ct.len);
 			if (tu_count_entries(dir) != 1)
 				fail_msg("flip of bit %d of byte %zu left "
-				    "output behind", bit, i);
+				         "output behind",
+				    bit, i);
 			flips++;
 		}
 	for (size_t cut = 0; cut < ct.len; cut++) {
@@ -420,8 +428,8 @@ exhaustive(uint16_t suite, const struct ward_ec *ec)
 			fail_msg("truncation to %zu left output behind", cut);
 	}
 	printf("suite %04x: %u bit flips and %zu truncations of a %zu-byte "
-	       "message refused, no output left\n", suite, flips, ct.len,
-	    ct.len);
+	       "message refused, no output left\n",
+	    suite, flips, ct.len, ct.len);
 	ward_buf_free(&ct);
 	ward_keyring_free(kr);
 	tu_rmtree(dir);
@@ -431,7 +439,7 @@ exhaustive(uint16_t suite, const struct ward_ec *ec)
 static void
 test_every_bit_flip_and_truncation_unsigned(void **state)
 {
-	struct ward_ec ec = { 0 };
+	struct ward_ec ec = {0};
 
 	ASSERT_OK(ward_ec_add_arg(&ec, "tenant=hospital-a"));
 	exhaustive(0x0478, &ec);
@@ -448,16 +456,16 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_annotated_header),
-		cmocka_unit_test(test_context_serialization),
-		cmocka_unit_test(test_round_trips),
-		cmocka_unit_test(test_streaming_writes),
-		cmocka_unit_test(test_multi_keyring),
-		cmocka_unit_test(test_wrong_keys_and_context),
-		cmocka_unit_test(test_structural_tampering),
-		cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_every_bit_flip_and_truncation_unsigned),
-		cmocka_unit_test(test_every_bit_flip_and_truncation_signed),
+	    cmocka_unit_test(test_annotated_header),
+	    cmocka_unit_test(test_context_serialization),
+	    cmocka_unit_test(test_round_trips),
+	    cmocka_unit_test(test_streaming_writes),
+	    cmocka_unit_test(test_multi_keyring),
+	    cmocka_unit_test(test_wrong_keys_and_context),
+	    cmocka_unit_test(test_structural_tampering),
+	    cmocka_unit_test(test_limits),
+	    cmocka_unit_test(test_every_bit_flip_and_truncation_unsigned),
+	    cmocka_unit_test(test_every_bit_flip_and_truncation_signed),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

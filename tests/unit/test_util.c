@@ -37,34 +37,34 @@ test_hex(void **state)
 	assert_memory_equal(b, "\x00\xff\x10\xab", 4);
 	ASSERT_ERR(ward_hex_decode("abc", 3, b, sizeof(b), &n), WARD_EFORMAT);
 	ASSERT_ERR(ward_hex_decode("zz", 2, b, sizeof(b), &n), WARD_EFORMAT);
-	ASSERT_ERR(ward_hex_decode("0011223344", 10, b, sizeof(b), &n),
-	    WARD_ELIMIT);
+	ASSERT_ERR(
+	    ward_hex_decode("0011223344", 10, b, sizeof(b), &n), WARD_ELIMIT);
 }
 
 static void
 test_base64(void **state)
 {
 	/* RFC 4648 §10 */
-	static const char *const vec[][2] = { { "", "" }, { "f", "Zg==" },
-		{ "fo", "Zm8=" }, { "foo", "Zm9v" }, { "foob", "Zm9vYg==" },
-		{ "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" } };
+	static const char *const vec[][2] = {{"", ""}, {"f", "Zg=="},
+	    {"fo", "Zm8="}, {"foo", "Zm9v"}, {"foob", "Zm9vYg=="},
+	    {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
 	char enc[16];
 	uint8_t dec[16];
 	size_t n;
 
 	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
-		ward_b64_encode((const uint8_t *)vec[i][0], strlen(vec[i][0]),
-		    enc);
+		ward_b64_encode(
+		    (const uint8_t *)vec[i][0], strlen(vec[i][0]), enc);
 		assert_string_equal(enc, vec[i][1]);
-		ASSERT_OK(ward_b64_decode(vec[i][1], strlen(vec[i][1]), dec,
-		    sizeof(dec), &n));
+		ASSERT_OK(ward_b64_decode(
+		    vec[i][1], strlen(vec[i][1]), dec, sizeof(dec), &n));
 		assert_int_equal(n, strlen(vec[i][0]));
 		assert_memory_equal(dec, vec[i][0], n);
 	}
-	ASSERT_ERR(ward_b64_decode("Zg=", 3, dec, sizeof(dec), &n),
-	    WARD_EFORMAT);
-	ASSERT_ERR(ward_b64_decode("Z!==", 4, dec, sizeof(dec), &n),
-	    WARD_EFORMAT);
+	ASSERT_ERR(
+	    ward_b64_decode("Zg=", 3, dec, sizeof(dec), &n), WARD_EFORMAT);
+	ASSERT_ERR(
+	    ward_b64_decode("Z!==", 4, dec, sizeof(dec), &n), WARD_EFORMAT);
 	ASSERT_ERR(ward_b64_decode("Zh==", 4, dec, sizeof(dec), &n),
 	    WARD_EFORMAT); /* non-canonical trailing bits */
 	ASSERT_ERR(ward_b64_decode("Zg==Zg==", 8, dec, sizeof(dec), &n),
@@ -115,8 +115,8 @@ test_atomic(void **state)
 	assert_int_equal(stat(path, &st), 0);
 	assert_int_equal(st.st_mode & 0777, 0640);
 	/* no overwrite without asking; the old content survives */
-	ASSERT_ERR(ward_write_file_atomic(path, "bye", 3, 0600, false),
-	    WARD_EEXIST);
+	ASSERT_ERR(
+	    ward_write_file_atomic(path, "bye", 3, 0600, false), WARD_EEXIST);
 	p = tu_read_file(path, &n);
 	assert_memory_equal(p, "hello", 5);
 	free(p);
@@ -141,7 +141,7 @@ test_atomic(void **state)
 static void
 test_buf_secret(void **state)
 {
-	struct ward_buf b = { .secret = true };
+	struct ward_buf b = {.secret = true};
 
 	for (int i = 0; i < 1000; i++)
 		ASSERT_OK(ward_buf_put_u32(&b, (uint32_t)i));
@@ -157,12 +157,12 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_errors),
-		cmocka_unit_test(test_hex),
-		cmocka_unit_test(test_base64),
-		cmocka_unit_test(test_parse_size),
-		cmocka_unit_test(test_atomic),
-		cmocka_unit_test(test_buf_secret),
+	    cmocka_unit_test(test_errors),
+	    cmocka_unit_test(test_hex),
+	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_parse_size),
+	    cmocka_unit_test(test_atomic),
+	    cmocka_unit_test(test_buf_secret),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

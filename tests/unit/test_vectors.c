@@ -53,8 +53,8 @@ keyring_for(json_t *desc)
 	struct ward_keyring *kr = NULL;
 
 	if (strcmp(type, "raw") == 0) {
-		json_t *key = json_object_get(json_object_get(keys, "keys"),
-		    str(desc, "key"));
+		json_t *key = json_object_get(
+		    json_object_get(keys, "keys"), str(desc, "key"));
 		const char *material = str(key, "material");
 		const char *alg = str(desc, "encryption-algorithm");
 
@@ -62,8 +62,8 @@ keyring_for(json_t *desc)
 			uint8_t k[32];
 			size_t n;
 
-			ASSERT_OK(ward_b64_decode(material, strlen(material), k,
-			    sizeof(k), &n));
+			ASSERT_OK(ward_b64_decode(
+			    material, strlen(material), k, sizeof(k), &n));
 			ASSERT_OK(ward_keyring_raw_aes_new(&kr,
 			    str(desc, "provider-id"), str(key, "key-id"), k,
 			    n));
@@ -72,15 +72,16 @@ keyring_for(json_t *desc)
 			enum ward_rsa_padding pad;
 			char name[32];
 
-			if (strcmp(str(desc, "padding-algorithm"), "pkcs1") == 0)
+			if (strcmp(str(desc, "padding-algorithm"), "pkcs1") ==
+			    0)
 				snprintf(name, sizeof(name), "pkcs1");
 			else
 				snprintf(name, sizeof(name), "oaep-%s",
 				    str(desc, "padding-hash"));
 			ASSERT_OK(ward_rsa_padding_parse(name, &pad));
-			ASSERT_OK(ward_pkey_load_pem_mem(
-			    (const uint8_t *)material, strlen(material), true,
-			    &pk));
+			ASSERT_OK(
+			    ward_pkey_load_pem_mem((const uint8_t *)material,
+			        strlen(material), true, &pk));
 			ASSERT_OK(ward_keyring_raw_rsa_new(&kr,
 			    str(desc, "provider-id"), str(key, "key-id"), NULL,
 			    pk, pad));
@@ -94,10 +95,11 @@ keyring_for(json_t *desc)
 		json_t *c;
 
 		if (json_object_get(desc, "generator") != NULL &&
-		    (v[n++] = keyring_for(json_object_get(desc,
-		    "generator"))) == NULL)
+		    (v[n++] = keyring_for(
+		         json_object_get(desc, "generator"))) == NULL)
 			return NULL;
-		json_array_foreach(children, i, c) {
+		json_array_foreach(children, i, c)
+		{
 			if ((v[n++] = keyring_for(c)) == NULL)
 				return NULL;
 		}
@@ -155,14 +157,15 @@ run_all(enum ward_commitment policy, unsigned *ok, unsigned *refused_v1,
 	json_t *t;
 	unsigned i = 0;
 
-	json_object_foreach(json_object_get(manifest, "tests"), id, t) {
+	json_object_foreach(json_object_get(manifest, "tests"), id, t)
+	{
 		json_t *sc = json_object_get(t, "decryption-scenario");
 		json_t *desc = json_object_get(sc, "decryptKeyDescription");
-		json_t *rec = json_object_get(sc,
-		    "reproduced-encryption-context");
-		struct ward_dec_params p = { .commitment = policy };
-		struct ward_ec ec = { 0 };
-		struct ward_buf out = { 0 };
+		json_t *rec =
+		    json_object_get(sc, "reproduced-encryption-context");
+		struct ward_dec_params p = {.commitment = policy};
+		struct ward_ec ec = {0};
+		struct ward_buf out = {0};
 		struct ward_keyring *kr;
 		uint8_t *ct, *want;
 		size_t ct_n, want_n;
@@ -175,22 +178,26 @@ run_all(enum ward_commitment policy, unsigned *ok, unsigned *refused_v1,
 		kr = keyring_for(desc);
 		assert_non_null(kr);
 		json_object_foreach(rec, k, v)
-			ASSERT_OK(ward_ec_add(&ec, k, strlen(k),
-			    json_string_value(v), strlen(json_string_value(v))));
+		    ASSERT_OK(ward_ec_add(&ec, k, strlen(k),
+		        json_string_value(v), strlen(json_string_value(v))));
 		p.required_ec = &ec;
 		ct = read_rel(str(sc, "ciphertext"), &ct_n);
 		want = read_rel(str(sc, "result"), &want_n);
 		/* vary how the input arrives: whole, odd chunks, bytewise */
-		r = tu_decrypt(kr, &p, ct, ct_n, i % 3 == 0 ? 0 :
-		    i % 3 == 1 ? 977 : 1, &out);
+		r = tu_decrypt(kr, &p, ct, ct_n,
+		    i % 3 == 0       ? 0
+		        : i % 3 == 1 ? 977
+		                     : 1,
+		    &out);
 		i++;
 		if (r == -WARD_EUNSUPPORTED && policy == WARD_COMMIT_REQUIRE &&
-		    !ward_suite_lookup(ward_load16(ct + (ct[0] == 1 ? 2 : 1)))->commit)
+		    !ward_suite_lookup(ward_load16(ct + (ct[0] == 1 ? 2 : 1)))
+		         ->commit)
 			(*refused_v1)++;
 		else if (r != 0) {
 			printf("FAIL %s (%s, suite %s): %s\n", id,
-			    str(sc, "description"),
-			    str(sc, "algorithmSuiteId"), ward_errmsg());
+			    str(sc, "description"), str(sc, "algorithmSuiteId"),
+			    ward_errmsg());
 			(*failed)++;
 		} else if (out.len != want_n ||
 		    memcmp(out.p, want, want_n) != 0) {
@@ -224,7 +231,8 @@ test_default_policy_refuses_v1(void **state)
 
 	run_all(WARD_COMMIT_REQUIRE, &ok, &refused, &failed);
 	printf("esdk vectors, commitment required: %u decrypted (v2), %u "
-	       "refused (v1), %u failed\n", ok, refused, failed);
+	       "refused (v1), %u failed\n",
+	    ok, refused, failed);
 	assert_int_equal(failed, 0);
 	assert_int_equal(ok + refused, 187);
 	assert_true(ok > 0 && refused > 0);
@@ -234,8 +242,8 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_all_runnable_vectors_decrypt),
-		cmocka_unit_test(test_default_policy_refuses_v1),
+	    cmocka_unit_test(test_all_runnable_vectors_decrypt),
+	    cmocka_unit_test(test_default_policy_refuses_v1),
 	};
 
 	if ((dir = tu_fixtures("esdk-vectors")) == NULL)

@@ -69,7 +69,7 @@ tu_write_file(const char *path, const void *p, size_t n)
 uint8_t *
 tu_read_file(const char *path, size_t *n)
 {
-	struct ward_buf b = { 0 };
+	struct ward_buf b = {0};
 
 	if (access(path, F_OK) != 0)
 		return NULL;
@@ -85,14 +85,16 @@ const char *
 tu_fixtures(const char *sub)
 {
 	static char path[4096];
-	const char *base = getenv("WARD_FIXTURES_DIR") ?
-	    getenv("WARD_FIXTURES_DIR") : WARD_FIXTURES_DIR;
+	const char *base = getenv("WARD_FIXTURES_DIR")
+	    ? getenv("WARD_FIXTURES_DIR")
+	    : WARD_FIXTURES_DIR;
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/%s", base, sub);
 	if (stat(path, &st) != 0) {
 		printf("SKIP: fixtures not found at %s (the shared/ folder is "
-		       "absent, as in a user's clone)\n", path);
+		       "absent, as in a user's clone)\n",
+		    path);
 		return NULL;
 	}
 	return path;
@@ -100,11 +102,10 @@ tu_fixtures(const char *sub)
 
 int
 tu_encrypt(struct ward_keyring *kr, uint16_t suite, uint32_t frame,
-    const struct ward_ec *ec, const uint8_t *pt, size_t n,
-    struct ward_buf *out)
+    const struct ward_ec *ec, const uint8_t *pt, size_t n, struct ward_buf *out)
 {
-	struct ward_enc_params p = { .suite_id = suite, .frame_len = frame,
-		.ec = ec };
+	struct ward_enc_params p = {
+	    .suite_id = suite, .frame_len = frame, .ec = ec};
 	struct ward_enc *e;
 	int r;
 
@@ -120,13 +121,13 @@ int
 tu_decrypt(struct ward_keyring *kr, const struct ward_dec_params *p,
     const uint8_t *ct, size_t n, size_t chunk, struct ward_buf *out)
 {
-	struct ward_mem_reader m = { .p = ct, .len = n, .chunk = chunk };
-	struct ward_dec_params defaults = { 0 };
+	struct ward_mem_reader m = {.p = ct, .len = n, .chunk = chunk};
+	struct ward_dec_params defaults = {0};
 	struct ward_dec *d;
 	int r;
 
-	if ((r = ward_dec_new(&d, p ? p : &defaults, kr, ward_mem_read,
-	    &m)) != 0)
+	if ((r = ward_dec_new(&d, p ? p : &defaults, kr, ward_mem_read, &m)) !=
+	    0)
 		return r;
 	for (;;) {
 		const uint8_t *q;

@@ -12,21 +12,21 @@
 #include "ward/util.h"
 
 /* Assert a libward call returned 0, printing its message if not. */
-#define ASSERT_OK(expr)                                                   \
-	do {                                                              \
-		int r_ = (expr);                                          \
-		if (r_ != 0)                                              \
-			fail_msg("%s -> %s: %s", #expr, ward_errname(r_), \
-			    ward_errmsg());                               \
+#define ASSERT_OK(expr)                                                        \
+	do {                                                                   \
+		int r_ = (expr);                                               \
+		if (r_ != 0)                                                   \
+			fail_msg("%s -> %s: %s", #expr, ward_errname(r_),      \
+			    ward_errmsg());                                    \
 	} while (0)
 /* Assert a libward call failed with the given code. */
-#define ASSERT_ERR(expr, code)                                            \
-	do {                                                              \
-		int r_ = (expr);                                          \
-		if (r_ != -(code))                                        \
-			fail_msg("%s -> %s (%s), expected %s", #expr,     \
-			    ward_errname(r_), r_ ? ward_errmsg() : "",    \
-			    ward_errname(code));                          \
+#define ASSERT_ERR(expr, code)                                                 \
+	do {                                                                   \
+		int r_ = (expr);                                               \
+		if (r_ != -(code))                                             \
+			fail_msg("%s -> %s (%s), expected %s", #expr,          \
+			    ward_errname(r_), r_ ? ward_errmsg() : "",         \
+			    ward_errname(code));                               \
 	} while (0)
 
 /* A fresh directory under $TMPDIR, removed by tu_rmtree. */
