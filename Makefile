@@ -5,6 +5,7 @@ ASAN_BUILD   ?= build-asan
 FUZZ_BUILD   ?= build-fuzz
 FUZZ_SECONDS ?= 60
 JOBS         ?= $(shell nproc)
+MAKEFLAGS    += --no-print-directory
 
 .PHONY: all deps build test test-asan demo bench fuzz lint format clean
 

@@ -27,8 +27,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static char base[64];
 	char dest[128];
-	struct ward_mem_reader m = { .p = data, .len = size };
-	struct ward_path_opts o = { .max_entries = 64, .max_bytes = 1 << 20 };
+	struct ward_mem_reader m = {.p = data, .len = size};
+	struct ward_path_opts o = {.max_entries = 64, .max_bytes = 1 << 20};
 	DIR *d;
 	struct dirent *e;
 	int left = 0, r;

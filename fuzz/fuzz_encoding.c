@@ -24,7 +24,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			__builtin_trap();
 	}
 	if (ward_hex_decode((const char *)data, size, out, sizeof(out), &n) ==
-	    0 && n != size / 2)
+	        0 &&
+	    n != size / 2)
 		__builtin_trap();
 	return 0;
 }

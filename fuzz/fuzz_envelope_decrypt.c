@@ -11,10 +11,10 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static struct ward_keyring *kr;
-	struct ward_dec_params p = { .commitment = WARD_COMMIT_ALLOW_LEGACY,
-		.max_frame_len = 1 << 20 };
-	struct ward_mem_reader m = { .p = data, .len = size,
-		.chunk = size % 7 == 0 ? 0 : size % 7 * 61 };
+	struct ward_dec_params p = {
+	    .commitment = WARD_COMMIT_ALLOW_LEGACY, .max_frame_len = 1 << 20};
+	struct ward_mem_reader m = {
+	    .p = data, .len = size, .chunk = size % 7 == 0 ? 0 : size % 7 * 61};
 	struct ward_dec *d;
 	uint64_t total = 0;
 

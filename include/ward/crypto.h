@@ -96,5 +96,8 @@ int ward_rsa_decrypt(struct evp_pkey_st *k, enum ward_rsa_padding pad,
 
 /* Record OpenSSL's error queue as the message for code; returns -code. */
 int ward_crypto_err(int code, const char *what);
+#ifdef __clang_analyzer__
+#define ward_crypto_err(code, what) (ward_crypto_err((code), (what)), -(code))
+#endif
 
 #endif

@@ -52,6 +52,12 @@ const char *ward_errname(int r);
 int ward_exit_code(int r);
 /* ward_errf(WARD_ENOMEM, ...) with a fixed message. */
 int ward_enomem(void);
+#ifdef __clang_analyzer__
+/* The static analyzer cannot see across files that these never return
+ * 0; without this it explores failure paths that "succeed". */
+#define ward_errf(code, ...) (ward_errf((code), __VA_ARGS__), -(code))
+#define ward_enomem() (ward_enomem(), -WARD_ENOMEM)
+#endif
 
 /* Logging to stderr. Never pass a secret to these. */
 enum ward_log_level {

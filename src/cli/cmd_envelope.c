@@ -157,18 +157,6 @@ struct args {
 };
 
 static int
-modifier_target(struct args *a, const char *flag, struct key_spec **out)
-{
-	if (a->nkeys == 0)
-		return ward_errf(WARD_EUSAGE,
-		    "%s applies to the key given "
-		    "before it: put it after --raw-key or --raw-rsa-*",
-		    flag);
-	*out = &a->keys[a->nkeys - 1];
-	return 0;
-}
-
-static int
 parse_args(struct args *a, int argc, char **argv)
 {
 	struct key_spec *k = NULL;
@@ -198,30 +186,33 @@ parse_args(struct args *a, int argc, char **argv)
 			k->padding = WARD_RSA_OAEP_SHA256;
 			break;
 		case OPT_NAMESPACE:
-			if ((r = modifier_target(a, "--key-namespace", &k)) !=
-			    0)
-				return r;
-			k->ns = optarg;
-			break;
 		case OPT_NAME:
-			if ((r = modifier_target(a, "--key-name", &k)) != 0)
-				return r;
-			k->name = optarg;
-			break;
 		case OPT_PADDING:
-			if ((r = modifier_target(a, "--rsa-padding", &k)) != 0)
-				return r;
+			/* modifiers apply to the key given just before them */
+			if (a->nkeys == 0)
+				return ward_errf(WARD_EUSAGE,
+				    "%s applies to the key given before it: put "
+				    "it after --raw-key or --raw-rsa-*",
+				    argv[optind - 1]);
+			k = &a->keys[a->nkeys - 1];
+			if (c == OPT_NAMESPACE) {
+				k->ns = optarg;
+				break;
+			}
+			if (c == OPT_NAME) {
+				k->name = optarg;
+				break;
+			}
 			if (k->kind == OPT_RAW_KEY)
 				return ward_errf(WARD_EUSAGE,
-				    "--rsa-padding "
-				    "follows an AES key");
+				    "--rsa-padding follows an AES key");
 			if ((r = ward_rsa_padding_parse(optarg, &k->padding)) !=
 			    0)
 				return r;
 			if (!a->decrypt && k->padding == WARD_RSA_PKCS1)
 				return ward_errf(WARD_EUSAGE,
-				    "pkcs1 padding is "
-				    "accepted for decryption only");
+				    "pkcs1 padding is accepted for decryption "
+				    "only");
 			break;
 		case OPT_CONTEXT:
 			if ((r = ward_ec_add_arg(&a->ec, optarg)) != 0)

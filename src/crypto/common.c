@@ -6,8 +6,7 @@
 #include "ward/crypto.h"
 #include "ward/util.h"
 
-int
-ward_crypto_err(int code, const char *what)
+int(ward_crypto_err)(int code, const char *what)
 {
 	unsigned long e = ERR_get_error();
 	char buf[256] = "no detail";

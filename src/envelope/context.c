@@ -149,11 +149,12 @@ ward_ec_serialize(const struct ward_ec *ec, struct ward_buf *out)
 
 	if (ec == NULL || ec->n == 0)
 		return 0;
-	if ((sorted = calloc(ec->n, sizeof(*sorted))) == NULL)
+	if ((sorted = calloc(ec->n, sizeof(const struct ward_ec_pair *))) ==
+	    NULL)
 		return ward_enomem();
 	for (size_t i = 0; i < ec->n; i++)
 		sorted[i] = &ec->pairs[i];
-	qsort(sorted, ec->n, sizeof(*sorted), pair_cmp);
+	qsort(sorted, ec->n, sizeof(const struct ward_ec_pair *), pair_cmp);
 	if ((r = ward_buf_put_u16(out, (uint16_t)ec->n)) != 0)
 		goto out;
 	for (size_t i = 0; i < ec->n; i++) {

@@ -424,8 +424,8 @@ finish_message(struct ward_dec *d)
 			return ward_errf(WARD_EFORMAT,
 			    "message truncated in "
 			    "the signature footer");
-		if ((r = ward_sig_verify(
-		         &d->sig, d->in + d->in_start + 2, sig_len)) != 0)
+		if (ward_sig_verify(
+		        &d->sig, d->in + d->in_start + 2, sig_len) != 0)
 			return ward_errf(WARD_EAUTH,
 			    "message signature does "
 			    "not verify: the message was modified");

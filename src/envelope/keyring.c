@@ -407,14 +407,14 @@ ward_keyring_multi_new(
 	if (n == 0)
 		return ward_errf(WARD_EUSAGE, "no keyring given");
 	if ((k = calloc(1, sizeof(*k))) == NULL ||
-	    (k->v = calloc(n, sizeof(*k->v))) == NULL) {
+	    (k->v = calloc(n, sizeof(struct ward_keyring *))) == NULL) {
 		free(k);
 		for (size_t i = 0; i < n; i++)
 			ward_keyring_free(keyrings[i]);
 		return ward_enomem();
 	}
 	k->kr.ops = &multi_ops;
-	memcpy(k->v, keyrings, n * sizeof(*k->v));
+	memcpy(k->v, keyrings, n * sizeof(struct ward_keyring *));
 	k->n = n;
 	*out = &k->kr;
 	return 0;

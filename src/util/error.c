@@ -25,8 +25,9 @@ static const char *const errnames[] = {
     [WARD_ECRYPTO] = "ECRYPTO",
 };
 
-int
-ward_errf(int code, const char *fmt, ...)
+/* Parenthesized names keep util.h's analyzer-only macros from expanding
+ * in the definitions. */
+int(ward_errf)(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -87,8 +88,7 @@ ward_exit_code(int r)
 	return r;
 }
 
-int
-ward_enomem(void)
+int(ward_enomem)(void)
 {
 	return ward_errf(WARD_ENOMEM, "out of memory");
 }

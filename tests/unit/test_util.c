@@ -17,7 +17,7 @@ test_errors(void **state)
 	assert_string_equal(ward_errname(r), "EAUTH");
 	assert_int_equal(ward_exit_code(r), 5);
 	assert_int_equal(ward_exit_code(0), 0);
-	r = ward_err_prefix(r, "file %s", "x");
+	assert_int_equal(ward_err_prefix(r, "file %s", "x"), r);
 	assert_string_equal(ward_errmsg(), "file x: frame 3");
 	/* an out-of-range code is reported as internal, not passed through */
 	assert_int_equal(ward_errf(999, "odd"), -WARD_EINTERNAL);
