@@ -31,6 +31,36 @@ default_mode(void)
 	return 0666 & ~m;
 }
 
+/*
+ * Open the output. An existing device, fifo or socket (/dev/null, a pipe)
+ * is written in place, as a stream: renaming a file over it would replace
+ * the device. Anything else is created atomically beside its name.
+ */
+static int
+open_output(const char *out, mode_t mode, bool force, struct ward_atomic *a,
+    struct ward_fd_stream *dst, bool *in_place)
+{
+	struct stat st;
+	int r;
+
+	*in_place = false;
+	if (stat(out, &st) == 0 && !S_ISREG(st.st_mode)) {
+		if (S_ISDIR(st.st_mode))
+			return ward_errf(WARD_EUSAGE, "%s is a directory", out);
+		if ((dst->fd = open(out, O_WRONLY | O_CLOEXEC)) < 0)
+			return ward_errf(
+			    WARD_EIO, "%s: %s", out, strerror(errno));
+		dst->name = out;
+		*in_place = true;
+		return 0;
+	}
+	if ((r = ward_atomic_open(a, out, mode, force)) != 0)
+		return r;
+	dst->fd = a->fd;
+	dst->name = out;
+	return 0;
+}
+
 static int
 enc_sink(void *ctx, const uint8_t *p, size_t n)
 {
@@ -55,7 +85,7 @@ ward_encrypt_path(const char *in, const char *out,
 	struct ward_ec ec = {0};
 	uint8_t *buf = NULL;
 	struct stat st = {0};
-	bool is_dir = false;
+	bool is_dir = false, in_place = false;
 	int r;
 
 	if (!is_std(in)) {
@@ -95,13 +125,9 @@ ward_encrypt_path(const char *in, const char *out,
 			    "redirect standard output");
 			goto out;
 		}
-	} else {
-		if ((r = ward_atomic_open(
-		         &atomic, out, default_mode(), o->force)) != 0)
-			goto out;
-		dst.fd = atomic.fd;
-		dst.name = out;
-	}
+	} else if ((r = open_output(out, default_mode(), o->force, &atomic,
+	                &dst, &in_place)) != 0)
+		goto out;
 	ward_progress_init(&progress, "encrypting",
 	    !is_dir && !is_std(in) && S_ISREG(st.st_mode) ? (uint64_t)st.st_size
 	                                                  : 0,
@@ -132,11 +158,13 @@ ward_encrypt_path(const char *in, const char *out,
 	if ((r = ward_enc_finish(enc)) != 0)
 		goto out;
 	ward_progress_end(&progress);
-	if (!is_std(out))
+	if (atomic.fd >= 0)
 		r = ward_atomic_commit(&atomic);
 out:
-	if (r != 0 && !is_std(out))
+	if (r != 0)
 		ward_atomic_abort(&atomic);
+	if (in_place)
+		close(dst.fd);
 	if (buf != NULL)
 		ward_cleanse(buf, IO_CHUNK);
 	free(buf);
@@ -163,6 +191,7 @@ ward_decrypt_path(const char *in, const char *out,
 	struct ward_dec *dec = NULL;
 	const struct ward_ec_pair *fmt;
 	struct stat st = {0};
+	bool in_place = false;
 	int r;
 
 	if (!is_std(in)) {
@@ -208,13 +237,11 @@ ward_decrypt_path(const char *in, const char *out,
 		goto out;
 	}
 
-	if (!is_std(out)) {
-		/* Plaintext is for its owner only. */
-		if ((r = ward_atomic_open(&atomic, out, 0600, o->force)) != 0)
-			goto out;
-		dst.fd = atomic.fd;
-		dst.name = out;
-	}
+	/* Plaintext is for its owner only. */
+	if (!is_std(out) &&
+	    (r = open_output(out, 0600, o->force, &atomic, &dst, &in_place)) !=
+	        0)
+		goto out;
 	for (;;) {
 		const uint8_t *pt;
 		size_t n;
@@ -227,11 +254,13 @@ ward_decrypt_path(const char *in, const char *out,
 			goto out;
 	}
 	ward_progress_end(&progress);
-	if (!is_std(out))
+	if (atomic.fd >= 0)
 		r = ward_atomic_commit(&atomic);
 out:
-	if (r != 0 && !is_std(out))
+	if (r != 0)
 		ward_atomic_abort(&atomic);
+	if (in_place)
+		close(dst.fd);
 	ward_dec_free(dec);
 	if (src.fd != STDIN_FILENO)
 		close(src.fd);

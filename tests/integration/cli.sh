@@ -4,7 +4,7 @@
 # does not grow with the input.
 # usage: cli.sh WARD_BIN WORKDIR
 set -uo pipefail
-WARD=$1
+WARD=$(realpath "$1")
 WORK=$2
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 FIXTURES=${WARD_FIXTURES_DIR:-$(dirname "$0")/../../../shared/fixtures}
@@ -121,6 +121,20 @@ printf '\x01' | dd of=app-bad.ward bs=1 seek=$((size - 20)) conv=notrunc 2>/dev/
 expect 5 "tampered directory message" "$WARD" decrypt --raw-key key -o restored2 app-bad.ward
 absent restored2 "tampered directory"
 ls -d ./*.ward-tmp-* >/dev/null 2>&1 && bad "temporary directory left" || ok "no temporary directory left"
+
+# an existing fifo or device is written in place, never replaced by a file
+mkfifo pipe.fifo
+timeout 30 cat pipe.fifo >fifo.out &
+expect 0 "encrypt -f into a fifo" "$WARD" encrypt -f --raw-key key -o pipe.fifo model.orig
+wait
+[ -p pipe.fifo ] && ok "fifo is still a fifo" || bad "fifo was replaced by a file"
+expect 0 "decrypt what came through the fifo" "$WARD" decrypt --raw-key key -o fifo.plain fifo.out
+same fifo.plain model.orig "fifo round trip"
+timeout 30 cat pipe.fifo >/dev/null &
+expect 0 "decrypt -f into a fifo" "$WARD" decrypt -f --raw-key key -o pipe.fifo fifo.out
+wait
+[ -p pipe.fifo ] && ok "fifo survives decrypt -f" || bad "fifo replaced by decrypt"
+expect 2 "output is a directory" "$WARD" encrypt -f --raw-key key -o app model.orig
 
 # progress bar: forced
 "$WARD" encrypt --raw-key key --progress -o prog.ward model.orig 2>prog.err
