@@ -184,6 +184,10 @@ struct ward_dec_params {
 struct ward_dec;
 int ward_dec_new(struct ward_dec **out, const struct ward_dec_params *p,
     struct ward_keyring *kr, ward_read_fn src, void *src_ctx);
+/* Decrypt a message held in memory, without copying it: p must stay valid
+ * and unchanged until ward_dec_free. */
+int ward_dec_new_mem(struct ward_dec **out, const struct ward_dec_params *p,
+    struct ward_keyring *kr, const uint8_t *msg, size_t len);
 /* Read, open and authenticate the header (ward_dec_next does it too). */
 int ward_dec_header(struct ward_dec *d);
 const struct ward_suite *ward_dec_suite(const struct ward_dec *d);

@@ -37,6 +37,7 @@ struct ward_dec {
 
 	uint8_t *in; /* ciphertext read ahead; [in_start, in_end) unread */
 	size_t in_cap, in_start, in_end;
+	bool in_borrowed; /* in is the caller's message (ward_dec_new_mem) */
 
 	struct ward_header h;
 	bool have_header;
@@ -85,6 +86,26 @@ ward_dec_new(struct ward_dec **out, const struct ward_dec_params *p,
 		ward_dec_free(d);
 		return ward_enomem();
 	}
+	*out = d;
+	return 0;
+}
+
+int
+ward_dec_new_mem(struct ward_dec **out, const struct ward_dec_params *p,
+    struct ward_keyring *kr, const uint8_t *msg, size_t len)
+{
+	struct ward_dec *d;
+	int r;
+
+	/* No source: the whole message is already "read", so ensure()
+	 * never reads, moves or reallocates the caller's bytes. */
+	if ((r = ward_dec_new(&d, p, kr, NULL, NULL)) != 0)
+		return r;
+	free(d->in);
+	d->in = (uint8_t *)msg;
+	d->in_borrowed = true;
+	d->in_cap = d->in_end = len;
+	d->eof = true;
 	*out = d;
 	return 0;
 }
@@ -369,7 +390,9 @@ authenticate_header(struct ward_dec *d)
 		goto out;
 
 	d->out_cap = h->frame_len > DEC_OUT_CAP ? h->frame_len : DEC_OUT_CAP;
-	if ((d->out = malloc(d->out_cap)) == NULL)
+	/* page-aligned, as the read side (see ensure) */
+	d->out_cap = round_up(d->out_cap, PAGE_ALIGN);
+	if ((d->out = aligned_alloc(PAGE_ALIGN, d->out_cap)) == NULL)
 		r = ward_enomem();
 out:
 	ward_cleanse(content_key, sizeof(content_key));
@@ -512,7 +535,8 @@ next_nonframed(struct ward_dec *d, size_t *out_len)
 		    "exceeds the limit of %u bytes",
 		    (unsigned long long)len, d->p.max_frame_len);
 	if (len > d->out_cap) {
-		uint8_t *o = malloc((size_t)len);
+		uint8_t *o = aligned_alloc(
+		    PAGE_ALIGN, round_up((size_t)len, PAGE_ALIGN));
 
 		if (o == NULL)
 			return ward_enomem();
@@ -675,7 +699,8 @@ ward_dec_free(struct ward_dec *d)
 	if (d->out != NULL)
 		ward_cleanse(d->out, d->out_cap);
 	free(d->out);
-	free(d->in);
+	if (!d->in_borrowed)
+		free(d->in);
 	ward_header_free(&d->h);
 	ward_ec_free(&d->required);
 	free(d);

@@ -206,11 +206,19 @@ ward_enc_new(struct ward_enc **out, const struct ward_enc_params *p,
 		free(e);
 		return ward_enomem();
 	}
-	if ((r = ward_buf_reserve(&e->out,
-	         ENC_OUT_CAP > frame_len + FINAL_OVERHEAD
-	             ? ENC_OUT_CAP
-	             : frame_len + FINAL_OVERHEAD)) != 0 ||
-	    (r = build_header(e, p, kr)) != 0) {
+	/* The output buffer is sized once for the largest frame and
+	 * page-aligned: write(2) from a buffer 16 bytes into a page (where
+	 * malloc puts large blocks) is markedly slower on some CPUs
+	 * (docs/performance.md). emit_frame never needs to grow it. */
+	e->out.cap = frame_len + FINAL_OVERHEAD;
+	if (e->out.cap < ENC_OUT_CAP)
+		e->out.cap = ENC_OUT_CAP;
+	e->out.cap = (e->out.cap + 4095) / 4096 * 4096;
+	if ((e->out.p = aligned_alloc(4096, e->out.cap)) == NULL) {
+		ward_enc_free(e);
+		return ward_enomem();
+	}
+	if ((r = build_header(e, p, kr)) != 0) {
 		ward_enc_free(e);
 		return r;
 	}

@@ -352,6 +352,62 @@ test_structural_tampering(void **state)
 	ward_keyring_free(kr);
 }
 
+/* The in-memory decryptor: same plaintext, same refusals, input untouched. */
+static void
+test_decrypt_from_memory(void **state)
+{
+	struct ward_keyring *kr = tu_aes_keyring("k", 8);
+	struct ward_buf ct = {0}, copy = {0}, out = {0};
+	uint8_t pt[1000];
+
+	fill(pt, sizeof(pt), 11);
+	ASSERT_OK(tu_encrypt(kr, 0x0578, 128, NULL, pt, sizeof(pt), &ct));
+	ASSERT_OK(ward_buf_append(&copy, ct.p, ct.len));
+	for (size_t cut = 0; cut <= ct.len; cut += ct.len / 7 + 1) {
+		struct ward_dec *d;
+		const uint8_t *q;
+		size_t n;
+		int r;
+
+		out.len = 0;
+		ASSERT_OK(ward_dec_new_mem(&d, &(struct ward_dec_params){0}, kr,
+		    ct.p, cut == ct.len ? ct.len : cut));
+		while ((r = ward_dec_next(d, &q, &n)) == 0 && n > 0)
+			ASSERT_OK(ward_buf_append(&out, q, n));
+		ward_dec_free(d);
+		if (cut == ct.len) {
+			assert_int_equal(r, 0);
+			assert_int_equal(out.len, sizeof(pt));
+			assert_memory_equal(out.p, pt, sizeof(pt));
+		} else
+			assert_int_equal(r, -WARD_EFORMAT);
+	}
+	/* a flipped bit in the last frame: refused, final frame withheld */
+	ct.p[ct.len - 120] ^= 1;
+	out.len = 0;
+	{
+		struct ward_dec *d;
+		const uint8_t *q;
+		size_t n;
+		int r;
+
+		ASSERT_OK(ward_dec_new_mem(
+		    &d, &(struct ward_dec_params){0}, kr, ct.p, ct.len));
+		while ((r = ward_dec_next(d, &q, &n)) == 0 && n > 0)
+			ASSERT_OK(ward_buf_append(&out, q, n));
+		ward_dec_free(d);
+		assert_int_equal(r, -WARD_EAUTH);
+		assert_true(out.len < sizeof(pt));
+	}
+	ct.p[ct.len - 120] ^= 1;
+	/* the caller's message is never written to */
+	assert_memory_equal(ct.p, copy.p, ct.len);
+	ward_buf_free(&ct);
+	ward_buf_free(&copy);
+	ward_buf_free(&out);
+	ward_keyring_free(kr);
+}
+
 static void
 test_limits(void **state)
 {
@@ -463,6 +519,7 @@ main(void)
 	    cmocka_unit_test(test_multi_keyring),
 	    cmocka_unit_test(test_wrong_keys_and_context),
 	    cmocka_unit_test(test_structural_tampering),
+	    cmocka_unit_test(test_decrypt_from_memory),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_every_bit_flip_and_truncation_unsigned),
 	    cmocka_unit_test(test_every_bit_flip_and_truncation_signed),
