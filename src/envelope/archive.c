@@ -26,6 +26,8 @@
 
 #define ARCHIVE_CHUNK (64u << 10)
 
+static int check_symlink(const char *path, const char *target);
+
 /* ---- pack ------------------------------------------------------------- */
 
 struct pack_ctx {
@@ -97,7 +99,8 @@ pack_tree(
 	struct stat st;
 	int n = 0, r = 0;
 
-	if (lstat(path, &st) != 0)
+	/* the root as given may be a link to the directory: follow it */
+	if ((rel == NULL ? stat(path, &st) : lstat(path, &st)) != 0)
 		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
 	    !S_ISLNK(st.st_mode))
@@ -132,6 +135,15 @@ pack_tree(
 				goto out;
 			}
 			target[len] = '\0';
+			/* what restore would refuse, refuse now */
+			if ((r = check_symlink(rel, target)) != 0) {
+				r = ward_err_prefix(r,
+				    "cannot pack %s (restore would refuse it; "
+				    "make the link relative and inside the "
+				    "directory)",
+				    path);
+				goto out;
+			}
 			archive_entry_set_symlink(e, target);
 		}
 		if (archive_write_header(a, e) != ARCHIVE_OK) {
@@ -306,27 +318,160 @@ check_symlink(const char *path, const char *target)
 static int
 rm_entry(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
-	if (flag == FTW_DP || flag == FTW_D)
+	if (flag == FTW_DP || flag == FTW_D || flag == FTW_DNR)
 		rmdir(path);
 	else
 		unlink(path);
 	return 0;
 }
 
+static _Thread_local bool saw_unreadable;
+
 static int
 chmod_dirs(const char *path, const struct stat *st, int flag, struct FTW *f)
 {
-	if (flag == FTW_D)
+	if (flag == FTW_D || flag == FTW_DNR)
 		chmod(path, 0700);
+	if (flag == FTW_DNR)
+		saw_unreadable = true; /* its entries were not visited */
 	return 0;
 }
 
-/* Remove a partly extracted tree, whatever modes its entries got. */
+/* Remove a partly extracted tree, whatever modes its entries got: make
+ * every directory ours again (repeating while unreadable ones turn up),
+ * then remove depth first. Says so if anything is left. */
 static void
 remove_tree(const char *dir)
 {
-	nftw(dir, chmod_dirs, 16, FTW_PHYS);
+	struct stat st;
+
+	for (int i = 0; i < 64; i++) {
+		saw_unreadable = false;
+		nftw(dir, chmod_dirs, 16, FTW_PHYS);
+		if (!saw_unreadable)
+			break;
+	}
 	nftw(dir, rm_entry, 16, FTW_PHYS | FTW_DEPTH);
+	if (lstat(dir, &st) == 0)
+		ward_warn("could not remove the partial restore %s: remove it "
+		          "by hand",
+		    dir);
+}
+
+/*
+ * After extraction, before the tree is published: follow every symlink in
+ * it as the kernel would, through links inside the tree too, and refuse
+ * any that leads outside. The longest existing prefix of the target is
+ * resolved with realpath(3); what does not exist cannot be a link, so the
+ * rest is resolved lexically. (Checking link texts alone misses chains
+ * such as a/b -> .. then x -> a/b/../../etc.)
+ */
+static _Thread_local const char *walk_root;
+static _Thread_local int walk_err;
+
+static bool
+inside_root(const char *p)
+{
+	size_t n = strlen(walk_root);
+
+	return strncmp(p, walk_root, n) == 0 && (p[n] == '\0' || p[n] == '/');
+}
+
+static bool
+link_escapes(const char *link, const char *target)
+{
+	char resolved[PATH_MAX], *full = NULL, *pre = NULL, *dir = NULL;
+	char cur[2 * PATH_MAX];
+	const char *rest;
+	size_t cut;
+	bool escapes = true;
+
+	if (*target == '/' || (dir = strdup(link)) == NULL ||
+	    asprintf(&full, "%s/%s", dirname(dir), target) < 0 ||
+	    (pre = strdup(full)) == NULL)
+		goto out;
+	for (cut = strlen(full);;) {
+		char *slash;
+
+		pre[cut] = '\0';
+		if (realpath(pre, resolved) != NULL)
+			break;
+		if ((errno != ENOENT && errno != ENOTDIR) ||
+		    (slash = strrchr(pre, '/')) == NULL || slash == pre)
+			goto out; /* loops and the like: refuse */
+		cut = (size_t)(slash - pre);
+	}
+	if (!inside_root(resolved))
+		goto out;
+	snprintf(cur, sizeof(cur), "%s", resolved);
+	for (rest = full + cut; *rest != '\0';) {
+		size_t n;
+
+		while (*rest == '/')
+			rest++;
+		n = strcspn(rest, "/");
+		if (n == 2 && rest[0] == '.' && rest[1] == '.') {
+			char *slash = strrchr(cur, '/');
+
+			if (slash == NULL || strcmp(cur, walk_root) == 0)
+				goto out;
+			*slash = '\0';
+		} else if (n > 0 && !(n == 1 && rest[0] == '.')) {
+			size_t len = strlen(cur);
+
+			if (len + 1 + n >= sizeof(cur))
+				goto out;
+			cur[len] = '/';
+			memcpy(cur + len + 1, rest, n);
+			cur[len + 1 + n] = '\0';
+		}
+		rest += n;
+	}
+	escapes = !inside_root(cur);
+out:
+	free(dir);
+	free(full);
+	free(pre);
+	return escapes;
+}
+
+static int
+check_link_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
+{
+	char target[PATH_MAX];
+	ssize_t n;
+
+	if (flag != FTW_SL)
+		return 0;
+	if ((n = readlink(path, target, sizeof(target) - 1)) < 0) {
+		walk_err = ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+		return 1;
+	}
+	target[n] = '\0';
+	if (link_escapes(path, target)) {
+		walk_err = ward_errf(WARD_EUNSAFE,
+		    "archive link '%s' -> '%s' resolves outside the target "
+		    "directory",
+		    path + strlen(walk_root) + 1, target);
+		return 1;
+	}
+	return 0;
+}
+
+static int
+check_links(const char *tmp)
+{
+	char root[PATH_MAX];
+
+	if (realpath(tmp, root) == NULL)
+		return ward_errf(WARD_EIO, "%s: %s", tmp, strerror(errno));
+	walk_root = root;
+	walk_err = 0;
+	if (nftw(root, check_link_cb, 16, FTW_PHYS) != 0 && walk_err == 0)
+		walk_err = ward_errf(
+		    WARD_EIO, "checking %s: %s", tmp, strerror(errno));
+	walk_root = NULL;
+	return walk_err;
 }
 
 static int
@@ -402,6 +547,15 @@ extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
 		}
 		if ((r = check_path("entry", path)) != 0)
 			goto out;
+		/* libarchive drops a trailing '/' when it writes: a link
+		 * named "x/" would land at "x" */
+		if (type != AE_IFDIR && path[strlen(path) - 1] == '/') {
+			r = ward_errf(WARD_EUNSAFE,
+			    "archive entry '%s' is not a directory but its "
+			    "name ends in '/'",
+			    path);
+			goto out;
+		}
 		if (hl != NULL) {
 			if ((r = check_path("hard link target", hl)) != 0)
 				goto out;
@@ -564,6 +718,8 @@ ward_archive_unpack(ward_read_fn src, void *src_ctx, const char *dest,
 		    archive_error_string(disk));
 		goto out;
 	}
+	if ((r = check_links(tmp)) != 0)
+		goto out;
 	/* The archive ended; the message may not have. Read it to its end so
 	 * that the final frame and the signature are verified. */
 	for (;;) {

@@ -76,9 +76,9 @@ ward_ec_get(const struct ward_ec *ec, const char *key, size_t key_len)
 	return NULL;
 }
 
-int
-ward_ec_add(struct ward_ec *ec, const char *key, size_t key_len,
-    const char *value, size_t value_len)
+static int
+ec_append(struct ward_ec *ec, const char *key, size_t key_len,
+    const char *value, size_t value_len, bool check_duplicate)
 {
 	struct ward_ec_pair *v, *pair;
 
@@ -91,7 +91,7 @@ ward_ec_add(struct ward_ec *ec, const char *key, size_t key_len,
 		return ward_errf(WARD_EFORMAT,
 		    "encryption context entry is not "
 		    "valid UTF-8");
-	if (ward_ec_get(ec, key, key_len) != NULL)
+	if (check_duplicate && ward_ec_get(ec, key, key_len) != NULL)
 		return ward_errf(WARD_EFORMAT,
 		    "encryption context key '%.*s' "
 		    "appears twice",
@@ -118,6 +118,13 @@ ward_ec_add(struct ward_ec *ec, const char *key, size_t key_len,
 }
 
 int
+ward_ec_add(struct ward_ec *ec, const char *key, size_t key_len,
+    const char *value, size_t value_len)
+{
+	return ec_append(ec, key, key_len, value, value_len, true);
+}
+
+int
 ward_ec_add_arg(struct ward_ec *ec, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
@@ -139,6 +146,32 @@ pair_cmp(const void *a, const void *b)
 	if (c != 0)
 		return c;
 	return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
+}
+
+/* Keys must be unique: sort pointers to the pairs, compare neighbours. */
+static int
+check_duplicates(const struct ward_ec *ec)
+{
+	const struct ward_ec_pair **sorted;
+	int r = 0;
+
+	if (ec->n < 2)
+		return 0;
+	if ((sorted = calloc(ec->n, sizeof(const struct ward_ec_pair *))) ==
+	    NULL)
+		return ward_enomem();
+	for (size_t i = 0; i < ec->n; i++)
+		sorted[i] = &ec->pairs[i];
+	qsort(sorted, ec->n, sizeof(const struct ward_ec_pair *), pair_cmp);
+	for (size_t i = 1; i < ec->n && r == 0; i++)
+		if (pair_cmp(&sorted[i - 1], &sorted[i]) == 0)
+			r = ward_errf(WARD_EFORMAT,
+			    "encryption context key '%.*s' appears twice",
+			    (int)(sorted[i]->key_len > 64 ? 64
+			                                  : sorted[i]->key_len),
+			    sorted[i]->key);
+	free(sorted);
+	return r;
 }
 
 int
@@ -205,8 +238,11 @@ ward_ec_parse(const uint8_t *p, size_t len, struct ward_ec *out)
 			goto truncated;
 		v = p + off;
 		off += vlen;
-		if ((r = ward_ec_add(out, (const char *)k, klen,
-		         (const char *)v, vlen)) != 0) {
+		/* duplicates are found below in one sorted pass: a
+		 * pairwise check here would be quadratic in a header
+		 * nobody has authenticated yet */
+		if ((r = ec_append(out, (const char *)k, klen, (const char *)v,
+		         vlen, false)) != 0) {
 			ward_ec_free(out);
 			return r;
 		}
@@ -218,7 +254,9 @@ ward_ec_parse(const uint8_t *p, size_t len, struct ward_ec *out)
 		    "does not match its %zu pairs",
 		    len, count);
 	}
-	return 0;
+	if ((r = check_duplicates(out)) != 0)
+		ward_ec_free(out);
+	return r;
 truncated:
 	ward_ec_free(out);
 	return ward_errf(WARD_EFORMAT,

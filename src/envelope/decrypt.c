@@ -181,8 +181,11 @@ read_header(struct ward_dec *d)
 	bool need_more, short_input;
 	int r;
 
+	/* Parse what has arrived; when the header runs past it, read at
+	 * least twice as much before parsing again, so a header of n bytes
+	 * costs O(log n) parses, not one per read. */
 	for (;;) {
-		size_t avail = d->in_end - d->in_start;
+		size_t avail = d->in_end - d->in_start, want;
 
 		r = ward_header_parse(
 		    d->in + d->in_start, avail, d->p.max_edks, h, &need_more);
@@ -190,23 +193,26 @@ read_header(struct ward_dec *d)
 			break;
 		if (!need_more)
 			return r;
-		if (avail >= WARD_HEADER_MAX)
-			return ward_errf(WARD_ELIMIT,
-			    "message header larger "
-			    "than %u bytes",
-			    WARD_HEADER_MAX);
-		if ((r = ensure(d, avail + 1, &short_input)) != 0)
-			return r;
-		if (short_input) {
+		if (d->eof) {
 			if (avail == 0)
 				return ward_errf(WARD_EFORMAT,
-				    "the input is "
-				    "empty: not an encrypted message");
+				    "the input is empty: not an encrypted "
+				    "message");
 			return ward_errf(WARD_EFORMAT,
-			    "message truncated in "
-			    "the header (%zu bytes)",
+			    "message truncated in the header (%zu bytes)",
 			    avail);
 		}
+		if (avail >= WARD_HEADER_MAX)
+			return ward_errf(WARD_ELIMIT,
+			    "message header larger than %u bytes",
+			    WARD_HEADER_MAX);
+		want = avail < 4096 ? 4096 : 2 * avail;
+		if (want > WARD_HEADER_MAX)
+			want = WARD_HEADER_MAX;
+		/* a short input is not yet an error: the header may end
+		 * before want; the next parse decides */
+		if ((r = ensure(d, want, &short_input)) != 0)
+			return r;
 	}
 	d->have_header = true;
 	if (!h->suite->commit && d->p.commitment == WARD_COMMIT_REQUIRE)

@@ -122,6 +122,17 @@ expect 5 "tampered directory message" "$WARD" decrypt --raw-key key -o restored2
 absent restored2 "tampered directory"
 ls -d ./*.ward-tmp-* >/dev/null 2>&1 && bad "temporary directory left" || ok "no temporary directory left"
 
+# a directory given as a link to it is packed whole; a link that restore
+# would refuse is refused when packing
+ln -s app app-link
+expect 0 "encrypt a directory given as a symlink" "$WARD" encrypt --raw-key key -o link.ward app-link
+expect 0 "restore it" "$WARD" decrypt --raw-key key -o restored-link link.ward
+diff -r app restored-link >/dev/null && ok "symlinked directory packed whole" || bad "symlinked directory packed empty"
+mkdir -p venv && ln -s /usr/bin/python3 venv/python
+expect 10 "absolute symlink refused when packing" "$WARD" encrypt --raw-key key -o venv.ward venv
+grep -q 'make the link relative' err.log && ok "absolute-link message" || bad "absolute-link message"
+absent venv.ward "absolute symlink"
+
 # an existing fifo or device is written in place, never replaced by a file
 mkfifo pipe.fifo
 timeout 30 cat pipe.fifo >fifo.out &

@@ -159,6 +159,44 @@ test_refuse_symlink_escape(void **state)
 	expect_refused(sneaky, 2, WARD_EUNSAFE, "outside");
 }
 
+/* Found in review: link texts checked alone miss these two. */
+static void
+test_refuse_trailing_slash_link(void **state)
+{
+	/* libarchive writes "x/" as "x": the link sits at the root */
+	const struct entry e[] = {{"x/", AE_IFLNK, NULL, "../outside"}};
+
+	expect_refused(e, 1, WARD_EUNSAFE, "ends in '/'");
+}
+
+static void
+test_refuse_chained_link_escape(void **state)
+{
+	/* a/b -> .. is harmless alone, and x's text never climbs above the
+	 * root, but through a/b it does */
+	const struct entry e[] = {{"a", AE_IFDIR},
+	    {"a/b", AE_IFLNK, NULL, ".."},
+	    {"x", AE_IFLNK, NULL, "a/b/a/b/../../../../outside"}};
+
+	expect_refused(e, 3, WARD_EUNSAFE, "resolves outside");
+}
+
+static void
+test_links_inside_tree_accepted(void **state)
+{
+	/* chains and dangling links that stay inside are fine */
+	const struct entry e[] = {{"a", AE_IFDIR},
+	    {"a/b", AE_IFLNK, NULL, ".."}, {"x", AE_IFLNK, NULL, "a/b/a/b/a"},
+	    {"y", AE_IFLNK, NULL, "not/yet/there"}};
+	char *dir = tu_mkdtemp(), dest[4096];
+	struct ward_path_opts o = {0};
+
+	snprintf(dest, sizeof(dest), "%s/out", dir);
+	ASSERT_OK(restore(e, 4, dest, &o));
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_refuse_write_through_symlink(void **state)
 {
@@ -266,6 +304,9 @@ main(void)
 	    cmocka_unit_test(test_refuse_absolute),
 	    cmocka_unit_test(test_refuse_dotdot),
 	    cmocka_unit_test(test_refuse_symlink_escape),
+	    cmocka_unit_test(test_refuse_trailing_slash_link),
+	    cmocka_unit_test(test_refuse_chained_link_escape),
+	    cmocka_unit_test(test_links_inside_tree_accepted),
 	    cmocka_unit_test(test_refuse_write_through_symlink),
 	    cmocka_unit_test(test_refuse_hardlink_escape),
 	    cmocka_unit_test(test_refuse_devices),

@@ -352,6 +352,65 @@ test_structural_tampering(void **state)
 	ward_keyring_free(kr);
 }
 
+/*
+ * Found in review: the largest header the limits allow (a 64 KiB context of
+ * ~9,000 pairs, 64 data keys of three 64 KiB fields, 12.6 MB in all),
+ * arriving in 64 KiB reads as from a pipe, must be parsed and refused
+ * ("no key") without reparsing it once per read (the closing note of the
+ * change gives the timing; a unit test only checks the answer).
+ */
+struct ward_buf hostile_header(void);
+struct ward_buf
+hostile_header(void)
+{
+	struct ward_buf h = {0}, ec = {0};
+	size_t pairs = 0;
+	uint8_t field[65535];
+
+	memset(field, 'e', sizeof(field));
+	for (size_t i = 0; ec.len + 7 <= 65535 - 2; i++, pairs++) {
+		char k[3] = {(char)(0x21 + i / 8100),
+		    (char)(0x21 + i / 90 % 90), (char)(0x21 + i % 90)};
+
+		ASSERT_OK(ward_buf_put_u16(&ec, 3));
+		ASSERT_OK(ward_buf_append(&ec, k, 3));
+		ASSERT_OK(ward_buf_put_u16(&ec, 0));
+	}
+	ASSERT_OK(ward_buf_put_u8(&h, 2));
+	ASSERT_OK(ward_buf_put_u16(&h, 0x0478));
+	ASSERT_OK(ward_buf_append(&h, field, 32)); /* message id */
+	ASSERT_OK(ward_buf_put_u16(&h, (uint16_t)(ec.len + 2)));
+	ASSERT_OK(ward_buf_put_u16(&h, (uint16_t)pairs));
+	ASSERT_OK(ward_buf_append(&h, ec.p, ec.len));
+	ASSERT_OK(ward_buf_put_u16(&h, 64));
+	for (int i = 0; i < 64; i++)
+		for (int f = 0; f < 3; f++) {
+			ASSERT_OK(ward_buf_put_u16(&h, 65535));
+			ASSERT_OK(ward_buf_append(&h, field, sizeof(field)));
+		}
+	ASSERT_OK(ward_buf_put_u8(&h, 2));
+	ASSERT_OK(ward_buf_put_u32(&h, 4096));
+	ASSERT_OK(ward_buf_append(&h, field, 32 + 16)); /* commit key, tag */
+	ward_buf_free(&ec);
+	return h;
+}
+
+static void
+test_largest_header_refused(void **state)
+{
+	struct ward_keyring *kr = tu_aes_keyring("k", 1);
+	struct ward_buf h = hostile_header(), out = {0};
+
+	assert_true(h.len > 12000000);
+	ASSERT_ERR(tu_decrypt(kr, NULL, h.p, h.len, 65536, &out), WARD_EKEY);
+	/* one data key more than the limit: refused before reading them */
+	h.p[h.len - 1 - 48 - 5 - 64 * 3 * 65537 - 1] = 65;
+	ASSERT_ERR(tu_decrypt(kr, NULL, h.p, h.len, 65536, &out), WARD_ELIMIT);
+	ward_buf_free(&h);
+	ward_buf_free(&out);
+	ward_keyring_free(kr);
+}
+
 /* The in-memory decryptor: same plaintext, same refusals, input untouched. */
 static void
 test_decrypt_from_memory(void **state)
@@ -519,6 +578,7 @@ main(void)
 	    cmocka_unit_test(test_multi_keyring),
 	    cmocka_unit_test(test_wrong_keys_and_context),
 	    cmocka_unit_test(test_structural_tampering),
+	    cmocka_unit_test(test_largest_header_refused),
 	    cmocka_unit_test(test_decrypt_from_memory),
 	    cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_every_bit_flip_and_truncation_unsigned),
