@@ -36,6 +36,7 @@ enum ward_err {
 	WARD_EEXIST = 11, /* output exists and --force was not given */
 	WARD_ENOMEM = 12, /* out of memory */
 	WARD_ECRYPTO = 13, /* the crypto library failed */
+	WARD_EINTR = 14, /* interrupted by a signal */
 };
 
 /* Record a message for code and return -code. Thread-local. */
@@ -58,6 +59,18 @@ int ward_enomem(void);
 #define ward_errf(code, ...) (ward_errf((code), __VA_ARGS__), -(code))
 #define ward_enomem() (ward_enomem(), -WARD_ENOMEM)
 #endif
+
+/*
+ * Signals. A program (not the library) calls ward_signals_install: SIGINT,
+ * SIGTERM and SIGHUP are then recorded instead of killing the process, and
+ * the stream functions below fail with WARD_EINTR at their next step, so
+ * every temporary output is removed on the normal error path. SIGPIPE is
+ * ignored (writes fail with EPIPE instead). The program then calls
+ * ward_signals_reraise to die of the signal it caught.
+ */
+void ward_signals_install(void);
+int ward_signal_caught(void);
+void ward_signals_reraise(void);
 
 /* Logging to stderr. Never pass a secret to these. */
 enum ward_log_level {
@@ -182,7 +195,9 @@ int ward_read_file(const char *path, size_t max, struct ward_buf *out);
 /*
  * Atomic file creation: the data goes to a temporary file beside path,
  * which replaces path only on ward_atomic_commit (fsync, rename, fsync of
- * the directory). ward_atomic_abort (or commit failing) removes the
+ * the directory). Where the filesystem allows, the temporary file is
+ * anonymous (O_TMPFILE) and gets a name only at commit, so not even
+ * SIGKILL leaves a partial file behind. ward_atomic_abort (or commit failing) removes the
  * temporary file, so a failure never leaves a partial output. Without
  * overwrite, an existing path is refused up front and, racing creators
  * aside, at commit time (link(2) instead of rename(2)).
@@ -190,7 +205,8 @@ int ward_read_file(const char *path, size_t max, struct ward_buf *out);
 struct ward_atomic {
 	int fd;
 	char *path;
-	char *tmp;
+	char *tmp; /* named temporary file, or NULL when anonymous */
+	bool anonymous; /* O_TMPFILE: no name until commit, even if killed */
 	bool overwrite;
 };
 int ward_atomic_open(

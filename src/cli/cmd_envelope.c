@@ -87,7 +87,9 @@ static const char decrypt_help[] =
     "\n"
     "Exit status: 0 ok; 3 I/O error; 4 malformed or truncated; 5 tampered\n"
     "(authentication failed); 6 wrong key; 7 context mismatch; 8 unsupported\n"
-    "suite; 9 limit exceeded; 10 unsafe archive entry; 11 output exists.\n";
+    "suite; 9 limit exceeded; 10 unsafe archive entry; 11 output exists.\n"
+    "On SIGINT, SIGTERM or SIGHUP ward removes its partial output and dies\n"
+    "of the signal (exit 130, 143 or 129 in shells).\n";
 
 enum {
 	OPT_RAW_KEY = 256,

@@ -82,8 +82,16 @@ main(int argc, char **argv)
 		return 0;
 	}
 	for (size_t i = 0; i < NCOMMANDS; i++)
-		if (strcmp(name, commands[i].name) == 0)
-			return commands[i].main(argc - 1, argv + 1);
+		if (strcmp(name, commands[i].name) == 0) {
+			int status;
+
+			/* a signal becomes an error, the command cleans up,
+			 * then ward dies of the signal as expected */
+			ward_signals_install();
+			status = commands[i].main(argc - 1, argv + 1);
+			ward_signals_reraise();
+			return status;
+		}
 	fprintf(
 	    stderr, "ward: unknown command '%s' (try 'ward --help')\n", name);
 	return WARD_EUSAGE;

@@ -68,9 +68,14 @@ pack_file(struct archive *a, struct pack_ctx *c, const char *path)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0)
 		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
 	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
+		ssize_t n;
 
-		if (n < 0 && errno == EINTR)
+		if (ward_signal_caught() != 0) {
+			r = ward_errf(WARD_EINTR, "interrupted by signal %d",
+			    ward_signal_caught());
+			break;
+		}
+		if ((n = read(fd, buf, sizeof(buf))) < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
 			r = ward_errf(

@@ -23,6 +23,7 @@ static const char *const errnames[] = {
     [WARD_EEXIST] = "EEXIST",
     [WARD_ENOMEM] = "ENOMEM",
     [WARD_ECRYPTO] = "ECRYPTO",
+    [WARD_EINTR] = "EINTR",
 };
 
 /* Parenthesized names keep util.h's analyzer-only macros from expanding

@@ -8,6 +8,13 @@
 
 #include "ward/util.h"
 
+static int
+interrupted(void)
+{
+	return ward_errf(WARD_EINTR, "interrupted by signal %d (%s)",
+	    ward_signal_caught(), strsignal(ward_signal_caught()));
+}
+
 int
 ward_fd_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 {
@@ -15,6 +22,8 @@ ward_fd_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 	ssize_t n;
 
 	do {
+		if (ward_signal_caught() != 0)
+			return interrupted();
 		n = read(s->fd, buf, cap);
 	} while (n < 0 && errno == EINTR);
 	if (n < 0)
@@ -33,7 +42,11 @@ ward_fd_write(void *ctx, const uint8_t *buf, size_t n)
 	struct ward_fd_stream *s = ctx;
 
 	while (n > 0) {
-		ssize_t w = write(s->fd, buf, n);
+		ssize_t w;
+
+		if (ward_signal_caught() != 0)
+			return interrupted();
+		w = write(s->fd, buf, n);
 
 		if (w < 0 && errno == EINTR)
 			continue;

@@ -147,6 +147,30 @@ wait
 [ -p pipe.fifo ] && ok "fifo survives decrypt -f" || bad "fifo replaced by decrypt"
 expect 2 "output is a directory" "$WARD" encrypt -f --raw-key key -o app model.orig
 
+# a signal mid-way leaves no output and no temporary file; ward dies of it
+head -c 20000000 /dev/urandom >big.bin
+"$WARD" encrypt --raw-key key -o big.ward big.bin
+killed_midway() { # SIGNAL EXPECTED_STATUS
+	rm -f slow.fifo && mkfifo slow.fifo
+	"$WARD" decrypt --raw-key key -o sig.out slow.fifo 2>sig.err &
+	local pid=$! status
+	exec 4>slow.fifo
+	head -c 12000000 big.ward >&4
+	sleep 0.5 # ward has decrypted what came and waits for more
+	kill -"$1" $pid
+	wait $pid
+	status=$?
+	exec 4>&-
+	[ "$status" -eq "$2" ] && ok "SIG$1 mid-decrypt: exit $status" || bad "SIG$1 mid-decrypt: exit $status, expected $2"
+	absent sig.out "SIG$1 mid-decrypt"
+	if ls ./*.ward-tmp-* >/dev/null 2>&1; then bad "SIG$1 left $(ls ./*.ward-tmp-*)"; rm -f ./*.ward-tmp-*; else ok "SIG$1 left no temporary file"; fi
+}
+killed_midway TERM 143
+case $(stat -f -c %T .) in
+ext2/ext3|tmpfs|xfs|btrfs) killed_midway KILL 137 ;; # O_TMPFILE: nothing named
+*) echo "SKIP  SIGKILL check: $(stat -f -c %T .) may lack O_TMPFILE" ;;
+esac
+
 # progress bar: forced
 "$WARD" encrypt --raw-key key --progress -o prog.ward model.orig 2>prog.err
 grep -q 'encrypting' prog.err && ok "--progress draws on a non-terminal" || bad "--progress"
