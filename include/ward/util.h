@@ -87,6 +87,14 @@ void ward_log(enum ward_log_level level, const char *fmt, ...)
 #define ward_info(...) ward_log(WARD_LOG_INFO, __VA_ARGS__)
 #define ward_debug(...) ward_log(WARD_LOG_DEBUG, __VA_ARGS__)
 
+/*
+ * Bytes from a message or an archive, made safe to print: control bytes
+ * become \xNN and long values are cut. Returns one of a few rotating
+ * thread-local buffers, valid until the fourth next call.
+ */
+const char *ward_quote(const void *p, size_t n);
+const char *ward_quotes(const char *s);
+
 /* Zero memory in a way the compiler may not elide. */
 void ward_cleanse(void *p, size_t n);
 /* Constant-time comparison; 0 when equal. */

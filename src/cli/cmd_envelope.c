@@ -178,8 +178,7 @@ parse_args(struct args *a, int argc, char **argv)
 				    WARD_EUSAGE, "at most %d keys", MAX_KEYS);
 			if (a->decrypt && c == OPT_RSA_PUBLIC)
 				return ward_errf(WARD_EUSAGE,
-				    "a public key "
-				    "cannot decrypt: give --raw-rsa-private");
+				    "a public key cannot decrypt: give --raw-rsa-private");
 			k = &a->keys[a->nkeys++];
 			k->kind = c;
 			k->path = optarg;
@@ -193,8 +192,7 @@ parse_args(struct args *a, int argc, char **argv)
 			/* modifiers apply to the key given just before them */
 			if (a->nkeys == 0)
 				return ward_errf(WARD_EUSAGE,
-				    "%s applies to the key given before it: put "
-				    "it after --raw-key or --raw-rsa-*",
+				    "%s applies to the key given before it: put it after --raw-key or --raw-rsa-*",
 				    argv[optind - 1]);
 			k = &a->keys[a->nkeys - 1];
 			if (c == OPT_NAMESPACE) {
@@ -213,8 +211,7 @@ parse_args(struct args *a, int argc, char **argv)
 				return r;
 			if (!a->decrypt && k->padding == WARD_RSA_PKCS1)
 				return ward_errf(WARD_EUSAGE,
-				    "pkcs1 padding is accepted for decryption "
-				    "only");
+				    "pkcs1 padding is accepted for decryption only");
 			break;
 		case OPT_CONTEXT:
 			if ((r = ward_ec_add_arg(&a->ec, optarg)) != 0)
@@ -234,8 +231,7 @@ parse_args(struct args *a, int argc, char **argv)
 				return r;
 			if (v == 0)
 				return ward_errf(WARD_EUSAGE,
-				    "frame size must "
-				    "be at least 1 byte");
+				    "frame size must be at least 1 byte");
 			a->frame_len = (uint32_t)v;
 			break;
 		case OPT_LEGACY:
@@ -256,9 +252,8 @@ parse_args(struct args *a, int argc, char **argv)
 			         &v)) != 0)
 				return r;
 			if (v == 0)
-				return ward_errf(WARD_EUSAGE,
-				    "limits must be "
-				    "at least 1");
+				return ward_errf(
+				    WARD_EUSAGE, "limits must be at least 1");
 			if (c == OPT_MAX_EDKS)
 				a->max_edks = (size_t)v;
 			else if (c == OPT_MAX_FRAME)
@@ -292,8 +287,7 @@ parse_args(struct args *a, int argc, char **argv)
 		default:
 		unknown:
 			return ward_errf(WARD_EUSAGE,
-			    "unknown option '%s' "
-			    "(see ward %s --help)",
+			    "unknown option '%s' (see ward %s --help)",
 			    argv[optind - 1],
 			    a->decrypt ? "decrypt" : "encrypt");
 		}
@@ -302,13 +296,10 @@ parse_args(struct args *a, int argc, char **argv)
 		a->in = argv[optind++];
 	if (optind < argc)
 		return ward_errf(WARD_EUSAGE,
-		    "one input at a time ('%s' is "
-		    "extra)",
-		    argv[optind]);
+		    "one input at a time ('%s' is extra)", argv[optind]);
 	if (a->nkeys == 0)
 		return ward_errf(WARD_EUSAGE,
-		    "no key given: use --raw-key FILE "
-		    "or --raw-rsa-%s PEM (see ward %s --help)",
+		    "no key given: use --raw-key FILE or --raw-rsa-%s PEM (see ward %s --help)",
 		    a->decrypt ? "private" : "public",
 		    a->decrypt ? "decrypt" : "encrypt");
 	return 0;
@@ -376,8 +367,7 @@ default_output(struct args *a, char **owned)
 	} else {
 		if (len <= 5 || strncmp(a->in + len - 5, ".ward", 5) != 0)
 			return ward_errf(WARD_EUSAGE,
-			    "cannot name the output "
-			    "for '%s' (no .ward suffix): give -o OUT",
+			    "cannot name the output for '%s' (no .ward suffix): give -o OUT",
 			    a->in);
 		if ((*owned = strndup(a->in, len - 5)) == NULL)
 			return ward_enomem();

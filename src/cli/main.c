@@ -21,15 +21,12 @@ usage(FILE *f)
 	    "usage: ward COMMAND [OPTIONS] [ARGS]\n"
 	    "       ward COMMAND --help\n"
 	    "       ward --version\n\n"
-	    "ward ships encrypted applications and models to enclaves "
-	    "whose measured\nimage a key policy names. Commands:\n\n");
+	    "ward ships encrypted applications and models to enclaves whose measured\nimage a key policy names. Commands:\n\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(
 		    f, "  %-10s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
-	    "\nExit status: 0 on success; otherwise a code naming the "
-	    "failure\n(see ward(1), EXIT STATUS). Documentation: "
-	    "docs/ in the source tree.\n");
+	    "\nExit status: 0 on success; otherwise a code naming the failure\n(see ward(1), EXIT STATUS). Documentation: docs/ in the source tree.\n");
 }
 
 int

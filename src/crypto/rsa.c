@@ -27,8 +27,7 @@ ward_rsa_padding_parse(const char *name, enum ward_rsa_padding *out)
 			return 0;
 		}
 	return ward_errf(WARD_EUSAGE,
-	    "unknown RSA padding '%s' (use "
-	    "oaep-sha256, oaep-sha1, oaep-sha384, oaep-sha512 or pkcs1)",
+	    "unknown RSA padding '%s' (use oaep-sha256, oaep-sha1, oaep-sha384, oaep-sha512 or pkcs1)",
 	    name);
 }
 

@@ -62,8 +62,7 @@ ward_sig_new_verifier(struct ward_sig *s, enum ward_curve curve,
 	if (point_len != curve_point_len(curve) ||
 	    (point[0] != 0x02 && point[0] != 0x03))
 		return ward_errf(WARD_EFORMAT,
-		    "signing public key is not a "
-		    "compressed %s point (%zu bytes)",
+		    "signing public key is not a compressed %s point (%zu bytes)",
 		    curve_group(curve), point_len);
 	params[0] = OSSL_PARAM_construct_utf8_string(
 	    OSSL_PKEY_PARAM_GROUP_NAME, (char *)curve_group(curve), 0);
@@ -74,9 +73,8 @@ ward_sig_new_verifier(struct ward_sig *s, enum ward_curve curve,
 	    EVP_PKEY_fromdata_init(pctx) != 1 ||
 	    EVP_PKEY_fromdata(pctx, &s->key, EVP_PKEY_PUBLIC_KEY, params) !=
 	        1) {
-		r = ward_crypto_err(WARD_EFORMAT,
-		    "decoding the signing "
-		    "public key");
+		r = ward_crypto_err(
+		    WARD_EFORMAT, "decoding the signing public key");
 		goto out;
 	}
 	if ((s->md = EVP_MD_CTX_new()) == NULL) {
@@ -107,9 +105,8 @@ ward_sig_public_point(
 	        OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, raw, sizeof(raw),
 	        &n) != 1 ||
 	    n != 1 + 2 * half || raw[0] != 0x04)
-		return ward_crypto_err(WARD_ECRYPTO,
-		    "encoding the signing "
-		    "public key");
+		return ward_crypto_err(
+		    WARD_ECRYPTO, "encoding the signing public key");
 	out[0] = (uint8_t)(0x02 | (raw[n - 1] & 1));
 	memcpy(out + 1, raw + 1, half);
 	*out_len = 1 + half;
@@ -146,9 +143,8 @@ ward_sig_verify(struct ward_sig *s, const uint8_t *sig, size_t sig_len)
 
 	if (ok != 1) {
 		ward_crypto_err(WARD_EAUTH, "ECDSA verification");
-		return ward_errf(WARD_EAUTH,
-		    "message signature does not "
-		    "verify");
+		return ward_errf(
+		    WARD_EAUTH, "message signature does not verify");
 	}
 	return 0;
 }

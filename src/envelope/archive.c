@@ -110,9 +110,7 @@ pack_tree(
 	if (!S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
 	    !S_ISLNK(st.st_mode))
 		return ward_errf(WARD_EUNSAFE,
-		    "%s: cannot pack a device, fifo "
-		    "or socket",
-		    path);
+		    "%s: cannot pack a device, fifo or socket", path);
 	if (rel != NULL) {
 		if ((e = archive_entry_new()) == NULL)
 			return ward_enomem();
@@ -143,9 +141,7 @@ pack_tree(
 			/* what restore would refuse, refuse now */
 			if ((r = check_symlink(rel, target)) != 0) {
 				r = ward_err_prefix(r,
-				    "cannot pack %s (restore would refuse it; "
-				    "make the link relative and inside the "
-				    "directory)",
+				    "cannot pack %s (restore would refuse it; make the link relative and inside the directory)",
 				    path);
 				goto out;
 			}
@@ -254,17 +250,15 @@ check_path(const char *what, const char *p)
 		    WARD_EUNSAFE, "archive %s has an empty name", what);
 	if (*p == '/')
 		return ward_errf(WARD_EUNSAFE,
-		    "archive %s '%s' has an "
-		    "absolute path",
-		    what, p);
+		    "archive %s '%s' has an absolute path", what,
+		    ward_quotes(p));
 	while (*s != '\0') {
 		size_t n = strcspn(s, "/");
 
 		if (n == 2 && s[0] == '.' && s[1] == '.')
 			return ward_errf(WARD_EUNSAFE,
-			    "archive %s '%s' has a "
-			    "'..' component",
-			    what, p);
+			    "archive %s '%s' has a '..' component", what,
+			    ward_quotes(p));
 		s += n;
 		while (*s == '/')
 			s++;
@@ -282,13 +276,12 @@ check_symlink(const char *path, const char *target)
 	const char *s;
 
 	if (target == NULL || *target == '\0')
-		return ward_errf(
-		    WARD_EUNSAFE, "archive link '%s' has no target", path);
+		return ward_errf(WARD_EUNSAFE,
+		    "archive link '%s' has no target", ward_quotes(path));
 	if (*target == '/')
 		return ward_errf(WARD_EUNSAFE,
-		    "archive link '%s' points to "
-		    "the absolute path '%s'",
-		    path, target);
+		    "archive link '%s' points to the absolute path '%s'",
+		    ward_quotes(path), ward_quotes(target));
 	/* depth of the directory holding the link */
 	for (s = path; *s != '\0';) {
 		size_t n = strcspn(s, "/");
@@ -307,10 +300,8 @@ check_symlink(const char *path, const char *target)
 		if (n == 2 && s[0] == '.' && s[1] == '.') {
 			if (--depth < 0)
 				return ward_errf(WARD_EUNSAFE,
-				    "archive link "
-				    "'%s' -> '%s' points outside the target "
-				    "directory",
-				    path, target);
+				    "archive link '%s' -> '%s' points outside the target directory",
+				    ward_quotes(path), ward_quotes(target));
 		} else if (n > 0 && !(n == 1 && s[0] == '.'))
 			depth++;
 		s += n;
@@ -358,8 +349,8 @@ remove_tree(const char *dir)
 	}
 	nftw(dir, rm_entry, 16, FTW_PHYS | FTW_DEPTH);
 	if (lstat(dir, &st) == 0)
-		ward_warn("could not remove the partial restore %s: remove it "
-		          "by hand",
+		ward_warn(
+		    "could not remove the partial restore %s: remove it by hand",
 		    dir);
 }
 
@@ -455,9 +446,9 @@ check_link_cb(const char *path, const struct stat *st, int flag, struct FTW *f)
 	target[n] = '\0';
 	if (link_escapes(path, target)) {
 		walk_err = ward_errf(WARD_EUNSAFE,
-		    "archive link '%s' -> '%s' resolves outside the target "
-		    "directory",
-		    path + strlen(walk_root) + 1, target);
+		    "archive link '%s' -> '%s' resolves outside the target directory",
+		    ward_quotes(path + strlen(walk_root) + 1),
+		    ward_quotes(target));
 		return 1;
 	}
 	return 0;
@@ -493,10 +484,8 @@ check_dest(const char *dest)
 		return ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
 	}
 	if (!S_ISDIR(st.st_mode))
-		return ward_errf(WARD_EEXIST,
-		    "%s exists and is not a "
-		    "directory",
-		    dest);
+		return ward_errf(
+		    WARD_EEXIST, "%s exists and is not a directory", dest);
 	if ((d = opendir(dest)) == NULL)
 		return ward_errf(WARD_EIO, "%s: %s", dest, strerror(errno));
 	while ((de = readdir(d)) != NULL)
@@ -508,8 +497,7 @@ check_dest(const char *dest)
 	closedir(d);
 	if (!empty)
 		return ward_errf(WARD_EEXIST,
-		    "%s exists and is not empty: "
-		    "restore into a new directory",
+		    "%s exists and is not empty: restore into a new directory",
 		    dest);
 	return 0;
 }
@@ -545,8 +533,7 @@ extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
 
 		if (++entries > max_entries) {
 			r = ward_errf(WARD_ELIMIT,
-			    "archive has more than "
-			    "%llu entries (raise --max-entries)",
+			    "archive has more than %llu entries (raise --max-entries)",
 			    (unsigned long long)max_entries);
 			goto out;
 		}
@@ -556,9 +543,8 @@ extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
 		 * named "x/" would land at "x" */
 		if (type != AE_IFDIR && path[strlen(path) - 1] == '/') {
 			r = ward_errf(WARD_EUNSAFE,
-			    "archive entry '%s' is not a directory but its "
-			    "name ends in '/'",
-			    path);
+			    "archive entry '%s' is not a directory but its name ends in '/'",
+			    ward_quotes(path));
 			goto out;
 		}
 		if (hl != NULL) {
@@ -570,16 +556,14 @@ extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
 				goto out;
 		} else if (type != AE_IFREG && type != AE_IFDIR) {
 			r = ward_errf(WARD_EUNSAFE,
-			    "archive entry '%s' is "
-			    "a device, fifo or socket: refused",
-			    path);
+			    "archive entry '%s' is a device, fifo or socket: refused",
+			    ward_quotes(path));
 			goto out;
 		}
 		if (archive_entry_size(e) < 0 ||
 		    (uint64_t)archive_entry_size(e) > max_bytes - bytes) {
 			r = ward_errf(WARD_ELIMIT,
-			    "archive contents exceed "
-			    "%llu bytes (raise --max-size)",
+			    "archive contents exceed %llu bytes (raise --max-size)",
 			    (unsigned long long)max_bytes);
 			goto out;
 		}
@@ -603,10 +587,19 @@ extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
 		 * user restoring. */
 		archive_entry_set_perm(e, archive_entry_perm(e) & 0777);
 		if (archive_write_header(disk, e) != ARCHIVE_OK) {
-			r = ward_errf(WARD_EUNSAFE,
-			    "cannot restore '%s': "
-			    "%s",
-			    path, archive_error_string(disk));
+			int err = archive_errno(disk);
+
+			/* the disk's failures are I/O errors; the rest are
+			 * libarchive's own refusals */
+			r = ward_errf(err == ENOSPC || err == EDQUOT ||
+			            err == EROFS || err == EIO ||
+			            err == EACCES || err == ENAMETOOLONG ||
+			            err == EMFILE || err == ENFILE ||
+			            err == ENOMEM
+			        ? WARD_EIO
+			        : WARD_EUNSAFE,
+			    "cannot restore '%s': %s", ward_quotes(path),
+			    archive_error_string(disk));
 			goto out;
 		}
 		while ((ar = archive_read_data_block(in, &blk, &len, &off)) ==
@@ -614,14 +607,15 @@ extract(struct archive *in, struct archive *disk, struct unpack_ctx *c,
 			if (archive_write_data_block(disk, blk, len, off) !=
 			    ARCHIVE_OK) {
 				r = ward_errf(WARD_EIO, "writing '%s': %s",
-				    path, archive_error_string(disk));
+				    ward_quotes(path),
+				    archive_error_string(disk));
 				goto out;
 			}
 		if (ar != ARCHIVE_EOF)
 			goto read_error;
 		if (archive_write_finish_entry(disk) != ARCHIVE_OK) {
-			r = ward_errf(WARD_EIO, "writing '%s': %s", path,
-			    archive_error_string(disk));
+			r = ward_errf(WARD_EIO, "writing '%s': %s",
+			    ward_quotes(path), archive_error_string(disk));
 			goto out;
 		}
 	}
@@ -634,8 +628,7 @@ read_error:
 		r = c->err;
 	else
 		r = ward_errf(WARD_EFORMAT,
-		    "the decrypted directory archive "
-		    "is malformed: %s",
+		    "the decrypted directory archive is malformed: %s",
 		    archive_error_string(in));
 out:
 	free(path);
@@ -689,9 +682,8 @@ ward_archive_unpack(ward_read_fn src, void *src_ctx, const char *dest,
 		goto out;
 	if (mkdtemp(tmp) == NULL) {
 		r = ward_errf(WARD_EIO,
-		    "cannot create a directory beside %s: "
-		    "%s",
-		    dest, strerror(errno));
+		    "cannot create a directory beside %s: %s", dest,
+		    strerror(errno));
 		free(tmp);
 		tmp = NULL;
 		goto out;
@@ -711,8 +703,7 @@ ward_archive_unpack(ward_read_fn src, void *src_ctx, const char *dest,
 		r = c->err != 0
 		    ? c->err
 		    : ward_errf(WARD_EFORMAT,
-		          "the "
-		          "decrypted payload is not a tar archive: %s",
+		          "the decrypted payload is not a tar archive: %s",
 		          archive_error_string(in));
 		goto out;
 	}

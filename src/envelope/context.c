@@ -84,22 +84,18 @@ ec_append(struct ward_ec *ec, const char *key, size_t key_len,
 
 	if (key_len > UINT16_MAX || value_len > UINT16_MAX)
 		return ward_errf(WARD_ELIMIT,
-		    "encryption context entry longer "
-		    "than 65535 bytes");
+		    "encryption context entry longer than 65535 bytes");
 	if (!valid_utf8((const uint8_t *)key, key_len) ||
 	    !valid_utf8((const uint8_t *)value, value_len))
 		return ward_errf(WARD_EFORMAT,
-		    "encryption context entry is not "
-		    "valid UTF-8");
+		    "encryption context entry is not valid UTF-8");
 	if (check_duplicate && ward_ec_get(ec, key, key_len) != NULL)
 		return ward_errf(WARD_EFORMAT,
-		    "encryption context key '%.*s' "
-		    "appears twice",
-		    (int)(key_len > 64 ? 64 : key_len), key);
+		    "encryption context key '%s' appears twice",
+		    ward_quote(key, key_len > 64 ? 64 : key_len));
 	if (ec->n >= UINT16_MAX)
-		return ward_errf(WARD_ELIMIT,
-		    "more than 65535 encryption "
-		    "context pairs");
+		return ward_errf(
+		    WARD_ELIMIT, "more than 65535 encryption context pairs");
 	if ((v = realloc(ec->pairs, (ec->n + 1) * sizeof(*v))) == NULL)
 		return ward_enomem();
 	ec->pairs = v;
@@ -166,10 +162,10 @@ check_duplicates(const struct ward_ec *ec)
 	for (size_t i = 1; i < ec->n && r == 0; i++)
 		if (pair_cmp(&sorted[i - 1], &sorted[i]) == 0)
 			r = ward_errf(WARD_EFORMAT,
-			    "encryption context key '%.*s' appears twice",
-			    (int)(sorted[i]->key_len > 64 ? 64
-			                                  : sorted[i]->key_len),
-			    sorted[i]->key);
+			    "encryption context key '%s' appears twice",
+			    ward_quote(sorted[i]->key,
+			        sorted[i]->key_len > 64 ? 64
+			                                : sorted[i]->key_len));
 	free(sorted);
 	return r;
 }
@@ -218,8 +214,7 @@ ward_ec_parse(const uint8_t *p, size_t len, struct ward_ec *out)
 	count = ward_load16(p);
 	if (count == 0)
 		return ward_errf(WARD_EFORMAT,
-		    "encryption context has a zero "
-		    "count but a nonzero length");
+		    "encryption context has a zero count but a nonzero length");
 	for (size_t i = 0; i < count; i++) {
 		size_t klen, vlen;
 		const uint8_t *k, *v;
@@ -250,8 +245,7 @@ ward_ec_parse(const uint8_t *p, size_t len, struct ward_ec *out)
 	if (off != len) {
 		ward_ec_free(out);
 		return ward_errf(WARD_EFORMAT,
-		    "encryption context length %zu "
-		    "does not match its %zu pairs",
+		    "encryption context length %zu does not match its %zu pairs",
 		    len, count);
 	}
 	if ((r = check_duplicates(out)) != 0)
@@ -259,9 +253,8 @@ ward_ec_parse(const uint8_t *p, size_t len, struct ward_ec *out)
 	return r;
 truncated:
 	ward_ec_free(out);
-	return ward_errf(WARD_EFORMAT,
-	    "encryption context entries run past "
-	    "its length");
+	return ward_errf(
+	    WARD_EFORMAT, "encryption context entries run past its length");
 }
 
 int

@@ -43,6 +43,7 @@ struct ward_dec {
 	bool have_header;
 	struct ward_gcm gcm;
 	bool have_gcm;
+	bool authenticated; /* header tag and required context verified */
 	struct ward_sig sig;
 	bool signing;
 
@@ -196,8 +197,7 @@ read_header(struct ward_dec *d)
 		if (d->eof) {
 			if (avail == 0)
 				return ward_errf(WARD_EFORMAT,
-				    "the input is empty: not an encrypted "
-				    "message");
+				    "the input is empty: not an encrypted message");
 			return ward_errf(WARD_EFORMAT,
 			    "message truncated in the header (%zu bytes)",
 			    avail);
@@ -217,14 +217,11 @@ read_header(struct ward_dec *d)
 	d->have_header = true;
 	if (!h->suite->commit && d->p.commitment == WARD_COMMIT_REQUIRE)
 		return ward_errf(WARD_EUNSUPPORTED,
-		    "message uses the legacy "
-		    "suite 0x%04x (%s), which has no key commitment; accept it "
-		    "with --allow-legacy-suites",
+		    "message uses the legacy suite 0x%04x (%s), which has no key commitment; accept it with --allow-legacy-suites",
 		    h->suite_id, h->suite->name);
 	if (h->frame_len > d->p.max_frame_len)
 		return ward_errf(WARD_ELIMIT,
-		    "frame length %u exceeds the "
-		    "limit of %u bytes",
+		    "frame length %u exceeds the limit of %u bytes",
 		    h->frame_len, d->p.max_frame_len);
 	return 0;
 }
@@ -240,22 +237,17 @@ no_key_error(struct ward_dec *d, unsigned attempts)
 	have[0] = '\0';
 	for (size_t i = 0; i < d->h.edks.n && off + 1 < sizeof(have); i++) {
 		const struct ward_edk *e = &d->h.edks.v[i];
-		int pid =
-		    e->provider_id_len > 64 ? 64 : (int)e->provider_id_len;
 
-		off +=
-		    (size_t)snprintf(have + off, sizeof(have) - off, "%s%.*s",
-		        i > 0 ? ", " : "", pid, (const char *)e->provider_id);
+		off += (size_t)snprintf(have + off, sizeof(have) - off, "%s%s",
+		    i > 0 ? ", " : "",
+		    ward_quote(e->provider_id, e->provider_id_len));
 	}
 	if (attempts > 0)
 		return ward_errf(WARD_EKEY,
-		    "wrong key: the message has a data "
-		    "key for the name given, but %s does not open it (the key "
-		    "differs, or the message header was modified)",
+		    "wrong key: the message has a data key for the name given, but %s does not open it (the key differs, or the message header was modified)",
 		    given);
 	return ward_errf(WARD_EKEY,
-	    "no key given can open this message: it "
-	    "has data keys for [%s], and the keys given are [%s]",
+	    "no key given can open this message: it has data keys for [%s], and the keys given are [%s]",
 	    have, given);
 }
 
@@ -302,12 +294,16 @@ authenticate_header(struct ward_dec *d)
 			goto out;
 		if (probe.has_data_key) {
 			r = ward_errf(WARD_ECONTEXT,
-			    "encryption context "
-			    "mismatch: the message does not carry '%s' (given "
-			    "with --context), nor was it bound to it",
-			    auth_only.pairs[0].key);
+			    "encryption context mismatch: the message does not carry '%s' (given with --context), nor was it bound to it",
+			    ward_quotes(auth_only.pairs[0].key));
 			goto out;
 		}
+	}
+	if (!m.has_data_key && auth_only.n > 0) {
+		r = ward_errf(WARD_EKEY,
+		    "no key given opens this message with the --context pairs given: the key differs, or the pairs absent from the header (first: '%s') were bound with other values",
+		    ward_quotes(auth_only.pairs[0].key));
+		goto out;
 	}
 	if (!m.has_data_key) {
 		r = no_key_error(d, m.attempts);
@@ -315,8 +311,7 @@ authenticate_header(struct ward_dec *d)
 	}
 	if (m.data_key_len != h->suite->key_len) {
 		r = ward_errf(WARD_EKEY,
-		    "keyring returned a %zu-byte data key "
-		    "for a suite that needs %u",
+		    "keyring returned a %zu-byte data key for a suite that needs %u",
 		    m.data_key_len, h->suite->key_len);
 		goto out;
 	}
@@ -326,8 +321,7 @@ authenticate_header(struct ward_dec *d)
 	if (h->suite->commit &&
 	    ward_ct_memcmp(commit_key, h->suite_data, 32) != 0) {
 		r = ward_errf(WARD_EAUTH,
-		    "key commitment mismatch: the message "
-		    "header was modified, or its data key was replaced");
+		    "key commitment mismatch: the message header was modified, or its data key was replaced");
 		goto out;
 	}
 	if ((r = ward_gcm_init(&d->gcm, content_key, h->suite->key_len)) != 0)
@@ -339,17 +333,19 @@ authenticate_header(struct ward_dec *d)
 		goto out;
 	if (ward_gcm_open(
 	        &d->gcm, h->iv, aad.p, aad.len, NULL, 0, h->tag, NULL) != 0) {
-		if (auth_only.n > 0)
+		if (auth_only.n == 0)
 			r = ward_errf(WARD_EAUTH,
-			    "header authentication "
-			    "failed: the header was modified, or the --context "
-			    "pairs absent from the header (first: '%s') were "
-			    "not bound to this message",
-			    auth_only.pairs[0].key);
+			    "header authentication failed: the message header was modified");
+		else if (ward_gcm_open(&d->gcm, h->iv, body, h->body_len, NULL,
+		             0, h->tag, NULL) == 0)
+			/* intact without them: the pairs were never bound */
+			r = ward_errf(WARD_ECONTEXT,
+			    "encryption context mismatch: the message does not carry '%s' (given with --context), nor was it bound to it",
+			    ward_quotes(auth_only.pairs[0].key));
 		else
 			r = ward_errf(WARD_EAUTH,
-			    "header authentication "
-			    "failed: the message header was modified");
+			    "header authentication failed: the header was modified, or the --context pairs absent from the header (first: '%s') were bound with other values",
+			    ward_quotes(auth_only.pairs[0].key));
 		goto out;
 	}
 
@@ -363,9 +359,9 @@ authenticate_header(struct ward_dec *d)
 		    (s->value_len != q->value_len ||
 		        memcmp(s->value, q->value, q->value_len) != 0)) {
 			r = ward_errf(WARD_ECONTEXT,
-			    "encryption context "
-			    "mismatch: '%s' is '%s' in the message, not '%s'",
-			    q->key, s->value, q->value);
+			    "encryption context mismatch: '%s' is '%s' in the message, not '%s'",
+			    ward_quotes(q->key), ward_quotes(s->value),
+			    ward_quotes(q->value));
 			goto out;
 		}
 	}
@@ -378,8 +374,7 @@ authenticate_header(struct ward_dec *d)
 
 		if (pk == NULL) {
 			r = ward_errf(WARD_EFORMAT,
-			    "signed message has no "
-			    "%s in its context",
+			    "signed message has no %s in its context",
 			    WARD_EC_PUBLIC_KEY);
 			goto out;
 		}
@@ -400,6 +395,8 @@ authenticate_header(struct ward_dec *d)
 	d->out_cap = round_up(d->out_cap, PAGE_ALIGN);
 	if ((d->out = aligned_alloc(PAGE_ALIGN, d->out_cap)) == NULL)
 		r = ward_enomem();
+	else
+		d->authenticated = true;
 out:
 	ward_cleanse(content_key, sizeof(content_key));
 	ward_cleanse(m.data_key, sizeof(m.data_key));
@@ -416,7 +413,7 @@ ward_dec_header(struct ward_dec *d)
 
 	if (d->failed)
 		return d->failed;
-	if (d->have_gcm)
+	if (d->authenticated)
 		return 0;
 	if ((r = read_header(d)) != 0 || (r = authenticate_header(d)) != 0) {
 		d->failed = r;
@@ -434,15 +431,14 @@ ward_dec_suite(const struct ward_dec *d)
 const struct ward_ec *
 ward_dec_context(const struct ward_dec *d)
 {
-	return d->have_gcm ? &d->h.ec : NULL;
+	return d->authenticated ? &d->h.ec : NULL;
 }
 
 static int
 truncated_body(struct ward_dec *d)
 {
 	return ward_errf(WARD_EFORMAT,
-	    "message truncated in frame %u (after "
-	    "%llu bytes of plaintext)",
+	    "message truncated in frame %u (after %llu bytes of plaintext)",
 	    d->seq, (unsigned long long)d->plaintext_bytes);
 }
 
@@ -462,28 +458,24 @@ finish_message(struct ward_dec *d)
 			return r;
 		if (short_input)
 			return ward_errf(WARD_EFORMAT,
-			    "message truncated: the "
-			    "signature footer is missing");
+			    "message truncated: the signature footer is missing");
 		sig_len = ward_load16(d->in + d->in_start);
 		if ((r = ensure(d, 2 + (size_t)sig_len, &short_input)) != 0)
 			return r;
 		if (short_input)
 			return ward_errf(WARD_EFORMAT,
-			    "message truncated in "
-			    "the signature footer");
+			    "message truncated in the signature footer");
 		if (ward_sig_verify(
 		        &d->sig, d->in + d->in_start + 2, sig_len) != 0)
 			return ward_errf(WARD_EAUTH,
-			    "message signature does "
-			    "not verify: the message was modified");
+			    "message signature does not verify: the message was modified");
 		d->in_start += 2 + (size_t)sig_len;
 	}
 	if ((r = ensure(d, 1, &short_input)) != 0)
 		return r;
 	if (!short_input)
 		return ward_errf(WARD_EFORMAT,
-		    "unexpected data after the end "
-		    "of the message");
+		    "unexpected data after the end of the message");
 	return 0;
 }
 
@@ -500,16 +492,14 @@ open_unit(struct ward_dec *d, size_t field_len, const uint8_t *iv, uint64_t len,
 	ward_frame_iv(expect_iv, seq);
 	if (memcmp(iv, expect_iv, sizeof(expect_iv)) != 0)
 		return ward_errf(WARD_EAUTH,
-		    "frame %u has an unexpected IV: "
-		    "the message was modified",
+		    "frame %u has an unexpected IV: the message was modified",
 		    seq);
 	aad_len = ward_body_aad(aad, d->h.message_id, d->h.message_id_len,
 	    d->h.content_type, final, seq, len);
 	if (ward_gcm_open(
 	        &d->gcm, iv, aad, aad_len, ct, (size_t)len, ct + len, out) != 0)
 		return ward_errf(WARD_EAUTH,
-		    "frame %u failed authentication: "
-		    "the message was modified or corrupted",
+		    "frame %u failed authentication: the message was modified or corrupted",
 		    seq);
 	if ((r = consume(d, field_len + (size_t)len + WARD_GCM_TAG_LEN)) != 0)
 		return r;
@@ -532,13 +522,11 @@ next_nonframed(struct ward_dec *d, size_t *out_len)
 	len = ward_load64(d->in + d->in_start + 12);
 	if (len > WARD_NONFRAMED_MAX)
 		return ward_errf(WARD_EFORMAT,
-		    "non-framed content length %llu "
-		    "exceeds the format's limit",
+		    "non-framed content length %llu exceeds the format's limit",
 		    (unsigned long long)len);
 	if (len > d->p.max_frame_len)
 		return ward_errf(WARD_ELIMIT,
-		    "non-framed content of %llu bytes "
-		    "exceeds the limit of %u bytes",
+		    "non-framed content of %llu bytes exceeds the limit of %u bytes",
 		    (unsigned long long)len, d->p.max_frame_len);
 	if (len > d->out_cap) {
 		uint8_t *o = aligned_alloc(
@@ -582,8 +570,7 @@ next_framed(struct ward_dec *d, size_t *out_len)
 		if (short_input)
 			return d->in_end == d->in_start && d->seq > 1
 			    ? ward_errf(WARD_EFORMAT,
-			          "message truncated after "
-			          "frame %u: the final frame is missing",
+			          "message truncated after frame %u: the final frame is missing",
 			          d->seq - 1)
 			    : truncated_body(d);
 		f = d->in + d->in_start;
@@ -598,14 +585,11 @@ next_framed(struct ward_dec *d, size_t *out_len)
 			len = ward_load32(f + 20);
 			if (seq != d->seq)
 				return ward_errf(WARD_EAUTH,
-				    "final frame has "
-				    "sequence number %u, expected %u: frames "
-				    "were removed or reordered",
+				    "final frame has sequence number %u, expected %u: frames were removed or reordered",
 				    seq, d->seq);
 			if (len > flen)
 				return ward_errf(WARD_EFORMAT,
-				    "final frame "
-				    "length %u exceeds the frame length %u",
+				    "final frame length %u exceeds the frame length %u",
 				    len, flen);
 			if (n > 0 && d->out_cap - n < len)
 				break; /* release what we have first */
@@ -626,8 +610,7 @@ next_framed(struct ward_dec *d, size_t *out_len)
 		seq = ward_load32(f);
 		if (seq != d->seq)
 			return ward_errf(WARD_EAUTH,
-			    "frame has sequence number "
-			    "%u, expected %u: frames were removed or reordered",
+			    "frame has sequence number %u, expected %u: frames were removed or reordered",
 			    seq, d->seq);
 		if (seq > WARD_FRAME_SEQ_MAX - 1)
 			return ward_errf(WARD_EFORMAT, "too many frames");

@@ -23,8 +23,7 @@ ward_edk_list_add(struct ward_edk_list *l, const void *pid, size_t pid_len,
 	if (pid_len > UINT16_MAX || info_len > UINT16_MAX ||
 	    ct_len > UINT16_MAX)
 		return ward_errf(WARD_ELIMIT,
-		    "encrypted data key field longer "
-		    "than 65535 bytes");
+		    "encrypted data key field longer than 65535 bytes");
 	if ((v = realloc(l->v, (l->n + 1) * sizeof(*v))) == NULL)
 		return ward_enomem();
 	l->v = v;

@@ -57,8 +57,7 @@ emit_frame(struct ward_enc *e, const uint8_t *pt, size_t n, bool final)
 
 	if (e->seq > WARD_FRAME_SEQ_MAX)
 		return ward_errf(WARD_ELIMIT,
-		    "message needs more than %u "
-		    "frames: use a larger --frame-size",
+		    "message needs more than %u frames: use a larger --frame-size",
 		    WARD_FRAME_SEQ_MAX);
 	if (e->out.cap - e->out.len < need && (r = flush(e)) != 0)
 		return r;
@@ -103,8 +102,7 @@ build_header(struct ward_enc *e, const struct ward_enc_params *p,
 		if (strncmp(h.ec.pairs[i].key, WARD_EC_RESERVED_PREFIX,
 		        strlen(WARD_EC_RESERVED_PREFIX)) == 0) {
 			r = ward_errf(WARD_EUSAGE,
-			    "encryption context key '%s' "
-			    "uses the reserved prefix aws-crypto-",
+			    "encryption context key '%s' uses the reserved prefix aws-crypto-",
 			    h.ec.pairs[i].key);
 			goto out;
 		}
@@ -155,9 +153,7 @@ build_header(struct ward_enc *e, const struct ward_enc_params *p,
 		goto out;
 	if (e->out.len > WARD_HEADER_MAX) {
 		r = ward_errf(WARD_ELIMIT,
-		    "header of %zu bytes exceeds the "
-		    "limit",
-		    e->out.len);
+		    "header of %zu bytes exceeds the limit", e->out.len);
 		goto out;
 	}
 	/* Header tag: GCM over no plaintext, AAD = header body (§5.7). */
@@ -186,14 +182,12 @@ ward_enc_new(struct ward_enc **out, const struct ward_enc_params *p,
 	*out = NULL;
 	if (suite_id != WARD_SUITE_DEFAULT && suite_id != WARD_SUITE_SIGNED)
 		return ward_errf(WARD_EUNSUPPORTED,
-		    "ward encrypts only with "
-		    "the committing suites 0478 and 0578, not 0x%04x",
+		    "ward encrypts only with the committing suites 0478 and 0578, not 0x%04x",
 		    suite_id);
 	if (frame_len > WARD_FRAME_LEN_MAX)
 		return ward_errf(WARD_ELIMIT,
-		    "frame size %u exceeds the limit "
-		    "of %u bytes",
-		    frame_len, WARD_FRAME_LEN_MAX);
+		    "frame size %u exceeds the limit of %u bytes", frame_len,
+		    WARD_FRAME_LEN_MAX);
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		return ward_enomem();
 	e->suite = ward_suite_lookup(suite_id);

@@ -70,9 +70,7 @@ truncated(struct cursor *c, bool *need_more)
 {
 	*need_more = true;
 	return ward_errf(WARD_EFORMAT,
-	    "message truncated in the header "
-	    "(%zu bytes)",
-	    c->len);
+	    "message truncated in the header (%zu bytes)", c->len);
 }
 
 int
@@ -97,11 +95,9 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 		    (memcmp(p, "AgR4", 4) == 0 || memcmp(p, "AgV4", 4) == 0 ||
 		        memcmp(p, "AYAA", 4) == 0))
 			return ward_errf(WARD_EFORMAT,
-			    "the input looks "
-			    "base64-encoded: decode it first (base64 -d)");
+			    "the input looks base64-encoded: decode it first (base64 -d)");
 		return ward_errf(WARD_EFORMAT,
-		    "not an AWS Encryption SDK "
-		    "message (version byte 0x%02x)",
+		    "not an AWS Encryption SDK message (version byte 0x%02x)",
 		    h->version);
 	}
 	if (h->version == 1) {
@@ -111,21 +107,16 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 			return truncated(&c, need_more);
 		if (type != 0x80)
 			return ward_errf(WARD_EFORMAT,
-			    "v1 message type 0x%02x "
-			    "(expected 0x80)",
-			    type);
+			    "v1 message type 0x%02x (expected 0x80)", type);
 	}
 	if (!take_u16(&c, &h->suite_id))
 		return truncated(&c, need_more);
 	if ((h->suite = ward_suite_lookup(h->suite_id)) == NULL)
 		return ward_errf(WARD_EUNSUPPORTED,
-		    "unsupported algorithm "
-		    "suite 0x%04x",
-		    h->suite_id);
+		    "unsupported algorithm suite 0x%04x", h->suite_id);
 	if (h->suite->msg_version != h->version)
 		return ward_errf(WARD_EFORMAT,
-		    "suite 0x%04x is not allowed in "
-		    "a version %u message",
+		    "suite 0x%04x is not allowed in a version %u message",
 		    h->suite_id, h->version);
 
 	h->message_id_len = h->version == 1 ? 16 : 32;
@@ -141,15 +132,13 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 	if (!take_u16(&c, &edk_count))
 		goto short_read;
 	if (edk_count == 0) {
-		r = ward_errf(WARD_EFORMAT,
-		    "message has no encrypted data "
-		    "keys");
+		r = ward_errf(
+		    WARD_EFORMAT, "message has no encrypted data keys");
 		goto fail;
 	}
 	if (edk_count > max_edks) {
 		r = ward_errf(WARD_ELIMIT,
-		    "message has %u encrypted data "
-		    "keys, more than the limit of %zu",
+		    "message has %u encrypted data keys, more than the limit of %zu",
 		    edk_count, max_edks);
 		goto fail;
 	}
@@ -182,8 +171,7 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 			goto short_read;
 		if (reserved != 0 || iv_len != WARD_GCM_IV_LEN) {
 			r = ward_errf(WARD_EFORMAT,
-			    "v1 header reserved field "
-			    "or IV length is wrong");
+			    "v1 header reserved field or IV length is wrong");
 			goto fail;
 		}
 	}
@@ -191,8 +179,7 @@ ward_header_parse(const uint8_t *p, size_t len, size_t max_edks,
 		goto short_read;
 	if ((h->content_type == WARD_CONTENT_FRAMED) != (h->frame_len != 0)) {
 		r = ward_errf(WARD_EFORMAT,
-		    "frame length %u does not fit "
-		    "content type 0x%02x",
+		    "frame length %u does not fit content type 0x%02x",
 		    h->frame_len, h->content_type);
 		goto fail;
 	}
@@ -238,8 +225,7 @@ ward_header_write_body(const struct ward_header *h, struct ward_buf *out)
 		goto out;
 	if (ec.len > UINT16_MAX) {
 		r = ward_errf(WARD_ELIMIT,
-		    "encryption context serializes to "
-		    "%zu bytes, more than 65535",
+		    "encryption context serializes to %zu bytes, more than 65535",
 		    ec.len);
 		goto out;
 	}

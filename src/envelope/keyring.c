@@ -35,18 +35,14 @@ static int
 check_names(const char *ns, const char *name)
 {
 	if (ns == NULL || *ns == '\0' || strlen(ns) > UINT16_MAX)
-		return ward_errf(WARD_EUSAGE,
-		    "key namespace must be 1 to 65535 "
-		    "bytes");
+		return ward_errf(
+		    WARD_EUSAGE, "key namespace must be 1 to 65535 bytes");
 	if (strcmp(ns, "aws-kms") == 0 || strncmp(ns, "aws-kms", 7) == 0)
 		return ward_errf(WARD_EUSAGE,
-		    "key namespace '%s' is reserved "
-		    "for AWS KMS",
-		    ns);
+		    "key namespace '%s' is reserved for AWS KMS", ns);
 	if (name == NULL || *name == '\0' || strlen(name) > UINT16_MAX - 20)
-		return ward_errf(WARD_EUSAGE,
-		    "key name must be 1 to 65515 "
-		    "bytes");
+		return ward_errf(
+		    WARD_EUSAGE, "key name must be 1 to 65515 bytes");
 	return 0;
 }
 
@@ -176,8 +172,7 @@ ward_keyring_raw_aes_new(struct ward_keyring **out, const char *key_ns,
 		return r;
 	if (key_len != 16 && key_len != 24 && key_len != 32)
 		return ward_errf(WARD_EUSAGE,
-		    "a raw AES key must be 16, 24 or "
-		    "32 bytes, not %zu",
+		    "a raw AES key must be 16, 24 or 32 bytes, not %zu",
 		    key_len);
 	if ((k = calloc(1, sizeof(*k))) == NULL)
 		return ward_enomem();
@@ -220,8 +215,7 @@ raw_rsa_on_encrypt(struct ward_keyring *kr, struct ward_materials *m)
 
 	if (k->padding == WARD_RSA_PKCS1)
 		return ward_errf(WARD_EUSAGE,
-		    "RSA PKCS #1 v1.5 padding is "
-		    "accepted for decryption only; encrypt with oaep-sha256");
+		    "RSA PKCS #1 v1.5 padding is accepted for decryption only; encrypt with oaep-sha256");
 	if ((r = generate_data_key(m)) != 0)
 		return r;
 	if ((r = ward_rsa_encrypt(k->pub != NULL ? k->pub : k->priv, k->padding,

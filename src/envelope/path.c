@@ -72,12 +72,10 @@ ward_encrypt_path(const char *in, const char *out,
     const struct ward_enc_params *p, struct ward_keyring *kr,
     const struct ward_path_opts *o)
 {
-	struct ward_fd_stream src = {.fd = STDIN_FILENO,
-	    .name = "standard "
-	            "input"};
-	struct ward_fd_stream dst = {.fd = STDOUT_FILENO,
-	    .name = "standard "
-	            "output"};
+	struct ward_fd_stream src = {
+	    .fd = STDIN_FILENO, .name = "standard input"};
+	struct ward_fd_stream dst = {
+	    .fd = STDOUT_FILENO, .name = "standard output"};
 	struct ward_atomic atomic = {.fd = -1};
 	struct ward_enc_params params = *p;
 	struct ward_progress progress;
@@ -101,8 +99,7 @@ ward_encrypt_path(const char *in, const char *out,
 		if (ward_ec_get(&ec, WARD_EC_FORMAT, strlen(WARD_EC_FORMAT)) !=
 		    NULL) {
 			r = ward_errf(WARD_EUSAGE,
-			    "context key %s is set by "
-			    "ward for directories",
+			    "context key %s is set by ward for directories",
 			    WARD_EC_FORMAT);
 			goto out;
 		}
@@ -120,9 +117,7 @@ ward_encrypt_path(const char *in, const char *out,
 	if (is_std(out)) {
 		if (isatty(STDOUT_FILENO)) {
 			r = ward_errf(WARD_EUSAGE,
-			    "refusing to write "
-			    "ciphertext to a terminal: give -o FILE or "
-			    "redirect standard output");
+			    "refusing to write ciphertext to a terminal: give -o FILE or redirect standard output");
 			goto out;
 		}
 	} else if ((r = open_output(out, default_mode(), o->force, &atomic,
@@ -183,12 +178,10 @@ ward_decrypt_path(const char *in, const char *out,
     const struct ward_dec_params *p, struct ward_keyring *kr,
     const struct ward_path_opts *o)
 {
-	struct ward_fd_stream src = {.fd = STDIN_FILENO,
-	    .name = "standard "
-	            "input"};
-	struct ward_fd_stream dst = {.fd = STDOUT_FILENO,
-	    .name = "standard "
-	            "output"};
+	struct ward_fd_stream src = {
+	    .fd = STDIN_FILENO, .name = "standard input"};
+	struct ward_fd_stream dst = {
+	    .fd = STDOUT_FILENO, .name = "standard output"};
 	struct ward_atomic atomic = {.fd = -1};
 	struct ward_progress progress;
 	struct ward_dec *dec = NULL;
@@ -204,9 +197,7 @@ ward_decrypt_path(const char *in, const char *out,
 		src.name = in;
 		if (fstat(src.fd, &st) == 0 && S_ISDIR(st.st_mode)) {
 			r = ward_errf(WARD_EUSAGE,
-			    "%s is a directory, not an "
-			    "encrypted message",
-			    in);
+			    "%s is a directory, not an encrypted message", in);
 			goto out;
 		}
 	}
@@ -223,15 +214,13 @@ ward_decrypt_path(const char *in, const char *out,
 	if (fmt != NULL) {
 		if (strcmp(fmt->value, WARD_EC_FORMAT_TAR) != 0) {
 			r = ward_errf(WARD_EUNSUPPORTED,
-			    "message payload "
-			    "format '%s' is not one this ward knows",
-			    fmt->value);
+			    "message payload format '%s' is not one this ward knows",
+			    ward_quotes(fmt->value));
 			goto out;
 		}
 		if (is_std(out)) {
 			r = ward_errf(WARD_EUSAGE,
-			    "this message holds a "
-			    "directory: give -o DIR to restore it");
+			    "this message holds a directory: give -o DIR to restore it");
 			goto out;
 		}
 		r = ward_archive_unpack(ward_dec_read, dec, out, o);

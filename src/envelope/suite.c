@@ -41,14 +41,11 @@ ward_suite_parse(const char *s, uint16_t *out)
 		hex += 2;
 	if (strlen(hex) != 4 || ward_hex_decode(hex, 4, b, sizeof(b), &n) != 0)
 		return ward_errf(WARD_EUSAGE,
-		    "'%s' is not a suite id (four hex "
-		    "digits, such as 0478)",
+		    "'%s' is not a suite id (four hex digits, such as 0478)",
 		    s);
 	*out = ward_load16(b);
 	if (ward_suite_lookup(*out) == NULL)
-		return ward_errf(WARD_EUNSUPPORTED,
-		    "unknown algorithm suite "
-		    "0x%04x",
-		    *out);
+		return ward_errf(
+		    WARD_EUNSUPPORTED, "unknown algorithm suite 0x%04x", *out);
 	return 0;
 }

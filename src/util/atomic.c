@@ -152,11 +152,18 @@ ward_atomic_commit(struct ward_atomic *a)
 		/* link(2) fails with EEXIST instead of replacing a file
 		 * that appeared since open. */
 		if (link(a->tmp, a->path) != 0) {
-			r = ward_errf(errno == EEXIST ? WARD_EEXIST : WARD_EIO,
-			    "%s: %s", a->path, strerror(errno));
-			goto out;
-		}
-		unlink(a->tmp);
+			/* filesystems without hard links (vfat, some network
+			 * mounts): rename that still refuses to replace */
+			if ((errno != EPERM && errno != EOPNOTSUPP) ||
+			    renameat2(AT_FDCWD, a->tmp, AT_FDCWD, a->path,
+			        RENAME_NOREPLACE) != 0) {
+				r = ward_errf(
+				    errno == EEXIST ? WARD_EEXIST : WARD_EIO,
+				    "%s: %s", a->path, strerror(errno));
+				goto out;
+			}
+		} else
+			unlink(a->tmp);
 		free(a->tmp);
 		a->tmp = NULL;
 	}
@@ -167,7 +174,10 @@ ward_atomic_commit(struct ward_atomic *a)
 		goto out;
 	}
 	a->fd = -1;
-	r = fsync_parent(a->path);
+	/* the output is in place; if its directory entry cannot be made
+	 * durable, say so without reporting the write as failed */
+	if (fsync_parent(a->path) != 0)
+		ward_warn("%s", ward_errmsg());
 out:
 	ward_atomic_abort(a);
 	return r;

@@ -1,4 +1,5 @@
 /* Hex and base64 (RFC 4648 §4, standard alphabet, with padding). */
+#include <stdio.h>
 #include <string.h>
 
 #include "ward/util.h"
@@ -36,16 +37,14 @@ ward_hex_decode(
 		    WARD_EFORMAT, "hex string has odd length %zu", slen);
 	if (slen / 2 > outcap)
 		return ward_errf(WARD_ELIMIT,
-		    "hex string too long (%zu bytes, "
-		    "at most %zu)",
-		    slen / 2, outcap);
+		    "hex string too long (%zu bytes, at most %zu)", slen / 2,
+		    outcap);
 	for (size_t i = 0; i < slen; i += 2) {
 		int hi = hexval(s[i]), lo = hexval(s[i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return ward_errf(WARD_EFORMAT,
-			    "invalid hex digit at "
-			    "offset %zu",
+			    "invalid hex digit at offset %zu",
 			    hi < 0 ? i : i + 1);
 		out[i / 2] = (uint8_t)(hi << 4 | lo);
 	}
@@ -99,9 +98,7 @@ ward_b64_decode(
 
 	if (slen % 4 != 0)
 		return ward_errf(WARD_EFORMAT,
-		    "base64 length %zu is not a "
-		    "multiple of 4",
-		    slen);
+		    "base64 length %zu is not a multiple of 4", slen);
 	if (slen >= 1 && s[slen - 1] == '=')
 		pad++;
 	if (slen >= 2 && s[slen - 2] == '=')
@@ -117,8 +114,7 @@ ward_b64_decode(
 			if (v[j] < 0 &&
 			    !(last && s[i + j] == '=' && j >= 4 - (int)pad))
 				return ward_errf(WARD_EFORMAT,
-				    "invalid base64 "
-				    "character at offset %zu",
+				    "invalid base64 character at offset %zu",
 				    i + j);
 		}
 		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12;
@@ -126,8 +122,7 @@ ward_b64_decode(
 		if (last && pad == 2) {
 			if (v[1] & 15)
 				return ward_errf(WARD_EFORMAT,
-				    "non-canonical "
-				    "base64 padding");
+				    "non-canonical base64 padding");
 			break;
 		}
 		w |= (uint32_t)v[2] << 6;
@@ -135,8 +130,7 @@ ward_b64_decode(
 		if (last && pad == 1) {
 			if (v[2] & 3)
 				return ward_errf(WARD_EFORMAT,
-				    "non-canonical "
-				    "base64 padding");
+				    "non-canonical base64 padding");
 			break;
 		}
 		w |= (uint32_t)v[3];
@@ -144,4 +138,34 @@ ward_b64_decode(
 	}
 	*outlen = o;
 	return 0;
+}
+
+const char *
+ward_quote(const void *p, size_t n)
+{
+	static _Thread_local char bufs[4][256];
+	static _Thread_local unsigned next;
+	char *out = bufs[next++ % 4];
+	const uint8_t *b = p;
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (o + 8 >= sizeof(bufs[0])) {
+			memcpy(out + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (b[i] < 0x20 || b[i] == 0x7f || b[i] == '\\')
+			o += (size_t)snprintf(out + o, 5, "\\x%02x", b[i]);
+		else
+			out[o++] = (char)b[i];
+	}
+	out[o] = '\0';
+	return out;
+}
+
+const char *
+ward_quotes(const char *s)
+{
+	return ward_quote(s, strlen(s));
 }

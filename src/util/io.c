@@ -149,8 +149,7 @@ ward_parse_size(const char *s, uint64_t max, uint64_t *out)
 		break;
 	default:
 		return ward_errf(WARD_EUSAGE,
-		    "'%s' is not a size (use a number "
-		    "with an optional K, M or G suffix)",
+		    "'%s' is not a size (use a number with an optional K, M or G suffix)",
 		    s);
 	}
 	if (*p == 'i' && p[1] == 'B')
@@ -159,9 +158,8 @@ ward_parse_size(const char *s, uint64_t max, uint64_t *out)
 		return ward_errf(WARD_EUSAGE, "'%s' is not a size", s);
 	if (v > UINT64_MAX / mul || v * mul > max)
 		return ward_errf(WARD_EUSAGE,
-		    "size '%s' exceeds the limit "
-		    "%llu",
-		    s, (unsigned long long)max);
+		    "size '%s' exceeds the limit %llu", s,
+		    (unsigned long long)max);
 	*out = v * mul;
 	return 0;
 }

@@ -23,14 +23,14 @@ test_hkdf_rfc5869(void **state)
 	unhex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", ikm, &ni);
 	unhex("000102030405060708090a0b0c", salt, &ns);
 	unhex("f0f1f2f3f4f5f6f7f8f9", info, &nf);
-	unhex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
-	      "34007208d5b887185865",
+	unhex(
+	    "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865",
 	    want, &nw);
 	ASSERT_OK(ward_hkdf("SHA256", salt, ns, ikm, ni, info, nf, okm, nw));
 	assert_memory_equal(okm, want, nw);
 	/* A.3: no salt, no info */
-	unhex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d"
-	      "9d201395faa4b61a96c8",
+	unhex(
+	    "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8",
 	    want, &nw);
 	ASSERT_OK(ward_hkdf("SHA256", NULL, 0, ikm, ni, NULL, 0, okm, nw));
 	assert_memory_equal(okm, want, nw);

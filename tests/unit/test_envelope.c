@@ -46,8 +46,7 @@ test_annotated_header(void **state)
 	assert_int_equal(h.suite_id, 0x0478);
 	ward_hex_encode(h.message_id, 32, hex);
 	assert_string_equal(hex,
-	    "8344959ee77070eb1f01aee365fb76e03a99eff7f8"
-	    "5c72cf33965dd041e72fbb");
+	    "8344959ee77070eb1f01aee365fb76e03a99eff7f85c72cf33965dd041e72fbb");
 	assert_int_equal(h.ec.n, 0);
 	assert_int_equal(h.edks.n, 1);
 	assert_int_equal(h.edks.v[0].provider_id_len, 34);
@@ -202,9 +201,7 @@ rsa_keyring(struct evp_pkey_st **pub_out, struct evp_pkey_st **priv_out)
 
 	/* keys made by openssl(1), as a user would make them */
 	snprintf(cmd, sizeof(cmd),
-	    "openssl genpkey -algorithm RSA "
-	    "-pkeyopt rsa_keygen_bits:2048 -out %s/priv.pem 2>/dev/null && "
-	    "openssl pkey -in %s/priv.pem -pubout -out %s/pub.pem",
+	    "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out %s/priv.pem 2>/dev/null && openssl pkey -in %s/priv.pem -pubout -out %s/pub.pem",
 	    dir, dir, dir);
 	assert_int_equal(system(cmd), 0);
 	snprintf(cmd, sizeof(cmd), "%s/priv.pem", dir);
@@ -252,6 +249,20 @@ test_multi_keyring(void **state)
 	    &rsa_only, "rsa-ns", "vendor", NULL, priv, WARD_RSA_OAEP_SHA256));
 	ASSERT_OK(tu_decrypt(rsa_only, NULL, ct.p, ct.len, 0, &out));
 	assert_memory_equal(out.p, "secret", 6);
+	/* review M4: RSA keyrings do not bind the context, so a --context
+	 * pair the message never carried must read as a context mismatch,
+	 * not as tampering */
+	{
+		struct ward_ec extra = {0};
+		struct ward_dec_params p = {.required_ec = &extra};
+
+		ASSERT_OK(ward_ec_add_arg(&extra, "tenant=a"));
+		out.len = 0;
+		ASSERT_ERR(tu_decrypt(rsa_only, &p, ct.p, ct.len, 0, &out),
+		    WARD_ECONTEXT);
+		assert_non_null(strstr(ward_errmsg(), "tenant"));
+		ward_ec_free(&extra);
+	}
 	/* a public key alone cannot open anything */
 	ward_keyring_free(multi);
 	ward_keyring_free(aes_only);
@@ -525,12 +536,12 @@ exhaustive(uint16_t suite, const struct ward_ec *ec)
 			r = ward_decrypt_path(in, out, &p, kr, &o);
 			ct.p[i] ^= (uint8_t)(1 << bit);
 			if (r == 0)
-				fail_msg("flip of bit %d of byte %zu/%zu "
-				         "accepted",
+				fail_msg(
+				    "flip of bit %d of byte %zu/%zu accepted",
 				    bit, i, ct.len);
 			if (tu_count_entries(dir) != 1)
-				fail_msg("flip of bit %d of byte %zu left "
-				         "output behind",
+				fail_msg(
+				    "flip of bit %d of byte %zu left output behind",
 				    bit, i);
 			flips++;
 		}
@@ -542,8 +553,8 @@ exhaustive(uint16_t suite, const struct ward_ec *ec)
 		if (tu_count_entries(dir) != 1)
 			fail_msg("truncation to %zu left output behind", cut);
 	}
-	printf("suite %04x: %u bit flips and %zu truncations of a %zu-byte "
-	       "message refused, no output left\n",
+	printf(
+	    "suite %04x: %u bit flips and %zu truncations of a %zu-byte message refused, no output left\n",
 	    suite, flips, ct.len, ct.len);
 	ward_buf_free(&ct);
 	ward_keyring_free(kr);

@@ -73,6 +73,20 @@ test_base64(void **state)
 }
 
 static void
+test_quote(void **state)
+{
+	char big[600];
+
+	/* a terminal escape in a provider id or a context value is shown,
+	 * not obeyed */
+	assert_string_equal(ward_quote("a\x1b[31mb\\", 8), "a\\x1b[31mb\\x5c");
+	assert_string_equal(ward_quotes("plain"), "plain");
+	memset(big, 'x', sizeof(big));
+	assert_true(strlen(ward_quote(big, sizeof(big))) < 256);
+	assert_non_null(strstr(ward_quote(big, sizeof(big)), "..."));
+}
+
+static void
 test_parse_size(void **state)
 {
 	uint64_t v;
@@ -105,7 +119,8 @@ test_atomic(void **state)
 	if (a.anonymous)
 		assert_int_equal(tu_count_entries(dir), 0);
 	else
-		printf("note: %s has no O_TMPFILE; named temporary used\n", dir);
+		printf(
+		    "note: %s has no O_TMPFILE; named temporary used\n", dir);
 	ward_atomic_abort(&a);
 	/* abort leaves nothing */
 	ASSERT_OK(ward_atomic_open(&a, path, 0600, false));
@@ -167,6 +182,7 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_hex),
 	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_quote),
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_atomic),
 	    cmocka_unit_test(test_buf_secret),

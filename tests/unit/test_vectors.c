@@ -230,12 +230,55 @@ test_default_policy_refuses_v1(void **state)
 	unsigned ok = 0, refused = 0, failed = 0;
 
 	run_all(WARD_COMMIT_REQUIRE, &ok, &refused, &failed);
-	printf("esdk vectors, commitment required: %u decrypted (v2), %u "
-	       "refused (v1), %u failed\n",
+	printf(
+	    "esdk vectors, commitment required: %u decrypted (v2), %u refused (v1), %u failed\n",
 	    ok, refused, failed);
 	assert_int_equal(failed, 0);
 	assert_int_equal(ok + refused, 187);
 	assert_true(ok > 0 && refused > 0);
+}
+
+/* An authenticated-only pair reproduced with another value: refused, and
+ * the message says the pair may be why. */
+static void
+test_required_context_wrong_value(void **state)
+{
+	const char *id;
+	json_t *t;
+
+	json_object_foreach(json_object_get(manifest, "tests"), id, t)
+	{
+		json_t *sc = json_object_get(t, "decryption-scenario");
+		json_t *desc = json_object_get(sc, "decryptKeyDescription");
+		struct ward_dec_params p = {0};
+		struct ward_ec ec = {0};
+		struct ward_buf out = {0};
+		struct ward_keyring *kr;
+		uint8_t *ct;
+		size_t n;
+
+		if (strcmp(str(desc, "type"),
+		        "required-encryption-context-cmm") != 0 ||
+		    strcmp(str(json_object_get(desc, "underlying"),
+		               "encryption-algorithm"),
+		        "aes") != 0 ||
+		    strcmp(str(sc, "algorithmSuiteId"), "0478") != 0)
+			continue;
+		kr = keyring_for(desc);
+		ASSERT_OK(ward_ec_add_arg(&ec, "a=a"));
+		ASSERT_OK(ward_ec_add_arg(&ec, "b=not-b"));
+		p.required_ec = &ec;
+		ct = read_rel(str(sc, "ciphertext"), &n);
+		ASSERT_ERR(tu_decrypt(kr, &p, ct, n, 0, &out), WARD_EKEY);
+		assert_non_null(
+		    strstr(ward_errmsg(), "bound with other values"));
+		free(ct);
+		ward_ec_free(&ec);
+		ward_buf_free(&out);
+		ward_keyring_free(kr);
+		return; /* one is enough */
+	}
+	fail_msg("no required-context vector over AES with suite 0478");
 }
 
 int
@@ -244,6 +287,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_all_runnable_vectors_decrypt),
 	    cmocka_unit_test(test_default_policy_refuses_v1),
+	    cmocka_unit_test(test_required_context_wrong_value),
 	};
 
 	if ((dir = tu_fixtures("esdk-vectors")) == NULL)

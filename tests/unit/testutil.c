@@ -92,8 +92,8 @@ tu_fixtures(const char *sub)
 
 	snprintf(path, sizeof(path), "%s/%s", base, sub);
 	if (stat(path, &st) != 0) {
-		printf("SKIP: fixtures not found at %s (the shared/ folder is "
-		       "absent, as in a user's clone)\n",
+		printf(
+		    "SKIP: fixtures not found at %s (the shared/ folder is absent, as in a user's clone)\n",
 		    path);
 		return NULL;
 	}
