@@ -144,6 +144,22 @@ pair_cmp(const void *a, const void *b)
 	return x->key_len < y->key_len ? -1 : x->key_len > y->key_len;
 }
 
+/* Pointers to the pairs, sorted by key bytes (the canonical order). */
+static int
+sort_pairs(const struct ward_ec *ec, const struct ward_ec_pair ***out)
+{
+	const struct ward_ec_pair **sorted;
+
+	if ((sorted = calloc(ec->n, sizeof(const struct ward_ec_pair *))) ==
+	    NULL)
+		return ward_enomem();
+	for (size_t i = 0; i < ec->n; i++)
+		sorted[i] = &ec->pairs[i];
+	qsort(sorted, ec->n, sizeof(const struct ward_ec_pair *), pair_cmp);
+	*out = sorted;
+	return 0;
+}
+
 /* Keys must be unique: sort pointers to the pairs, compare neighbours. */
 static int
 check_duplicates(const struct ward_ec *ec)
@@ -153,12 +169,8 @@ check_duplicates(const struct ward_ec *ec)
 
 	if (ec->n < 2)
 		return 0;
-	if ((sorted = calloc(ec->n, sizeof(const struct ward_ec_pair *))) ==
-	    NULL)
-		return ward_enomem();
-	for (size_t i = 0; i < ec->n; i++)
-		sorted[i] = &ec->pairs[i];
-	qsort(sorted, ec->n, sizeof(const struct ward_ec_pair *), pair_cmp);
+	if ((r = sort_pairs(ec, &sorted)) != 0)
+		return r;
 	for (size_t i = 1; i < ec->n && r == 0; i++)
 		if (pair_cmp(&sorted[i - 1], &sorted[i]) == 0)
 			r = ward_errf(WARD_EFORMAT,
@@ -178,12 +190,8 @@ ward_ec_serialize(const struct ward_ec *ec, struct ward_buf *out)
 
 	if (ec == NULL || ec->n == 0)
 		return 0;
-	if ((sorted = calloc(ec->n, sizeof(const struct ward_ec_pair *))) ==
-	    NULL)
-		return ward_enomem();
-	for (size_t i = 0; i < ec->n; i++)
-		sorted[i] = &ec->pairs[i];
-	qsort(sorted, ec->n, sizeof(const struct ward_ec_pair *), pair_cmp);
+	if ((r = sort_pairs(ec, &sorted)) != 0)
+		return r;
 	if ((r = ward_buf_put_u16(out, (uint16_t)ec->n)) != 0)
 		goto out;
 	for (size_t i = 0; i < ec->n; i++) {
