@@ -100,6 +100,12 @@ void ward_cleanse(void *p, size_t n);
 /* Constant-time comparison; 0 when equal. */
 int ward_ct_memcmp(const void *a, const void *b, size_t n);
 
+/* A view of bytes held elsewhere (never owned). */
+struct ward_bytes {
+	const uint8_t *p;
+	size_t len;
+};
+
 /*
  * A growable byte buffer. A buffer flagged secret is cleansed whenever its
  * storage is released or moved.

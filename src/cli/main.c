@@ -11,6 +11,10 @@ static const struct ward_cmd commands[] = {
         "encrypt a file, stream or directory (AWS Encryption SDK format)"},
     {"decrypt", cmd_decrypt_main,
         "decrypt a message; outputs appear only once fully authenticated"},
+    {"attest", cmd_attest_main,
+        "verify an attestation document (AWS Nitro or a ward sandbox)"},
+    {"ca", cmd_ca_main,
+        "create the local attestation root for sandbox enclaves"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

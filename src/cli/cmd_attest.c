@@ -1,0 +1,552 @@
+/* ward attest verify, ward ca init: flags to the attest module; the work
+ * is in src/attest. */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli.h"
+#include "ward/attest.h"
+
+static const char attest_help[] =
+    "usage: ward attest verify FILE [--root PEM]... [--no-aws-root]\n"
+    "                          [--at RFC3339] [--expect-pcr N=HEX]...\n"
+    "                          [--nonce HEX] [--no-debug]\n"
+    "\n"
+    "Verify an attestation document (COSE_Sign1, as /dev/nsm or a ward sandbox\n"
+    "enclave returns it; raw CBOR or base64) and print it as JSON: PCRs in hex,\n"
+    "the certificates summarised, which root it chains to and whether it comes\n"
+    "from a debug-mode enclave. The chain is checked to a trusted root at the\n"
+    "given time (revocation is not checked, as AWS specifies), then the ES384\n"
+    "signature over the payload exactly as received.\n"
+    "\n"
+    "  FILE                 the document; '-' for standard input\n"
+    "  --root PEM           also trust this root (a ward sandbox CA's root.pem,\n"
+    "                       from 'ward ca init'); repeatable\n"
+    "  --no-aws-root        do not trust the built-in AWS Nitro Enclaves root\n"
+    "  --at TIME            check certificate validity at this RFC 3339 time\n"
+    "                       (default: now), e.g. 2022-09-15T17:44:24Z\n"
+    "  --expect-pcr N=HEX   require PCR N to equal HEX (repeatable)\n"
+    "  --nonce HEX          require the document's nonce to equal HEX\n"
+    "  --no-debug           refuse a debug-mode document (all-zero PCR0)\n"
+    "  -q, --quiet          print nothing; the exit status tells\n"
+    "  -h, --help\n"
+    "\n"
+    "Exit status 0: verified and every expectation met. 4: not a well-formed\n"
+    "document. 5: it does not verify or an expectation failed; the JSON is\n"
+    "still printed, with \"Verified\": false and the reason in \"Error\".\n"
+    "Sandbox documents only ever verify against the local root that signed\n"
+    "them, never against the AWS root.\n";
+
+static const char ca_help[] =
+    "usage: ward ca init [--dir DIR] [--force]\n"
+    "\n"
+    "Create the local attestation root that signs sandbox enclaves' attestation\n"
+    "documents: a P-384 root certificate and a monitor certificate it issues\n"
+    "(a CA with path length 0), shaped like AWS's Nitro chain. 'ward\n"
+    "run-enclave' issues each enclave a short-lived signing certificate from\n"
+    "the monitor key. Prints the paths and the root's SHA-256 as JSON.\n"
+    "\n"
+    "  --dir DIR    where to keep it (default: $WARD_CA_DIR, else ~/.ward/ca);\n"
+    "               holds root.pem, root.key, monitor.pem, monitor.key (keys\n"
+    "               mode 0600)\n"
+    "  --force      replace an existing CA (documents it signed stop verifying)\n"
+    "  -h, --help\n"
+    "\n"
+    "Anyone who can read monitor.key can forge sandbox attestation documents:\n"
+    "a local root is for development and CI, never a substitute for Nitro\n"
+    "hardware. A KMS trusts it only when configured to.\n";
+
+#define MAX_ROOTS 6
+#define MAX_EXPECT WARD_NSM_PCR_COUNT
+
+struct expect_pcr {
+	unsigned index;
+	uint8_t value[64];
+	size_t len;
+};
+
+static int
+parse_expect(const char *arg, struct expect_pcr *e)
+{
+	const char *eq = strchr(arg, '=');
+	char *end;
+	unsigned long idx;
+
+	if (eq == NULL || eq == arg)
+		return ward_errf(WARD_EUSAGE, "--expect-pcr %s: want N=HEX",
+		    ward_quotes(arg));
+	idx = strtoul(arg, &end, 10);
+	if (end != eq || idx >= WARD_NSM_PCR_COUNT)
+		return ward_errf(WARD_EUSAGE,
+		    "--expect-pcr %s: N must be 0 to 31", ward_quotes(arg));
+	e->index = (unsigned)idx;
+	if (ward_hex_decode(eq + 1, strlen(eq + 1), e->value, sizeof(e->value),
+	        &e->len) != 0 ||
+	    (e->len != 32 && e->len != 48 && e->len != 64))
+		return ward_errf(WARD_EUSAGE,
+		    "--expect-pcr %s: HEX must be 64, 96 or 128 hex digits",
+		    ward_quotes(arg));
+	return 0;
+}
+
+static char *
+hexdup(struct ward_bytes b)
+{
+	char *s = malloc(ward_hex_len(b.len) + 1);
+
+	if (s != NULL)
+		ward_hex_encode(b.p, b.len, s);
+	return s;
+}
+
+static int
+set_hex(json_t *o, const char *key, struct ward_bytes b)
+{
+	char *s = hexdup(b);
+	int r;
+
+	if (s == NULL)
+		return -1;
+	r = json_object_set_new(o, key, json_string(s));
+	free(s);
+	return r;
+}
+
+static int
+set_opt(json_t *o, const char *key, const struct ward_nsm_opt *v)
+{
+	if (!v->present)
+		return json_object_set_new(o, key, json_null());
+	return set_hex(o, key, v->v);
+}
+
+static void
+rfc3339(int64_t secs, int ms, char *out, size_t cap)
+{
+	time_t t = (time_t)secs;
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL) {
+		snprintf(out, cap, "?");
+		return;
+	}
+	if (ms >= 0)
+		snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec, ms);
+	else
+		snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02dZ",
+		    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+		    tm.tm_min, tm.tm_sec);
+}
+
+static json_t *
+cert_json(struct ward_bytes der)
+{
+	struct ward_x509_info in;
+	char nb[80], na[80], sha[65];
+	json_t *o;
+
+	if (ward_x509_info(der.p, der.len, &in) != 0) {
+		ward_errclear();
+		return json_pack(
+		    "{s:s}", "Error", "not a parsable certificate");
+	}
+	rfc3339(in.not_before, -1, nb, sizeof(nb));
+	rfc3339(in.not_after, -1, na, sizeof(na));
+	ward_hex_encode(in.sha256, sizeof(in.sha256), sha);
+	o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:b, s:s}", "Subject",
+	    in.subject, "Issuer", in.issuer, "Serial", in.serial, "NotBefore",
+	    nb, "NotAfter", na, "Key", in.key, "CA", in.ca, "SHA256", sha);
+	if (o != NULL && in.ca && in.pathlen >= 0)
+		json_object_set_new(o, "PathLen", json_integer(in.pathlen));
+	return o;
+}
+
+static json_t *
+doc_json(const struct ward_attest_doc *d)
+{
+	json_t *o = json_object(), *pcrs = json_object(),
+	       *bundle = json_array();
+	char ts[80], key[4];
+
+	if (o == NULL || pcrs == NULL || bundle == NULL)
+		goto fail;
+	rfc3339((int64_t)(d->timestamp_ms / 1000),
+	    (int)(d->timestamp_ms % 1000), ts, sizeof(ts));
+	json_object_set_new(o, "ModuleId",
+	    json_stringn((const char *)d->module_id.p, d->module_id.len));
+	json_object_set_new(
+	    o, "Timestamp", json_integer((json_int_t)d->timestamp_ms));
+	json_object_set_new(o, "Time", json_string(ts));
+	json_object_set_new(o, "Digest",
+	    json_stringn((const char *)d->digest.p, d->digest.len));
+	json_object_set_new(o, "Debug", json_boolean(d->debug));
+	json_object_set_new(o, "Tagged", json_boolean(d->tagged));
+	for (unsigned i = 0; i < WARD_NSM_PCR_COUNT; i++) {
+		if (((d->pcr_mask >> i) & 1) == 0)
+			continue;
+		snprintf(key, sizeof(key), "%u", i);
+		if (set_hex(pcrs, key, d->pcrs[i]) != 0)
+			goto fail;
+	}
+	json_object_set_new(o, "PCRs", pcrs);
+	pcrs = NULL;
+	json_object_set_new(o, "Certificate", cert_json(d->certificate));
+	for (size_t i = 0; i < d->cabundle_len; i++)
+		json_array_append_new(bundle, cert_json(d->cabundle[i]));
+	json_object_set_new(o, "CABundle", bundle);
+	bundle = NULL;
+	if (set_opt(o, "PublicKey", &d->public_key) != 0 ||
+	    set_opt(o, "UserData", &d->user_data) != 0 ||
+	    set_opt(o, "Nonce", &d->nonce) != 0)
+		goto fail;
+	return o;
+fail:
+	json_decref(o);
+	json_decref(pcrs);
+	json_decref(bundle);
+	return NULL;
+}
+
+/* Accept raw CBOR or base64 of it (how documents travel in JSON APIs). */
+static int
+read_document(const char *path, struct ward_buf *out)
+{
+	struct ward_buf raw = {0};
+	char *clean = NULL;
+	size_t n = 0, got;
+	int r;
+
+	if (strcmp(path, "-") == 0)
+		r = ward_read_file("/dev/stdin", 4 * WARD_ATTEST_DOC_MAX, &raw);
+	else
+		r = ward_read_file(path, 4 * WARD_ATTEST_DOC_MAX, &raw);
+	if (r != 0)
+		return r;
+	raw.secret = false;
+	if (raw.len == 0 || raw.p[0] == 0x84 || raw.p[0] == 0xd2 ||
+	    raw.p[0] == 0x9f) {
+		*out = raw;
+		return 0;
+	}
+	if ((clean = malloc(raw.len + 1)) == NULL) {
+		r = ward_enomem();
+		goto out;
+	}
+	for (size_t i = 0; i < raw.len; i++) {
+		if (raw.p[i] != '\n' && raw.p[i] != '\r' && raw.p[i] != ' ' &&
+		    raw.p[i] != '\t')
+			clean[n++] = (char)raw.p[i];
+	}
+	if ((r = ward_buf_reserve(out, n)) != 0)
+		goto out;
+	if (ward_b64_decode(clean, n, out->p, n, &got) != 0) {
+		ward_errclear();
+		/* Not base64 either: let the CBOR decoder say what is wrong. */
+		ward_buf_free(out);
+		*out = raw;
+		raw = (struct ward_buf){0};
+		r = 0;
+		goto out;
+	}
+	out->len = got;
+	r = 0;
+out:
+	free(clean);
+	ward_buf_free(&raw);
+	return r;
+}
+
+static int
+check_expectations(const struct ward_attest_doc *d, const struct expect_pcr *ex,
+    size_t nex, const uint8_t *nonce, size_t nonce_len, bool nonce_set,
+    bool no_debug)
+{
+	for (size_t i = 0; i < nex; i++) {
+		const struct ward_bytes *v = &d->pcrs[ex[i].index];
+
+		if (((d->pcr_mask >> ex[i].index) & 1) == 0)
+			return ward_errf(WARD_EAUTH,
+			    "the document carries no PCR%u", ex[i].index);
+		if (v->len != ex[i].len ||
+		    memcmp(v->p, ex[i].value, v->len) != 0) {
+			char *got = hexdup(*v);
+
+			ward_errf(WARD_EAUTH,
+			    "PCR%u is %s, not the expected value", ex[i].index,
+			    got != NULL ? got : "?");
+			free(got);
+			return -WARD_EAUTH;
+		}
+	}
+	if (nonce_set &&
+	    (!d->nonce.present || d->nonce.v.len != nonce_len ||
+	        memcmp(d->nonce.v.p, nonce, nonce_len) != 0))
+		return ward_errf(WARD_EAUTH, "%s",
+		    d->nonce.present ? "the nonce is not the expected one"
+		                     : "the document carries no nonce");
+	if (no_debug && d->debug)
+		return ward_errf(WARD_EAUTH,
+		    "a debug-mode document (PCR0 all zero) and --no-debug");
+	return 0;
+}
+
+enum {
+	OPT_ROOT = 256,
+	OPT_NO_AWS,
+	OPT_AT,
+	OPT_EXPECT,
+	OPT_NONCE,
+	OPT_NO_DEBUG,
+	OPT_DIR,
+};
+
+static int
+attest_verify(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"root", required_argument, NULL, OPT_ROOT},
+	    {"no-aws-root", no_argument, NULL, OPT_NO_AWS},
+	    {"at", required_argument, NULL, OPT_AT},
+	    {"expect-pcr", required_argument, NULL, OPT_EXPECT},
+	    {"nonce", required_argument, NULL, OPT_NONCE},
+	    {"no-debug", no_argument, NULL, OPT_NO_DEBUG},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *roots[MAX_ROOTS];
+	struct expect_pcr ex[MAX_EXPECT];
+	uint8_t nonce[WARD_NSM_NONCE_MAX];
+	size_t nroots = 0, nex = 0, nonce_len = 0;
+	bool aws = true, nonce_set = false, no_debug = false, quiet = false;
+	time_t at = time(NULL);
+	struct ward_buf raw = {0};
+	struct ward_attest_doc *d = NULL;
+	struct ward_attest_roots *rs = NULL;
+	struct ward_attest_result res;
+	json_t *j = NULL;
+	int c, r = 0, vr;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_ROOT:
+			if (nroots == MAX_ROOTS)
+				return cli_fail("attest verify",
+				    ward_errf(WARD_EUSAGE, "at most %d --root",
+				        MAX_ROOTS));
+			roots[nroots++] = optarg;
+			break;
+		case OPT_NO_AWS:
+			aws = false;
+			break;
+		case OPT_AT:
+			if ((r = ward_parse_rfc3339(optarg, &at)) != 0)
+				return cli_fail("attest verify", r);
+			break;
+		case OPT_EXPECT:
+			if (nex == MAX_EXPECT)
+				return cli_fail("attest verify",
+				    ward_errf(
+				        WARD_EUSAGE, "too many --expect-pcr"));
+			if ((r = parse_expect(optarg, &ex[nex++])) != 0)
+				return cli_fail("attest verify", r);
+			break;
+		case OPT_NONCE:
+			if (ward_hex_decode(optarg, strlen(optarg), nonce,
+			        sizeof(nonce), &nonce_len) != 0)
+				return cli_fail("attest verify",
+				    ward_errf(WARD_EUSAGE,
+				        "--nonce: not hex of at most %d bytes",
+				        WARD_NSM_NONCE_MAX));
+			nonce_set = true;
+			break;
+		case OPT_NO_DEBUG:
+			no_debug = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(attest_help, stdout);
+			return 0;
+		case ':':
+			return cli_fail("attest verify",
+			    ward_errf(WARD_EUSAGE, "%s needs a value",
+			        argv[optind - 1]));
+		default:
+			return cli_fail("attest verify",
+			    ward_errf(WARD_EUSAGE,
+			        "unknown option %s (see ward attest --help)",
+			        argv[optind - 1]));
+		}
+	}
+	if (optind != argc - 1)
+		return cli_fail("attest verify",
+		    ward_errf(WARD_EUSAGE,
+		        "give exactly one FILE (see ward attest --help)"));
+	if ((r = ward_attest_roots_new(aws, &rs)) != 0)
+		goto out;
+	for (size_t i = 0; i < nroots; i++)
+		if ((r = ward_attest_roots_add_file(rs, roots[i])) != 0)
+			goto out;
+	if (!aws && nroots == 0) {
+		r = ward_errf(
+		    WARD_EUSAGE, "--no-aws-root without --root trusts nothing");
+		goto out;
+	}
+	if ((r = read_document(argv[optind], &raw)) != 0 ||
+	    (r = ward_attest_parse(raw.p, raw.len, &d)) != 0)
+		goto out;
+	vr = ward_attest_verify(d, rs, at, &res);
+	if (vr == 0)
+		vr = check_expectations(
+		    d, ex, nex, nonce, nonce_len, nonce_set, no_debug);
+	if ((j = doc_json(d)) == NULL) {
+		r = ward_enomem();
+		goto out;
+	}
+	json_object_set_new(j, "Verified", json_boolean(vr == 0));
+	if (vr == 0) {
+		json_object_set_new(j, "Root", json_string(res.root_name));
+		json_object_set_new(
+		    j, "RootSHA256", json_string(res.root_sha256));
+		json_object_set_new(
+		    j, "RootKind", json_string(res.aws ? "aws" : "local"));
+	} else {
+		json_object_set_new(j, "Error", json_string(ward_errmsg()));
+	}
+	if (!quiet) {
+		char at_s[80];
+
+		rfc3339((int64_t)at, -1, at_s, sizeof(at_s));
+		json_object_set_new(j, "CheckedAt", json_string(at_s));
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	r = vr;
+out:
+	json_decref(j);
+	ward_attest_doc_free(d);
+	ward_attest_roots_free(rs);
+	ward_buf_free(&raw);
+	if (r != 0)
+		return cli_fail("attest verify", r);
+	return 0;
+}
+
+int
+cmd_attest_main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		fputs(attest_help, argc < 2 ? stderr : stdout);
+		return argc < 2 ? WARD_EUSAGE : 0;
+	}
+	if (strcmp(argv[1], "verify") == 0)
+		return attest_verify(argc - 1, argv + 1);
+	return cli_fail("attest",
+	    ward_errf(WARD_EUSAGE,
+	        "unknown subcommand %s (ward attest verify; asking a running "
+	        "enclave arrives with the enclave runtime)",
+	        ward_quotes(argv[1])));
+}
+
+static int
+ca_init(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"dir", required_argument, NULL, OPT_DIR},
+	    {"force", no_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char dir[4096], path[4200];
+	const char *d = NULL;
+	bool force = false;
+	struct ward_ca *ca = NULL;
+	struct ward_x509_info info;
+	struct ward_bytes root;
+	char sha[65], na[80];
+	json_t *j = NULL;
+	int c, r;
+
+	optind = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, ":fh", opts, NULL)) != -1) {
+		switch (c) {
+		case OPT_DIR:
+			d = optarg;
+			break;
+		case 'f':
+			force = true;
+			break;
+		case 'h':
+			fputs(ca_help, stdout);
+			return 0;
+		case ':':
+			return cli_fail("ca init",
+			    ward_errf(WARD_EUSAGE, "%s needs a value",
+			        argv[optind - 1]));
+		default:
+			return cli_fail("ca init",
+			    ward_errf(WARD_EUSAGE,
+			        "unknown option %s (see ward ca --help)",
+			        argv[optind - 1]));
+		}
+	}
+	if (optind != argc)
+		return cli_fail("ca init",
+		    ward_errf(WARD_EUSAGE, "unexpected argument %s",
+		        ward_quotes(argv[optind])));
+	if (d == NULL) {
+		if ((r = ward_ca_default_dir(dir, sizeof(dir))) != 0)
+			return cli_fail("ca init", r);
+		d = dir;
+	}
+	if ((r = ward_ca_init(d, force)) != 0 ||
+	    (r = ward_ca_load(d, &ca)) != 0)
+		goto out;
+	root = ward_ca_root_der(ca);
+	if ((r = ward_x509_info(root.p, root.len, &info)) != 0)
+		goto out;
+	ward_hex_encode(info.sha256, sizeof(info.sha256), sha);
+	rfc3339(info.not_after, -1, na, sizeof(na));
+	snprintf(path, sizeof(path), "%s/root.pem", d);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "Dir", d, "Root", path,
+	    "RootSubject", info.subject, "RootSHA256", sha, "RootNotAfter", na);
+	if (j == NULL) {
+		r = ward_enomem();
+		goto out;
+	}
+	json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	fputc('\n', stdout);
+out:
+	json_decref(j);
+	ward_ca_free(ca);
+	if (r != 0)
+		return cli_fail("ca init", r);
+	return 0;
+}
+
+int
+cmd_ca_main(int argc, char **argv)
+{
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0) {
+		fputs(ca_help, argc < 2 ? stderr : stdout);
+		return argc < 2 ? WARD_EUSAGE : 0;
+	}
+	if (strcmp(argv[1], "init") == 0)
+		return ca_init(argc - 1, argv + 1);
+	return cli_fail("ca",
+	    ward_errf(WARD_EUSAGE, "unknown subcommand %s (ward ca init)",
+	        ward_quotes(argv[1])));
+}
