@@ -33,6 +33,7 @@ demo: build
 
 bench: build
 	@./bench/envelope $(BUILD)/ward
+	@./bench/attest $(BUILD)
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
