@@ -1,7 +1,11 @@
 /* RSA key transport (PKCS #1 v1.5 and OAEP with MGF1 on the same hash). */
+#include <openssl/bn.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/objects.h>
 #include <openssl/pem.h>
 #include <openssl/rsa.h>
+#include <openssl/x509.h>
 #include <string.h>
 
 #include "ward/crypto.h"
@@ -151,4 +155,95 @@ ward_rsa_decrypt(EVP_PKEY *k, enum ward_rsa_padding pad, const uint8_t *in,
 		*out_len = len;
 	EVP_PKEY_CTX_free(ctx);
 	return r;
+}
+
+/*
+ * A fresh RSA key pair, e = 65537 (nitro.md §4.2). Sizes below 2048 bits
+ * are refused; above 8192 the ciphertexts outgrow WARD_RSA_MAX_BYTES.
+ */
+int
+ward_rsa_generate(unsigned bits, EVP_PKEY **out)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *k = NULL;
+	BIGNUM *e = NULL;
+	int r = 0;
+
+	*out = NULL;
+	if (bits < 2048 || bits > 8 * WARD_RSA_MAX_BYTES)
+		return ward_errf(WARD_EUSAGE,
+		    "RSA key size of %u bits (use 2048 to %d)", bits,
+		    8 * WARD_RSA_MAX_BYTES);
+	if ((e = BN_new()) == NULL) {
+		r = ward_enomem();
+		goto out;
+	}
+	if ((ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    BN_set_word(e, RSA_F4) != 1 || EVP_PKEY_keygen_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_keygen_bits(ctx, (int)bits) != 1 ||
+	    EVP_PKEY_CTX_set1_rsa_keygen_pubexp(ctx, e) != 1 ||
+	    EVP_PKEY_generate(ctx, &k) != 1) {
+		r = ward_crypto_err(WARD_ECRYPTO, "RSA key generation");
+		goto out;
+	}
+	*out = k;
+out:
+	BN_free(e);
+	EVP_PKEY_CTX_free(ctx);
+	return r;
+}
+
+int
+ward_pkey_spki(EVP_PKEY *k, struct ward_buf *out)
+{
+	uint8_t *q;
+	int len, r;
+
+	if ((len = i2d_PUBKEY(k, NULL)) <= 0)
+		return ward_crypto_err(
+		    WARD_ECRYPTO, "encoding a SubjectPublicKeyInfo");
+	if ((r = ward_buf_reserve(out, (size_t)len)) != 0)
+		return r;
+	q = out->p + out->len;
+	if (i2d_PUBKEY(k, &q) != len)
+		return ward_crypto_err(
+		    WARD_ECRYPTO, "encoding a SubjectPublicKeyInfo");
+	out->len += (size_t)len;
+	return 0;
+}
+
+/* Only RSA keys are accepted, as by ward_pkey_load_pem_mem; an SPKI of
+ * another algorithm is well-formed but unsupported. */
+int
+ward_pkey_from_spki(const uint8_t *p, size_t n, EVP_PKEY **out)
+{
+	const uint8_t *q = p;
+	EVP_PKEY *k;
+	int id;
+
+	*out = NULL;
+	if (n == 0)
+		return ward_errf(WARD_EFORMAT, "empty SubjectPublicKeyInfo");
+	if (n > INT32_MAX)
+		return ward_errf(WARD_ELIMIT,
+		    "SubjectPublicKeyInfo of %zu bytes is too large", n);
+	if ((k = d2i_PUBKEY(NULL, &q, (long)n)) == NULL)
+		return ward_crypto_err(
+		    WARD_EFORMAT, "parsing a DER SubjectPublicKeyInfo");
+	/* d2i may leave notes from the decoders it tried first. */
+	ERR_clear_error();
+	if (q != p + n) {
+		EVP_PKEY_free(k);
+		return ward_errf(WARD_EFORMAT,
+		    "%zu bytes of trailing data after the DER SubjectPublicKeyInfo",
+		    (size_t)(p + n - q));
+	}
+	if ((id = EVP_PKEY_get_base_id(k)) != EVP_PKEY_RSA) {
+		EVP_PKEY_free(k);
+		return ward_errf(WARD_EUNSUPPORTED,
+		    "the SubjectPublicKeyInfo holds a %s key, not an RSA key",
+		    OBJ_nid2sn(id));
+	}
+	*out = k;
+	return 0;
 }
