@@ -891,6 +891,103 @@ test_sandbox_documents(void **state)
 	free(dir);
 }
 
+/*
+ * The Recipient path at library level, as the KMS (issue 4) will run it:
+ * the enclave makes an RSA-2048 pair and puts its SPKI in a document; the
+ * key service verifies the document, compares PCR0 with the policy's pin,
+ * and seals the data key to the document's public key; only the enclave's
+ * private key opens it. A pin on another image releases nothing.
+ */
+static int
+release_to(const struct ward_buf *doc, struct ward_attest_roots *rs,
+    const uint8_t pin[WARD_NSM_PCR_LEN], const uint8_t *key, size_t n,
+    struct ward_buf *cms)
+{
+	struct ward_attest_doc *d;
+	struct ward_attest_result res;
+	int r;
+
+	if ((r = ward_attest_parse(doc->p, doc->len, &d)) != 0)
+		return r;
+	if ((r = ward_attest_verify(d, rs, time(NULL), &res)) != 0)
+		goto out;
+	if (!(d->pcr_mask & 1) || d->pcrs[0].len != WARD_NSM_PCR_LEN ||
+	    memcmp(d->pcrs[0].p, pin, WARD_NSM_PCR_LEN) != 0) {
+		r = ward_errf(WARD_EAUTH, "AccessDenied: PCR0 does not match");
+		goto out;
+	}
+	if (!d->public_key.present) {
+		r = ward_errf(WARD_EFORMAT, "no public key in the document");
+		goto out;
+	}
+	r = ward_cms_seal(d->public_key.v.p, d->public_key.v.len, key, n, cms);
+out:
+	ward_attest_doc_free(d);
+	return r;
+}
+
+static void
+test_recipient_flow(void **state)
+{
+	char *dir = tu_mkdtemp();
+	struct ward_ca *ca;
+	struct ward_attest_signer *s;
+	struct ward_attest_roots *rs;
+	struct evp_pkey_st *enclave, *other;
+	struct ward_buf spki = {0}, doc = {0}, cms = {0};
+	struct ward_buf pt = {.secret = true};
+	uint8_t pcrs[WARD_NSM_PCR_COUNT][WARD_NSM_PCR_LEN] = {{0}};
+	uint8_t pin_y[WARD_NSM_PCR_LEN], datakey[32];
+
+	ASSERT_OK(ward_ca_init(dir, false));
+	ASSERT_OK(ward_ca_load(dir, &ca));
+	ASSERT_OK(ward_attest_signer_new(ca, &s));
+	ASSERT_OK(ward_attest_roots_new(true, &rs));
+	struct ward_bytes root = ward_ca_root_der(ca);
+	ASSERT_OK(ward_attest_roots_add_der(rs, root.p, root.len));
+	/* the enclave: an ephemeral RSA-2048 pair, its SPKI in the document */
+	ASSERT_OK(ward_rsa_generate(WARD_RSA_RECIPIENT_BITS, &enclave));
+	ASSERT_OK(ward_pkey_spki(enclave, &spki));
+	memset(pcrs[0], 0x58, WARD_NSM_PCR_LEN); /* image X */
+	memset(pin_y, 0x59, sizeof(pin_y)); /* image Y */
+	struct ward_attest_fields f = {
+	    .module_id = {(const uint8_t *)"i-recipient-enc01", 17},
+	    .pcr_mask = 0xffff,
+	    .pcrs = (const uint8_t(*)[WARD_NSM_PCR_LEN])pcrs,
+	    .public_key = {true, {spki.p, spki.len}},
+	};
+	ASSERT_OK(ward_attest_sign(s, &f, &doc));
+	ASSERT_OK(ward_random(datakey, sizeof(datakey)));
+	/* pinned to X: released, and only the enclave's key opens it */
+	ASSERT_OK(
+	    release_to(&doc, rs, pcrs[0], datakey, sizeof(datakey), &cms));
+	ASSERT_OK(ward_cms_open(enclave, cms.p, cms.len, &pt));
+	assert_int_equal(pt.len, sizeof(datakey));
+	assert_memory_equal(pt.p, datakey, sizeof(datakey));
+	ASSERT_OK(ward_rsa_generate(WARD_RSA_RECIPIENT_BITS, &other));
+	ward_buf_free(&pt);
+	pt.secret = true;
+	ASSERT_ERR(ward_cms_open(other, cms.p, cms.len, &pt), WARD_EKEY);
+	assert_int_equal(pt.len, 0);
+	/* pinned to Y: nothing sealed */
+	cms.len = 0;
+	ASSERT_ERR(release_to(&doc, rs, pin_y, datakey, sizeof(datakey), &cms),
+	    WARD_EAUTH);
+	assert_int_equal(cms.len, 0);
+
+	ward_buf_free(&pt);
+	ward_buf_free(&cms);
+	ward_buf_free(&doc);
+	ward_buf_free(&spki);
+	ward_pkey_free(enclave);
+	ward_pkey_free(other);
+	ward_attest_roots_free(rs);
+	ward_attest_signer_free(s);
+	ward_ca_free(ca);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 static void
 test_rfc3339(void **state)
 {
@@ -944,6 +1041,7 @@ main(void)
 	    cmocka_unit_test(test_chain_rules),
 	    cmocka_unit_test(test_chain_pathlen_and_order),
 	    cmocka_unit_test(test_sandbox_documents),
+	    cmocka_unit_test(test_recipient_flow),
 	    cmocka_unit_test(test_rfc3339),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
