@@ -201,6 +201,20 @@ parse_der(const uint8_t *der, size_t n, X509 **out)
 	return 0;
 }
 
+/* Append x's DER encoding to out. */
+static int
+append_der(X509 *x, struct ward_buf *out)
+{
+	uint8_t *p = NULL;
+	int n, r;
+
+	if ((n = i2d_X509(x, &p)) <= 0)
+		return ward_crypto_err(WARD_ECRYPTO, "certificate encoding");
+	r = ward_buf_append(out, p, (size_t)n);
+	OPENSSL_free(p);
+	return r;
+}
+
 static void
 name_str(const X509_NAME *nm, char *out, size_t cap)
 {
@@ -431,8 +445,7 @@ ward_x509_load(const char *path, struct ward_buf *der)
 	struct ward_buf b = {0};
 	BIO *bio = NULL;
 	X509 *x = NULL;
-	uint8_t *p = NULL;
-	int r, n;
+	int r;
 
 	if ((r = ward_read_file(path, 1 << 20, &b)) != 0)
 		return r;
@@ -450,13 +463,8 @@ ward_x509_load(const char *path, struct ward_buf *der)
 			goto out;
 		}
 	}
-	if ((n = i2d_X509(x, &p)) <= 0) {
-		r = ward_crypto_err(WARD_ECRYPTO, "certificate encoding");
-		goto out;
-	}
-	r = ward_buf_append(der, p, (size_t)n);
+	r = append_der(x, der);
 out:
-	OPENSSL_free(p);
 	X509_free(x);
 	BIO_free(bio);
 	ward_buf_free(&b);
@@ -524,9 +532,9 @@ ward_x509_issue(const struct ward_x509_template *t, EVP_PKEY *subject,
 	X509_NAME *nm = NULL;
 	BIGNUM *bn = NULL;
 	X509V3_CTX v3;
-	uint8_t serial[16], *p = NULL;
+	uint8_t serial[16];
 	char bc[64], ku[96];
-	int r, n;
+	int r;
 
 	if (issuer_der != NULL &&
 	    (r = parse_der(issuer_der, issuer_len, &issuer)) != 0)
@@ -580,13 +588,8 @@ ward_x509_issue(const struct ward_x509_template *t, EVP_PKEY *subject,
 		r = ward_crypto_err(WARD_ECRYPTO, "certificate signing");
 		goto out;
 	}
-	if ((n = i2d_X509(x, &p)) <= 0) {
-		r = ward_crypto_err(WARD_ECRYPTO, "certificate encoding");
-		goto out;
-	}
-	r = ward_buf_append(der, p, (size_t)n);
+	r = append_der(x, der);
 out:
-	OPENSSL_free(p);
 	BN_free(bn);
 	X509_NAME_free(nm);
 	X509_free(x);
