@@ -316,6 +316,9 @@ void ward_nsm_server_free(struct ward_nsm_server *s);
 #define WARD_ATTEST_DOC_MAX (16 * 1024)
 #define WARD_ATTEST_CABUNDLE_MAX 16
 #define WARD_ATTEST_CERT_MAX 1024
+/* module ids in documents and DescribeNSM; real ones are like
+ * "i-0123456789abcdef0-enc0123456789abcdef" (39 bytes) */
+#define WARD_ATTEST_MODULE_ID_MAX 256
 struct ward_attest_doc {
 	bool tagged; /* COSE tag 18 present */
 	struct ward_bytes protected_hdr, payload, signature;
@@ -332,7 +335,7 @@ struct ward_attest_doc {
 	/* private: the input copy and joined chunks the views point into */
 	uint8_t *input;
 	struct ward_cbor_str
-	    owned[8 + WARD_NSM_PCR_COUNT + WARD_ATTEST_CABUNDLE_MAX];
+	    owned[3 + 9 + WARD_NSM_PCR_COUNT + WARD_ATTEST_CABUNDLE_MAX];
 	size_t owned_len;
 };
 int ward_attest_parse(const uint8_t *p, size_t n, struct ward_attest_doc **out);

@@ -182,6 +182,7 @@ int ward_es384_verify(struct evp_pkey_st *k, const uint8_t *m, size_t n,
 struct ward_x509_info {
 	char subject[256];
 	char issuer[256];
+	char cn[128]; /* the subject's commonName, or "" */
 	char serial[2 * 20 + 1]; /* hex */
 	int64_t not_before, not_after; /* seconds since the epoch */
 	bool ca;

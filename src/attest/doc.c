@@ -16,7 +16,6 @@
 #define COSE_TAG_SIGN1 18
 #define COSE_HDR_ALG 1
 #define COSE_ALG_ES384 35 /* -35, encoded as negint 34: 0x38 0x22 */
-#define MODULE_ID_MAX 256
 
 /* {1: -35}: alg ES384 (nitro.md §3.2). */
 static const uint8_t protected_es384[] = {0xa1, 0x01, 0x38, 0x22};
@@ -70,9 +69,13 @@ ward_attest_sign_with(struct evp_pkey_st *leaf_key, struct ward_bytes leaf_der,
 	size_t npcrs = 0;
 	int r;
 
-	if (f->module_id.len == 0 || f->module_id.len > MODULE_ID_MAX)
+	if (f->module_id.len == 0 ||
+	    f->module_id.len > WARD_ATTEST_MODULE_ID_MAX)
 		return ward_errf(
 		    WARD_EUSAGE, "module id of %zu bytes", f->module_id.len);
+	if (f->pcr_mask == 0)
+		return ward_errf(WARD_EUSAGE,
+		    "a document carries 1 to 32 PCRs; none is locked");
 	for (unsigned i = 0; i < WARD_NSM_PCR_COUNT; i++)
 		npcrs += (f->pcr_mask >> i) & 1;
 	/* Field order and encodings as serde_cbor writes the Rust struct
@@ -289,7 +292,7 @@ read_field(struct ward_attest_doc *d, struct ward_cbor_reader *r, enum field f)
 	switch (f) {
 	case F_MODULE_ID:
 		if ((e = ward_cbor_read_text(
-		         r, "module_id", MODULE_ID_MAX, &s)) != 0 ||
+		         r, "module_id", WARD_ATTEST_MODULE_ID_MAX, &s)) != 0 ||
 		    (e = keep(d, &s, &d->module_id)) != 0)
 			return e;
 		if (d->module_id.len == 0)

@@ -224,7 +224,16 @@ ward_nsm_call_raw(struct ward_nsm *n, const uint8_t *req, size_t req_len,
 	if (!n->sock)
 		return call_ioctl(n, req, req_len, resp);
 	pthread_mutex_lock(&n->mu);
-	r = call_socket(n, req, req_len, resp);
+	if (n->fd < 0) {
+		r = ward_errf(WARD_EIO,
+		    "NSM socket %s: the connection was dropped after an "
+		    "earlier error; open it again",
+		    n->where);
+	} else if ((r = call_socket(n, req, req_len, resp)) != 0) {
+		/* The stream may hold part of a frame: never reuse it. */
+		close(n->fd);
+		n->fd = -1;
+	}
 	pthread_mutex_unlock(&n->mu);
 	if (r != 0)
 		resp->len = 0;

@@ -489,8 +489,10 @@ get_fields(struct ward_cbor_reader *r, const char *variant,
 	}
 	if (e < 0)
 		return e;
+	/* A missing Option field is None, as serde and QEMU read it. The
+	 * K_OPT targets start absent (the caller zeroes the request). */
 	for (size_t i = 0; i < n; i++)
-		if (!(seen & (1u << i)))
+		if (!(seen & (1u << i)) && fields[i].kind != K_OPT)
 			return ward_errf(WARD_EFORMAT,
 			    "%s: %s: missing field \"%s\"", r->what, variant,
 			    fields[i].name);

@@ -15,10 +15,6 @@
 
 #include "ward/attest.h"
 
-/* module_id travels in every DescribeNSM answer and document; real ones
- * look like "i-0123456789abcdef0-enc0123456789abcdef" (39 bytes). */
-#define MODULE_ID_MAX 256
-
 struct ward_nsm_server {
 	pthread_mutex_t mu;
 	struct ward_attest_signer *signer; /* borrowed */
@@ -37,10 +33,10 @@ ward_nsm_server_new(struct ward_attest_signer *signer, const char *module_id,
 
 	*out = NULL;
 	if (module_id == NULL || (n = strlen(module_id)) == 0 ||
-	    n > MODULE_ID_MAX)
+	    n > WARD_ATTEST_MODULE_ID_MAX)
 		return ward_errf(WARD_EUSAGE,
 		    "NSM emulation: the module id must be 1 to %d bytes",
-		    MODULE_ID_MAX);
+		    WARD_ATTEST_MODULE_ID_MAX);
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return ward_enomem();
 	if (pthread_mutex_init(&s->mu, NULL) != 0) {

@@ -87,24 +87,6 @@ ward_attest_aws_root(void)
 	return (struct ward_bytes){aws_root_g1, sizeof(aws_root_g1)};
 }
 
-/* The CN of an RFC 2253 name, or the whole name. */
-static void
-common_name(const char *dn, char *out, size_t cap)
-{
-	const char *cn = strstr(dn, "CN=");
-	size_t n;
-
-	if (cn == NULL || (cn != dn && cn[-1] != ','))
-		cn = dn;
-	else
-		cn += 3;
-	n = strcspn(cn, ",");
-	if (n >= cap)
-		n = cap - 1;
-	memcpy(out, cn, n);
-	out[n] = '\0';
-}
-
 static int
 add_root(struct ward_attest_roots *rs, const uint8_t *der, size_t n, bool aws)
 {
@@ -130,7 +112,8 @@ add_root(struct ward_attest_roots *rs, const uint8_t *der, size_t n, bool aws)
 		snprintf(
 		    rt->name, sizeof(rt->name), "%s", WARD_ATTEST_ROOT_AWS);
 	else
-		common_name(info.subject, rt->name, sizeof(rt->name));
+		snprintf(rt->name, sizeof(rt->name), "%.127s",
+		    info.cn[0] != '\0' ? info.cn : info.subject);
 	ward_hex_encode(info.sha256, sizeof(info.sha256), rt->sha256);
 	rs->n++;
 	return 0;

@@ -31,12 +31,15 @@ static const char attest_help[] =
     "  --expect-pcr N=HEX   require PCR N to equal HEX (repeatable)\n"
     "  --nonce HEX          require the document's nonce to equal HEX\n"
     "  --no-debug           refuse a debug-mode document (all-zero PCR0)\n"
-    "  -q, --quiet          print nothing; the exit status tells\n"
+    "  -q, --quiet          print no JSON (a failure's reason still goes\n"
+    "                       to standard error)\n"
     "  -h, --help\n"
     "\n"
     "Exit status 0: verified and every expectation met. 4: not a well-formed\n"
-    "document. 5: it does not verify or an expectation failed; the JSON is\n"
-    "still printed, with \"Verified\": false and the reason in \"Error\".\n"
+    "document (8: well-formed but not supported, such as another signature\n"
+    "algorithm; 9: over a size limit). 5: it does not verify or an\n"
+    "expectation failed; the JSON is still printed, with \"Verified\": false\n"
+    "and the reason in \"Error\".\n"
     "Sandbox documents only ever verify against the local root that signed\n"
     "them, never against the AWS root.\n";
 
@@ -330,6 +333,7 @@ attest_verify(int argc, char **argv)
 	struct ward_attest_roots *rs = NULL;
 	struct ward_attest_result res;
 	json_t *j = NULL;
+	char why[1024] = "";
 	int c, r = 0, vr;
 
 	optind = 1;
@@ -408,6 +412,12 @@ attest_verify(int argc, char **argv)
 	if (vr == 0)
 		vr = check_expectations(
 		    d, ex, nex, nonce, nonce_len, nonce_set, no_debug);
+	/* Anything that fails once the document has decoded means "does
+	 * not verify" (exit 5), whatever the cause's own code. */
+	if (vr != 0) {
+		vr = -WARD_EAUTH;
+		snprintf(why, sizeof(why), "%s", ward_errmsg());
+	}
 	if ((j = doc_json(d)) == NULL) {
 		r = ward_enomem();
 		goto out;
@@ -420,7 +430,7 @@ attest_verify(int argc, char **argv)
 		json_object_set_new(
 		    j, "RootKind", json_string(res.aws ? "aws" : "local"));
 	} else {
-		json_object_set_new(j, "Error", json_string(ward_errmsg()));
+		json_object_set_new(j, "Error", json_string(why));
 	}
 	if (!quiet) {
 		char at_s[80];
@@ -431,7 +441,7 @@ attest_verify(int argc, char **argv)
 		fputc('\n', stdout);
 		fflush(stdout);
 	}
-	r = vr;
+	r = vr != 0 ? ward_errf(WARD_EAUTH, "%s", why) : 0;
 out:
 	json_decref(j);
 	ward_attest_doc_free(d);

@@ -797,67 +797,105 @@ out:
 	return r;
 }
 
-/* AES-256-CBC decryption into pt (room for n + 16 bytes); EAUTH when the
- * PKCS#7 padding does not check. */
+/* Constant-time masks: all ones when true, zero when false. */
+static unsigned
+ct_eq(unsigned a, unsigned b)
+{
+	unsigned x = a ^ b;
+
+	return 0u - (((x | (0u - x)) >> (sizeof(unsigned) * 8 - 1)) ^ 1u);
+}
+
+static unsigned
+ct_lt(unsigned a, unsigned b) /* for a, b < 2^31 */
+{
+	return 0u - ((a - b) >> (sizeof(unsigned) * 8 - 1));
+}
+
+/*
+ * AES-256-CBC without OpenSSL's padding removal (which returns early),
+ * then PKCS#7 checked in constant time. *pad_ok is a mask; the caller
+ * decides only once everything has run.
+ */
 static int
 cbc_decrypt(const uint8_t key[CMS_AES_KEY_LEN],
     const uint8_t iv[WARD_CMS_IV_LEN], const uint8_t *ct, size_t n, uint8_t *pt,
-    size_t *pt_len)
+    size_t *pt_len, unsigned *pad_ok)
 {
 	EVP_CIPHER_CTX *ctx;
 	int len1 = 0, len2 = 0, r = 0;
+	unsigned pad, good;
 
+	if (n < CMS_BLOCK || n % CMS_BLOCK != 0 || n > INT32_MAX)
+		return ward_errf(WARD_EFORMAT,
+		    "CMS: content of %zu bytes is not whole AES blocks", n);
 	if ((ctx = EVP_CIPHER_CTX_new()) == NULL)
 		return ward_enomem();
 	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_cbc(), NULL, key, iv) != 1 ||
-	    EVP_DecryptUpdate(ctx, pt, &len1, ct, (int)n) != 1)
+	    EVP_CIPHER_CTX_set_padding(ctx, 0) != 1 ||
+	    EVP_DecryptUpdate(ctx, pt, &len1, ct, (int)n) != 1 ||
+	    EVP_DecryptFinal_ex(ctx, pt + len1, &len2) != 1 ||
+	    (size_t)len1 + (size_t)len2 != n) {
 		r = ward_crypto_err(WARD_ECRYPTO, "AES-256-CBC decryption");
-	else if (EVP_DecryptFinal_ex(ctx, pt + len1, &len2) != 1) {
-		ERR_clear_error();
-		r = ward_errf(WARD_EAUTH,
-		    "CMS: the content does not decrypt (bad padding): the message is corrupted");
-	} else
-		*pt_len = (size_t)len1 + (size_t)len2;
+		goto out;
+	}
+	pad = pt[n - 1];
+	good = ~ct_eq(pad, 0) & ct_lt(pad, CMS_BLOCK + 1);
+	for (unsigned i = 0; i < CMS_BLOCK; i++)
+		good &= ~ct_lt(i, pad) | ct_eq(pt[n - 1 - i], pad);
+	*pad_ok = good;
+	/* pad is at most 16 when good; otherwise the length is unused */
+	*pt_len = n - (pad & good & 0xff);
+out:
 	EVP_CIPHER_CTX_free(ctx);
 	return r;
 }
 
 /*
  * CBC without a MAC (KMS's choice, not ours): the padding check is the
- * only integrity there is, and it is an oracle. A caller must not let
- * whoever relays the message (the untrusted parent instance) tell a
- * padding failure here from any later failure, or from success; the
- * plaintext (a data key, say) should be authenticated by its own use.
+ * only integrity there is, and it is an oracle. So every failure after
+ * parsing - the RSA unwrap, the content key's length, the padding - gives
+ * the same error, and takes the same path: a failed unwrap continues with
+ * a random key (implicit rejection), the padding is checked in constant
+ * time, and the verdict comes once, at the end. The plaintext (a data
+ * key, say) should still be authenticated by its own use.
  */
 int
 ward_cms_open(EVP_PKEY *priv, const uint8_t *p, size_t n, struct ward_buf *out)
 {
 	struct ward_cms c;
 	struct ward_buf pt = {.secret = true};
-	uint8_t key[WARD_RSA_MAX_BYTES];
+	uint8_t key[WARD_RSA_MAX_BYTES], fake[CMS_AES_KEY_LEN];
 	size_t key_len = 0, pt_len = 0;
-	int r;
+	unsigned ok, pad_ok = 0;
+	int r, rr;
 
 	out->secret = true;
 	if ((r = ward_cms_parse(p, n, &c)) != 0)
 		return r;
-	if ((r = ward_rsa_decrypt(priv, WARD_RSA_OAEP_SHA256, c.encrypted_key,
-	         c.encrypted_key_len, key, sizeof(key), &key_len)) != 0) {
-		if (r == -WARD_EKEY)
-			r = ward_errf(WARD_EKEY,
-			    "CMS: the private key does not open this message (RSA-OAEP decryption of the content key failed)");
+	if ((r = ward_random(fake, sizeof(fake))) != 0)
+		goto out;
+	rr = ward_rsa_decrypt(priv, WARD_RSA_OAEP_SHA256, c.encrypted_key,
+	    c.encrypted_key_len, key, sizeof(key), &key_len);
+	if (rr != 0 && rr != -WARD_EKEY) {
+		r = rr; /* out of memory, or the library failed */
 		goto out;
 	}
-	if (key_len != CMS_AES_KEY_LEN) {
-		r = ward_errf(WARD_EFORMAT,
-		    "CMS: the content key is %zu bytes, not %d (AES-256)",
-		    key_len, CMS_AES_KEY_LEN);
+	ward_errclear();
+	ok = ct_eq((unsigned)(rr == 0), 1) &
+	    ct_eq((unsigned)key_len, CMS_AES_KEY_LEN);
+	for (size_t i = 0; i < CMS_AES_KEY_LEN; i++)
+		key[i] = (uint8_t)((key[i] & ok) | (fake[i] & ~ok));
+	if ((r = ward_buf_reserve(&pt, c.content.len)) != 0 ||
+	    (r = cbc_decrypt(key, c.iv, c.content.p, c.content.len, pt.p,
+	         &pt_len, &pad_ok)) != 0)
+		goto out;
+	if ((ok & pad_ok) == 0) {
+		r = ward_errf(WARD_EKEY,
+		    "CMS: the private key does not open this message, or the "
+		    "message was altered");
 		goto out;
 	}
-	if ((r = ward_buf_reserve(&pt, c.content.len + CMS_BLOCK)) != 0 ||
-	    (r = cbc_decrypt(
-	         key, c.iv, c.content.p, c.content.len, pt.p, &pt_len)) != 0)
-		goto out;
 	pt.len = pt_len;
 	/* Hand over the plaintext: moved if out is unused, else copied. */
 	if (out->p == NULL) {
@@ -867,6 +905,7 @@ ward_cms_open(EVP_PKEY *priv, const uint8_t *p, size_t n, struct ward_buf *out)
 		r = ward_buf_append(out, pt.p, pt.len);
 out:
 	ward_cleanse(key, sizeof(key));
+	ward_cleanse(fake, sizeof(fake));
 	/* Secret: cleansed in full, partial plaintext included. */
 	ward_buf_free(&pt);
 	ward_cms_free(&c);

@@ -288,6 +288,9 @@ ward_x509_info(const uint8_t *der, size_t n, struct ward_x509_info *out)
 		return r;
 	name_str(X509_get_subject_name(x), out->subject, sizeof(out->subject));
 	name_str(X509_get_issuer_name(x), out->issuer, sizeof(out->issuer));
+	if (X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName,
+	        out->cn, sizeof(out->cn)) < 0)
+		out->cn[0] = '\0';
 	serial = X509_get0_serialNumber(x);
 	if ((bn = ASN1_INTEGER_to_BN(serial, NULL)) != NULL) {
 		uint8_t b[20];
@@ -414,6 +417,21 @@ ward_x509_verify_chain(struct ward_bytes leaf, const struct ward_bytes *inter,
 		        sk_X509_value(untrusted, (int)i)) != 0) {
 			r = ward_errf(WARD_EAUTH,
 			    "certificate chain: the CA bundle is out of order");
+			goto out;
+		}
+	}
+	/* Every issuer states keyCertSign (OpenSSL checks it only when the
+	 * extension is present; AWS's rule wants it, nitro.md §3.5). */
+	for (int i = 1; i < sk_X509_num(chain); i++) {
+		X509 *ca = sk_X509_value(chain, i);
+
+		if ((X509_get_extension_flags(ca) & EXFLAG_KUSAGE) == 0 ||
+		    (X509_get_key_usage(ca) & KU_KEY_CERT_SIGN) == 0) {
+			name_str(X509_get_subject_name(ca), subj, sizeof(subj));
+			r = ward_errf(WARD_EAUTH,
+			    "certificate chain: CA %s lacks the keyCertSign "
+			    "key usage",
+			    subj);
 			goto out;
 		}
 	}

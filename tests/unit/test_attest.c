@@ -453,6 +453,7 @@ enum chain_flaw {
 	CHAIN_MON_NO_CERTSIGN,
 	CHAIN_MON_NOT_CA,
 	CHAIN_LEAF_P256,
+	CHAIN_MON_NO_KU, /* a CA without any key usage extension */
 };
 
 static void
@@ -470,7 +471,8 @@ make_chain(struct chain *c, enum chain_flaw flaw)
 	    .not_after = now + 86400,
 	    .ca = flaw != CHAIN_MON_NOT_CA,
 	    .pathlen = 0,
-	    .key_cert_sign = flaw != CHAIN_MON_NO_CERTSIGN,
+	    .key_cert_sign =
+	        flaw != CHAIN_MON_NO_CERTSIGN && flaw != CHAIN_MON_NO_KU,
 	    .digital_signature = flaw == CHAIN_MON_NO_CERTSIGN};
 	struct ward_x509_template leaf = {.cn = "test leaf",
 	    .not_before = now - 60,
@@ -705,7 +707,7 @@ test_chain_rules(void **state)
 {
 	static const enum chain_flaw flaws[] = {CHAIN_LEAF_IS_CA,
 	    CHAIN_LEAF_NO_DIGSIG, CHAIN_MON_NO_CERTSIGN, CHAIN_MON_NOT_CA,
-	    CHAIN_LEAF_P256};
+	    CHAIN_LEAF_P256, CHAIN_MON_NO_KU};
 	uint8_t pcr0[48] = {1};
 
 	for (size_t i = 0; i < sizeof(flaws) / sizeof(flaws[0]); i++) {

@@ -1191,6 +1191,53 @@ test_socket_wrong_variant(void **state)
 	free(dir);
 }
 
+/* Missing Option fields are None (serde, QEMU): a client that leaves out
+ * user_data/nonce/public_key still gets a document. */
+static void
+test_attestation_optional_keys(void **state)
+{
+	uint8_t msg[64];
+	size_t n;
+	struct ward_nsm_request q;
+
+	n = unhex("a1 6b4174746573746174696f6e a0", msg, sizeof(msg));
+	ASSERT_OK(ward_nsm_request_decode(msg, n, &q));
+	assert_int_equal(q.op, WARD_NSM_ATTESTATION);
+	assert_false(q.user_data.present);
+	assert_false(q.nonce.present);
+	assert_false(q.public_key.present);
+	n = unhex("a1 6b4174746573746174696f6e a1 656e6f6e6365 4101", msg,
+	    sizeof(msg));
+	ASSERT_OK(ward_nsm_request_decode(msg, n, &q));
+	assert_true(q.nonce.present);
+	assert_int_equal(q.nonce.v.len, 1);
+	assert_false(q.user_data.present);
+	/* other variants' fields stay required */
+	ASSERT_ERR(req_hex("a1 6b4465736372696265504352 a0"), WARD_EFORMAT);
+}
+
+/* A bad frame from the monitor drops the connection: later calls fail
+ * cleanly instead of reading the rest of that frame as a header. */
+static void
+test_socket_bad_frame_drops(void **state)
+{
+	static uint8_t big[WARD_NSM_RESPONSE_MAX + 1];
+	char *dir = tu_mkdtemp(), where[600];
+	struct peer pe = {.canned = big, .canned_len = sizeof(big)};
+	struct ward_nsm *n;
+
+	memset(big, 0x41, sizeof(big));
+	peer_listen(&pe, dir, where, sizeof(where));
+	ASSERT_OK(ward_nsm_open(where, &n));
+	ASSERT_ERR(ward_nsm_lock_pcr(n, 0), WARD_EFORMAT);
+	ASSERT_ERR(ward_nsm_lock_pcr(n, 0), WARD_EIO);
+	assert_msg("dropped");
+	ward_nsm_close(n);
+	peer_join(&pe);
+	tu_rmtree(dir);
+	free(dir);
+}
+
 /* A frame over the request limit gets InputTooLarge, then a hang-up. */
 static void
 test_socket_oversized_frame(void **state)
@@ -1343,6 +1390,8 @@ main(void)
 	    cmocka_unit_test(test_socket_round_trip),
 	    cmocka_unit_test(test_socket_wrong_variant),
 	    cmocka_unit_test(test_socket_oversized_frame),
+	    cmocka_unit_test(test_attestation_optional_keys),
+	    cmocka_unit_test(test_socket_bad_frame_drops),
 	    cmocka_unit_test(test_server_threads),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
