@@ -14,6 +14,9 @@ int cmd_encrypt_main(int argc, char **argv);
 int cmd_decrypt_main(int argc, char **argv);
 int cmd_attest_main(int argc, char **argv);
 int cmd_ca_main(int argc, char **argv);
+int cmd_build_enclave_main(int argc, char **argv);
+int cmd_describe_eif_main(int argc, char **argv);
+int cmd_pcr_main(int argc, char **argv);
 
 /* Print "ward CMD: message" for a failed call and return its exit code. */
 int cli_fail(const char *cmd, int r);

@@ -15,6 +15,12 @@ static const struct ward_cmd commands[] = {
         "verify an attestation document (AWS Nitro or a ward sandbox)"},
     {"ca", cmd_ca_main,
         "create the local attestation root for sandbox enclaves"},
+    {"build-enclave", cmd_build_enclave_main,
+        "build an enclave image (EIF) from a directory or container image"},
+    {"describe-eif", cmd_describe_eif_main,
+        "check an enclave image file and print its measurements"},
+    {"pcr", cmd_pcr_main,
+        "print the PCR of a file or of a signing certificate"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
