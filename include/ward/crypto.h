@@ -201,6 +201,8 @@ int ward_x509_pubkey(
 /* First certificate of a PEM file, or a DER file, as DER. */
 int ward_x509_load(const char *path, struct ward_buf *der);
 int ward_x509_pem(const uint8_t *der, size_t n, struct ward_buf *pem);
+/* The first certificate of PEM bytes, as DER (appended to der). */
+int ward_x509_pem_to_der(const uint8_t *pem, size_t n, struct ward_buf *der);
 
 struct ward_x509_template {
 	const char *c, *o, *ou, *cn; /* subject name parts (NULL: omitted) */

@@ -458,6 +458,26 @@ out:
 }
 
 int
+ward_x509_pem_to_der(const uint8_t *pem, size_t n, struct ward_buf *der)
+{
+	BIO *bio;
+	X509 *x;
+	int r;
+
+	if (n > INT32_MAX || (bio = BIO_new_mem_buf(pem, (int)n)) == NULL)
+		return ward_enomem();
+	x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+	BIO_free(bio);
+	if (x == NULL) {
+		ERR_clear_error();
+		return ward_errf(WARD_EFORMAT, "not a PEM certificate");
+	}
+	r = append_der(x, der);
+	X509_free(x);
+	return r;
+}
+
+int
 ward_x509_load(const char *path, struct ward_buf *der)
 {
 	struct ward_buf b = {0};

@@ -39,32 +39,13 @@ static const uint8_t protected_es384[] = {0xa1, 0x01, 0x38, 0x22};
 static int
 pem_to_der(const uint8_t *pem, size_t n, struct ward_buf *der)
 {
-	BIO *bio = NULL;
-	X509 *x = NULL;
-	uint8_t *p = NULL;
-	int len, r;
+	int r;
 
 	if (n == 0 || n > WARD_EIF_SIGNATURE_MAX)
 		return ward_errf(WARD_EFORMAT,
 		    "%s: signing certificate of %zu bytes", WHAT, n);
-	if ((bio = BIO_new_mem_buf(pem, (int)n)) == NULL)
-		return ward_enomem();
-	if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL) {
-		ERR_clear_error();
-		r = ward_errf(WARD_EFORMAT,
-		    "%s: the signing certificate is not a PEM certificate",
-		    WHAT);
-		goto out;
-	}
-	if ((len = i2d_X509(x, &p)) <= 0) {
-		r = ward_crypto_err(WARD_ECRYPTO, "certificate encoding");
-		goto out;
-	}
-	r = ward_buf_append(der, p, (size_t)len);
-out:
-	OPENSSL_free(p);
-	X509_free(x);
-	BIO_free(bio);
+	if ((r = ward_x509_pem_to_der(pem, n, der)) != 0)
+		r = ward_err_prefix(r, "%s: the signing certificate", WHAT);
 	return r;
 }
 
