@@ -34,6 +34,7 @@ demo: build
 bench: build
 	@./bench/envelope $(BUILD)/ward
 	@./bench/attest $(BUILD)
+	@./bench/eif $(BUILD)/ward
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
