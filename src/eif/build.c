@@ -33,8 +33,6 @@
 	"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define ENTRIES_MAX (4u << 20)
 
-extern char **environ;
-
 /* One entry of the customer ramdisk, before it is written. */
 struct entry {
 	char *name; /* archive name: rootfs/... */
@@ -364,7 +362,10 @@ add_ward(struct list *l, char *interp_name, size_t cap)
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
 	char *argv[] = {interp, (char *)"--list", self, NULL};
-	r = posix_spawn(&pid, interp, &fa, NULL, argv, environ);
+	char *envp[] = {NULL};
+	/* An empty environment: LD_PRELOAD, LD_LIBRARY_PATH and the like
+	 * must not decide what goes into the image. */
+	r = posix_spawn(&pid, interp, &fa, NULL, argv, envp);
 	posix_spawn_file_actions_destroy(&fa);
 	close(pipefd[1]);
 	if (r != 0) {
@@ -436,32 +437,56 @@ put_lines(struct ward_buf *b, const char *const *v, size_t n)
 	return 0;
 }
 
-/* env: the image's, then the defaults it lacks, then --env (which wins
- * by coming later: for the same key the last line counts). */
+#define ENV_MAX 1024
+
+/* Set key=value in v[0..*n): replace an entry with the same key in place
+ * (so --env overrides the image's value: C's getenv takes the first). */
+static int
+env_set(const char **v, size_t *n, const char *kv, const char *what)
+{
+	const char *eq = strchr(kv, '=');
+	size_t klen;
+
+	if (eq == NULL || eq == kv)
+		return ward_errf(
+		    WARD_EUSAGE, "%s %s: want K=V", what, ward_quotes(kv));
+	klen = (size_t)(eq - kv) + 1; /* with the '=' */
+	for (size_t i = 0; i < *n; i++) {
+		if (strncmp(v[i], kv, klen) == 0) {
+			v[i] = kv;
+			return 0;
+		}
+	}
+	if (*n == ENV_MAX)
+		return ward_errf(
+		    WARD_ELIMIT, "more than %d environment entries", ENV_MAX);
+	v[(*n)++] = kv;
+	return 0;
+}
+
+/* /env: PATH (a default unless given), the image's, then --env; one line
+ * per key, the last value given winning. */
 static int
 make_env(const struct ward_enclave_spec *s, const struct ward_oci_config *c,
     struct ward_buf *out)
 {
-	bool has_path = false;
-	int r;
+	const char **v;
+	size_t n = 0;
+	int r = 0;
 
-	for (size_t i = 0; i < c->env_len; i++)
-		has_path = has_path || strncmp(c->env[i], "PATH=", 5) == 0;
-	for (size_t i = 0; i < s->env_len; i++) {
-		if (strchr(s->env[i], '=') == NULL || s->env[i][0] == '=')
-			return ward_errf(WARD_EUSAGE, "--env %s: want K=V",
-			    ward_quotes(s->env[i]));
-		has_path = has_path || strncmp(s->env[i], "PATH=", 5) == 0;
-	}
-	if (!has_path) {
-		const char *p = DEFAULT_PATH;
-
-		if ((r = put_lines(out, &p, 1)) != 0)
-			return r;
-	}
-	if ((r = put_lines(out, (const char *const *)c->env, c->env_len)) != 0)
-		return r;
-	return put_lines(out, s->env, s->env_len);
+	if ((v = calloc(ENV_MAX, sizeof(*v))) == NULL)
+		return ward_enomem();
+	if ((r = env_set(v, &n, DEFAULT_PATH, "default")) != 0)
+		goto out;
+	for (size_t i = 0; i < c->env_len && r == 0; i++)
+		r = env_set(v, &n, c->env[i], "image Env");
+	for (size_t i = 0; i < s->env_len && r == 0; i++)
+		r = env_set(v, &n, s->env[i], "--env");
+	if (r == 0)
+		r = put_lines(out, v, n);
+out:
+	free(v);
+	return r;
 }
 
 static int
@@ -648,7 +673,10 @@ metadata(const struct ward_enclave_spec *s, const char *out,
 			    ward_quotes(sde));
 		t = (time_t)v;
 	}
-	gmtime_r(&t, &tm);
+	if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999)
+		return ward_errf(WARD_EUSAGE,
+		    "SOURCE_DATE_EPOCH=%s is past the year 9999",
+		    ward_quotes(sde));
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S+00:00", &tm);
 	j = json_pack(
 	    "{s:s, s:s, s:{s:s, s:s, s:s, s:s, s:s}, s:o, s:{s:{s:b}}}",

@@ -36,6 +36,7 @@
 
 #define JSON_MAX (4 << 20)
 #define LAYERS_MAX 256
+#define DEPTH_MAX 256 /* path components, as build.c's walk allows */
 /* Paths handed to libarchive are absolute (dest + a member path that
  * clean_path has checked), so SECURE_NOABSOLUTEPATHS cannot be used; the
  * member paths themselves never are. */
@@ -73,6 +74,7 @@ static int
 clean_path(const char *in, char *out, size_t cap, const char *what)
 {
 	const char *p = in;
+	unsigned depth = 0;
 	size_t n;
 
 	while (p[0] == '.' && p[1] == '/')
@@ -91,6 +93,10 @@ clean_path(const char *in, char *out, size_t cap, const char *what)
 	for (char *c = out; *c != '\0';) {
 		size_t len = strcspn(c, "/");
 
+		if (++depth > DEPTH_MAX)
+			return ward_errf(WARD_ELIMIT,
+			    "%s: member %s is nested deeper than %d", what,
+			    ward_quotes(in), DEPTH_MAX);
 		if (len == 2 && c[0] == '.' && c[1] == '.')
 			return ward_errf(WARD_EUNSAFE,
 			    "%s: member %s climbs out with \"..\"", what,
@@ -119,15 +125,18 @@ extract_outer(const char *archive, const char *dir)
 	archive_read_support_format_tar(a);
 	archive_write_disk_set_options(w, EXTRACT_FLAGS);
 	if (archive_read_open_filename(a, archive, 1 << 16) != ARCHIVE_OK) {
-		r = ward_errf(
-		    WARD_EFORMAT, "%s: %s", archive, archive_error_string(a));
+		r = ward_errf(WARD_EFORMAT, "%s", archive_error_string(a));
 		goto out;
 	}
 	while ((k = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
 		mode_t t = archive_entry_filetype(e);
 
-		if (t != AE_IFREG && t != AE_IFDIR)
-			continue; /* image layouts hold files and dirs only */
+		/* Image layouts hold files and directories only. A hard link
+		 * (even one typed as a regular file) could point at a host
+		 * file and be written through: never extracted. */
+		if ((t != AE_IFREG && t != AE_IFDIR) ||
+		    archive_entry_hardlink(e) != NULL)
+			continue;
 		if ((r = clean_path(archive_entry_pathname(e), rel, sizeof(rel),
 		         archive)) != 0)
 			goto out;
@@ -156,7 +165,7 @@ extract_outer(const char *archive, const char *dir)
 				}
 			}
 			if (k != ARCHIVE_EOF) {
-				r = ward_errf(WARD_EFORMAT, "%s: %s", archive,
+				r = ward_errf(WARD_EFORMAT, "%s",
 				    archive_error_string(a));
 				goto out;
 			}
@@ -168,8 +177,7 @@ extract_outer(const char *archive, const char *dir)
 		}
 	}
 	if (k != ARCHIVE_EOF)
-		r = ward_errf(
-		    WARD_EFORMAT, "%s: %s", archive, archive_error_string(a));
+		r = ward_errf(WARD_EFORMAT, "%s", archive_error_string(a));
 out:
 	if (w != NULL)
 		archive_write_free(w);
@@ -337,7 +345,8 @@ inside(const char *realdest, const char *dest, const char *rel_parent,
 		return 1; /* nothing there: nothing to remove */
 	if (strncmp(out, realdest, n) != 0 || (out[n] != '/' && out[n] != '\0'))
 		return ward_errf(WARD_EUNSAFE,
-		    "whiteout under %s points outside the image",
+		    "%s resolves outside the image (through a symlink a layer "
+		    "planted)",
 		    ward_quotes(rel_parent));
 	return 0;
 }
@@ -351,6 +360,7 @@ layer_pass(
 	struct archive *a = archive_read_new(), *w = NULL;
 	struct archive_entry *e;
 	char rel[PATH_MAX], path[PATH_MAX], dir[PATH_MAX], link[PATH_MAX];
+	char member[PATH_MAX];
 	int r = 0, k;
 
 	if (a == NULL)
@@ -365,8 +375,8 @@ layer_pass(
 		archive_write_disk_set_options(w, EXTRACT_FLAGS);
 	}
 	if (archive_read_open_filename(a, layer, 1 << 16) != ARCHIVE_OK) {
-		r = ward_errf(WARD_EFORMAT, "layer %s: %s", layer,
-		    archive_error_string(a));
+		r = ward_errf(
+		    WARD_EFORMAT, "a layer: %s", archive_error_string(a));
 		goto out;
 	}
 	while ((k = archive_read_next_header(a, &e)) == ARCHIVE_OK) {
@@ -409,15 +419,33 @@ layer_pass(
 		if (t == AE_IFCHR || t == AE_IFBLK || t == AE_IFIFO ||
 		    t == AE_IFSOCK)
 			continue;
+		snprintf(member, sizeof(member), "%s", rel);
 		if ((r = join(path, sizeof(path), dest, rel)) != 0)
 			goto out;
+		/*
+		 * Nothing is done below a parent that resolves outside the
+		 * image (a symlink planted by this or a lower layer): the
+		 * lstat and removal here would follow it. libarchive then
+		 * replaces such a symlink rather than write through it.
+		 */
+		slash = strrchr(rel, '/');
+		if (slash != NULL)
+			*slash = '\0';
+		r = inside(realdest, dest, slash ? rel : "", dir, sizeof(dir));
+		if (slash != NULL)
+			*slash = '/';
+		if (r < 0)
+			goto out;
 		/* a directory replaced by a non-directory goes entirely */
-		if (t != AE_IFDIR) {
+		if (r == 0 && t != AE_IFDIR) {
 			struct stat st;
+			char in[PATH_MAX];
 
-			if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-				ward_eif_rmtree(path);
+			if (join(in, sizeof(in), dir, base) == 0 &&
+			    lstat(in, &st) == 0 && S_ISDIR(st.st_mode))
+				ward_eif_rmtree(in);
 		}
+		r = 0;
 		archive_entry_set_pathname(e, path);
 		if (archive_entry_hardlink(e) != NULL) {
 			if ((r = clean_path(archive_entry_hardlink(e), rel,
@@ -429,9 +457,10 @@ layer_pass(
 		archive_entry_set_uid(e, 0);
 		archive_entry_set_gid(e, 0);
 		if (archive_write_header(w, e) != ARCHIVE_OK) {
-			r = ward_errf(WARD_EUNSAFE, "layer member %s: %s",
-			    ward_quotes(archive_entry_pathname(e)),
-			    archive_error_string(w));
+			r = ward_errf(WARD_EUNSAFE,
+			    "layer member %s refused (it would escape the image "
+			    "or is malformed): %s",
+			    ward_quotes(member), archive_error_string(w));
 			goto out;
 		}
 		if (archive_entry_size(e) > 0 && t == AE_IFREG) {
@@ -449,20 +478,31 @@ layer_pass(
 				}
 			}
 			if (k != ARCHIVE_EOF) {
-				r = ward_errf(WARD_EFORMAT, "layer %s: %s",
-				    layer, archive_error_string(a));
+				r = ward_errf(WARD_EFORMAT, "a layer: %s",
+				    archive_error_string(a));
 				goto out;
 			}
 		}
 		if (archive_write_finish_entry(w) != ARCHIVE_OK) {
-			r = ward_errf(
-			    WARD_EIO, "%s: %s", path, archive_error_string(w));
+			r = ward_errf(WARD_EIO, "layer member %s: %s",
+			    ward_quotes(member), archive_error_string(w));
+			goto out;
+		}
+		/*
+		 * The layer's permission bits exactly, whoever builds: as a
+		 * user, libarchive drops setuid/setgid, and the umask would
+		 * shape directories. (A symlink has no bits of its own.)
+		 */
+		if ((t == AE_IFREG || t == AE_IFDIR) &&
+		    chmod(path, archive_entry_perm(e) & 07777) != 0) {
+			r = ward_errf(WARD_EIO, "layer member %s: chmod: %s",
+			    ward_quotes(member), strerror(errno));
 			goto out;
 		}
 	}
 	if (k != ARCHIVE_EOF)
-		r = ward_errf(WARD_EFORMAT, "layer %s: %s", layer,
-		    archive_error_string(a));
+		r = ward_errf(
+		    WARD_EFORMAT, "a layer: %s", archive_error_string(a));
 out:
 	if (w != NULL)
 		archive_write_free(w);
@@ -471,7 +511,7 @@ out:
 }
 
 /* The layers and config of an OCI layout: index -> manifest (one level of
- * nested index allowed, first linux/amd64 or first entry). */
+ * nested index allowed; the first manifest listed is used). */
 static int
 oci_layout(const char *root, char ***layers, size_t *n, char *config,
     size_t cap, struct ward_oci_config *cfg)
@@ -592,6 +632,8 @@ ward_oci_unpack(
 	char **layers = NULL;
 	size_t n = 0;
 	struct stat st;
+	mode_t old_mask = 0;
+	bool masked = false;
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -614,6 +656,10 @@ ward_oci_unpack(
 		r = ward_enomem();
 		goto out;
 	}
+	/* Directories libarchive creates for unlisted parents get 0755 on
+	 * every machine, not whatever the caller's umask makes of them. */
+	old_mask = umask(022);
+	masked = true;
 	if ((r = extract_outer(archive, outer)) != 0)
 		goto out;
 	if (join(path, sizeof(path), outer, "index.json") == 0 &&
@@ -636,6 +682,8 @@ ward_oci_unpack(
 			goto out;
 	}
 out:
+	if (masked)
+		umask(old_mask);
 	if (r != 0)
 		r = ward_err_prefix(r, "%s", archive);
 	for (size_t i = 0; i < n; i++)

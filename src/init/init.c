@@ -76,6 +76,17 @@ mount_fs(const char *src, const char *dst, const char *type,
 		die("mount %s on %s: %s", type, dst, strerror(errno));
 }
 
+/* Nice to have (pty, shm, cgroups): a kernel without it still boots. */
+static void
+mount_opt(const char *src, const char *dst, const char *type,
+    unsigned long flags, const char *data)
+{
+	if ((mkdir(dst, 0755) != 0 && errno != EEXIST) ||
+	    (mount(src, dst, type, flags, data) != 0 && errno != EBUSY))
+		say("mount %s on %s: %s (continuing)", type, dst,
+		    strerror(errno));
+}
+
 static void
 load_nsm(void)
 {
@@ -156,6 +167,37 @@ read_lines(const char *path, size_t *count)
 	return v;
 }
 
+/* /dev/fd, /dev/stdin... as a container runtime provides them (nginx
+ * logs to /dev/stdout, bash's <(...) needs /dev/fd). */
+static void
+dev_links(void)
+{
+	static const char *const links[][2] = {
+	    {"/proc/self/fd", "/rootfs/dev/fd"},
+	    {"/proc/self/fd/0", "/rootfs/dev/stdin"},
+	    {"/proc/self/fd/1", "/rootfs/dev/stdout"},
+	    {"/proc/self/fd/2", "/rootfs/dev/stderr"},
+	    {"pts/ptmx", "/rootfs/dev/ptmx"},
+	};
+
+	for (size_t i = 0; i < sizeof(links) / sizeof(links[0]); i++)
+		if (symlink(links[i][0], links[i][1]) != 0 && errno != EEXIST)
+			say("symlink %s: %s", links[i][1], strerror(errno));
+}
+
+/* execvpe searches the caller's PATH, not envp's: take the command's. */
+static void
+use_path(char **envp, size_t envc)
+{
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:"
+	                   "/sbin:/bin";
+
+	for (size_t i = 0; i < envc; i++)
+		if (strncmp(envp[i], "PATH=", 5) == 0)
+			path = envp[i] + 5;
+	setenv("PATH", path, 1);
+}
+
 int
 main(void)
 {
@@ -178,6 +220,13 @@ main(void)
 	mount_fs("sysfs", "/rootfs/sys", "sysfs",
 	    MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	mount_fs("dev", "/rootfs/dev", "devtmpfs", MS_NOSUID, NULL);
+	mount_opt("devpts", "/rootfs/dev/pts", "devpts", MS_NOSUID | MS_NOEXEC,
+	    "ptmxmode=0666,mode=0620");
+	mount_opt(
+	    "shm", "/rootfs/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, NULL);
+	mount_opt("cgroup2", "/rootfs/sys/fs/cgroup", "cgroup2",
+	    MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	dev_links();
 	mount_fs("tmpfs", "/rootfs/tmp", "tmpfs", MS_NOSUID | MS_NODEV, NULL);
 	mount_fs("tmpfs", "/rootfs/run", "tmpfs", MS_NOSUID | MS_NODEV, NULL);
 	if (chroot("/rootfs") != 0 || chdir("/") != 0)
@@ -186,6 +235,7 @@ main(void)
 		die("fork: %s", strerror(errno));
 	if (child == 0) {
 		setsid();
+		use_path(envp, envc);
 		execvpe(argv[0], argv, envp);
 		say("exec %s: %s", argv[0], strerror(errno));
 		_exit(127);

@@ -269,6 +269,7 @@ test_with_ward_and_app(void **state)
 	    memmem(e.data, e.size, "--library-path\n/ward/lib\n", 25));
 	free(file);
 	/* an existing output is refused without overwrite */
+	ward_eif_image_free(&img);
 	ASSERT_ERR(ward_build_enclave(&s, out, &img, NULL), WARD_EEXIST);
 	ward_eif_image_free(&img);
 	tu_rmtree(dir);
@@ -341,9 +342,82 @@ test_docker_save_whiteouts(void **state)
 	assert_non_null(memmem(e.data, e.size, "FOO=1\n", 6));
 	assert_null(memmem(e.data, e.size, "/usr/local/sbin", 15));
 	free(file);
+
+	/* the same image under another umask: the same bytes (directories
+	 * the layers imply but do not list get 0755 either way) */
+	uint8_t pcr2[WARD_PCR_LEN];
+	char out2[4200];
+	mode_t old = umask(077);
+
+	memcpy(pcr2, img.pcr2, sizeof(pcr2));
+	ward_eif_image_free(&img);
+	snprintf(out2, sizeof(out2), "%s/d2.eif", dir);
+	ASSERT_OK(ward_build_enclave(&s, out2, &img, NULL));
+	umask(old);
+	assert_memory_equal(img.pcr2, pcr2, sizeof(pcr2));
+	ward_eif_image_free(&img);
+
+	/* --env replaces the image's value (one line per key) */
+	const char *env[] = {"FOO=2"};
+	snprintf(out2, sizeof(out2), "%s/d3.eif", dir);
+	s.env = env;
+	s.env_len = 1;
+	ASSERT_OK(ward_build_enclave(&s, out2, &img, NULL));
+	rd = ramdisk(out2, 1, &rdlen, &file);
+	assert_int_equal(find(rd, rdlen, "env", &e), 1);
+	assert_non_null(memmem(e.data, e.size, "FOO=2\n", 6));
+	assert_null(memmem(e.data, e.size, "FOO=1", 5));
+	assert_int_equal(memcmp(e.data, "PATH=/bin\n", 10), 0);
+	free(file);
 	ward_eif_image_free(&img);
 	tu_rmtree(dir);
 	free(dir);
+}
+
+/* A ustar member, written by hand so that a test can say things GNU tar
+ * will not (a hard link with data, to an absolute path). */
+static void
+tar_add(struct ward_buf *t, const char *name, char type, const char *link,
+    const void *data, size_t n)
+{
+	uint8_t h[512] = {0};
+	unsigned sum = 0;
+	uint8_t pad[512] = {0};
+
+	snprintf((char *)h, 100, "%s", name);
+	snprintf((char *)h + 100, 8, "%07o", 0644);
+	snprintf((char *)h + 108, 8, "%07o", 0);
+	snprintf((char *)h + 116, 8, "%07o", 0);
+	snprintf((char *)h + 124, 12, "%011zo", n);
+	snprintf((char *)h + 136, 12, "%011o", 0);
+	memset(h + 148, ' ', 8);
+	h[156] = (uint8_t)type;
+	if (link != NULL)
+		snprintf((char *)h + 157, 100, "%s", link);
+	memcpy(h + 257, "ustar", 6);
+	memcpy(h + 263, "00", 2);
+	for (size_t i = 0; i < 512; i++)
+		sum += h[i];
+	snprintf((char *)h + 148, 8, "%06o", sum);
+	ASSERT_OK(ward_buf_append(t, h, sizeof(h)));
+	ASSERT_OK(ward_buf_append(t, data, n));
+	ASSERT_OK(ward_buf_append(t, pad, (512 - n % 512) % 512));
+}
+
+/* A member with a long name, through a pax extended header. */
+static void
+tar_add_pax_path(
+    struct ward_buf *t, const char *path, const void *data, size_t n)
+{
+	char rec[8192];
+	size_t len = strlen(path) + strlen(" path=\n");
+	size_t digits = 1;
+
+	while (snprintf(NULL, 0, "%zu", len + digits) > (int)digits)
+		digits++;
+	snprintf(rec, sizeof(rec), "%zu path=%s\n", len + digits, path);
+	tar_add(t, "PaxHeader", 'x', NULL, rec, strlen(rec));
+	tar_add(t, "placeholder", '0', NULL, data, n);
 }
 
 /* Layers that try to reach outside the image are refused, and nothing
@@ -397,29 +471,23 @@ test_hostile_layers(void **state)
 	                    "tar -C img -cf '%s' .",
 	                     dir, tarball),
 	    0);
-	/* libarchive (SECURE_SYMLINKS with UNLINK) replaces the planted
-	 * symlink with a real directory: the file lands inside the image */
-	const char *cmd[] = {"/bin/true"};
-	s.cmd = cmd;
-	s.cmd_len = 1;
-	ASSERT_OK(ward_build_enclave(&s, out, &img, NULL));
+	/* a member below a symlink that leaves the image is refused */
+	ASSERT_ERR(ward_build_enclave(&s, out, &img, NULL), WARD_EUNSAFE);
+	print_message("write via symlink: %s\n", ward_errmsg());
 	snprintf(kept, sizeof(kept), "%s/planted", victim);
 	assert_int_equal(lstat(kept, &st), -1);
-	{
-		size_t rdlen;
-		uint8_t *file;
-		const uint8_t *rd = ramdisk(out, 1, &rdlen, &file);
-		struct ward_cpio_entry e;
 
-		assert_int_equal(find(rd, rdlen, "rootfs/l", &e), 1);
-		assert_true(S_ISDIR(e.mode));
-		assert_int_equal(find(rd, rdlen, "rootfs/l/planted", &e), 1);
-		free(file);
-	}
-	ward_eif_image_free(&img);
-	unlink(out);
-	s.cmd = NULL;
-	s.cmd_len = 0;
+	/* 2b: a file where the symlink's target holds a directory: the
+	 * directory-in-the-way removal must not follow the symlink */
+	assert_int_equal(sh("cd '%s' && rm -rf l2 && mkdir -p l2/l && "
+	                    "echo x > l2/l/keep && "
+	                    "tar -C l2 -cf img/l2/layer.tar ./l/keep && "
+	                    "tar -C img -cf '%s' .",
+	                     dir, tarball),
+	    0);
+	ASSERT_ERR(ward_build_enclave(&s, out, &img, NULL), WARD_EUNSAFE);
+	snprintf(kept, sizeof(kept), "%s/keep/file", victim);
+	assert_int_equal(stat(kept, &st), 0); /* still there */
 
 	/* 3: a member named with ".." */
 	assert_int_equal(sh("cd '%s' && rm -rf l1 && mkdir -p l1/x && "
@@ -430,6 +498,72 @@ test_hostile_layers(void **state)
 	    0);
 	ASSERT_ERR(ward_build_enclave(&s, out, &img, NULL), WARD_EUNSAFE);
 	print_message("dot-dot member: %s\n", ward_errmsg());
+
+	/* 3b: the outer archive carries a hard link to a host file, with
+	 * data: never created, never written through */
+	char target[4200];
+	snprintf(target, sizeof(target), "%s/keep/file", victim);
+	{
+		struct ward_buf t = {0};
+		char p1[4200];
+		size_t n;
+		uint8_t *b;
+
+		snprintf(p1, sizeof(p1), "%s/img/manifest.json", dir);
+		b = tu_read_file(p1, &n);
+		tar_add(&t, "manifest.json", '0', NULL, b, n);
+		free(b);
+		tar_add(&t, "config.json", '0', NULL, "{}", 2);
+		snprintf(p1, sizeof(p1), "%s/img/l1/layer.tar", dir);
+		b = tu_read_file(p1, &n);
+		tar_add(&t, "l1/layer.tar", '0', NULL, b, n);
+		tar_add(&t, "l2/layer.tar", '0', NULL, b, n);
+		free(b);
+		tar_add(&t, "x", '1', target, "PWNED", 5);
+		ASSERT_OK(ward_buf_append(&t, NULL, 0));
+		uint8_t zero[1024] = {0};
+		ASSERT_OK(ward_buf_append(&t, zero, sizeof(zero)));
+		snprintf(tarball, sizeof(tarball), "%s/hl.tar", dir);
+		assert_int_equal(tu_write_file(tarball, t.p, t.len), 0);
+		ward_buf_free(&t);
+	}
+	(void)ward_build_enclave(&s, out, &img, NULL);
+	{
+		size_t n;
+		uint8_t *b = tu_read_file(target, &n);
+
+		assert_non_null(b);
+		assert_int_equal(n, strlen("precious\n"));
+		assert_memory_equal(b, "precious\n", n);
+		free(b);
+		assert_int_equal(stat(target, &st), 0);
+		assert_int_equal(st.st_nlink, 1);
+	}
+	ward_eif_image_free(&img);
+	unlink(out);
+	snprintf(tarball, sizeof(tarball), "%s/image.tar", dir);
+
+	/* 3c: a member 2000 directories deep: a limit, not a crash */
+	{
+		struct ward_buf t = {0};
+		char *deep = malloc(2000 * 2 + 2);
+		char p1[4200];
+
+		assert_non_null(deep);
+		for (int k = 0; k < 2000; k++)
+			memcpy(deep + 2 * k, "d/", 2);
+		memcpy(deep + 4000, "f", 2);
+		tar_add_pax_path(&t, deep, "x", 1);
+		uint8_t zero[1024] = {0};
+		ASSERT_OK(ward_buf_append(&t, zero, sizeof(zero)));
+		snprintf(p1, sizeof(p1), "%s/img/l1/layer.tar", dir);
+		assert_int_equal(tu_write_file(p1, t.p, t.len), 0);
+		ward_buf_free(&t);
+		free(deep);
+	}
+	assert_int_equal(
+	    sh("cd '%s' && tar -C img -cf '%s' .", dir, tarball), 0);
+	ASSERT_ERR(ward_build_enclave(&s, out, &img, NULL), WARD_ELIMIT);
 
 	/* 4: neither layout */
 	put(dir, "junk.tar", "not a tar at all", 0644);
