@@ -127,44 +127,45 @@ heartbeat(void)
 	close(fd);
 }
 
-/* Read a file of lines into a NULL-terminated vector (empty lines kept
- * out). The buffer lives until exec. */
-static char **
-read_lines(const char *path, size_t *count)
+/* Read a file of lines into a NULL-terminated vector (empty lines left
+ * out), in static storage that lives until exec: PID 1 allocates nothing
+ * it would have to free. */
+struct lines {
+	char buf[FILE_MAX + 1];
+	char *v[LIST_MAX + 1];
+	size_t n;
+};
+
+static void
+read_lines(const char *path, struct lines *l)
 {
-	char **v;
-	char *buf, *p, *nl;
-	size_t n = 0, cap = 0;
+	char *p, *nl;
+	size_t n = 0;
 	ssize_t k;
 	int fd;
 
-	*count = 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		die("%s: %s", path, strerror(errno));
-	if ((buf = malloc(FILE_MAX + 1)) == NULL)
-		die("out of memory");
-	while ((k = read(fd, buf + n, FILE_MAX - n)) > 0)
+	while ((k = read(fd, l->buf + n, FILE_MAX - n)) > 0)
 		n += (size_t)k;
 	if (k < 0)
 		die("%s: %s", path, strerror(errno));
 	if (n == FILE_MAX)
 		die("%s: larger than %d bytes", path, FILE_MAX);
 	close(fd);
-	buf[n] = '\0';
-	if ((v = calloc(LIST_MAX + 1, sizeof(*v))) == NULL)
-		die("out of memory");
-	for (p = buf; p < buf + n; p = nl + 1) {
-		if ((nl = memchr(p, '\n', (size_t)(buf + n - p))) == NULL)
-			nl = buf + n;
+	l->buf[n] = '\0';
+	l->n = 0;
+	for (p = l->buf; p < l->buf + n; p = nl + 1) {
+		if ((nl = memchr(p, '\n', (size_t)(l->buf + n - p))) == NULL)
+			nl = l->buf + n;
 		*nl = '\0';
 		if (*p == '\0')
 			continue;
-		if (cap == LIST_MAX)
+		if (l->n == LIST_MAX)
 			die("%s: more than %d lines", path, LIST_MAX);
-		v[cap++] = p;
+		l->v[l->n++] = p;
 	}
-	*count = cap;
-	return v;
+	l->v[l->n] = NULL;
 }
 
 /* /dev/fd, /dev/stdin... as a container runtime provides them (nginx
@@ -201,8 +202,7 @@ use_path(char **envp, size_t envc)
 int
 main(void)
 {
-	char **argv, **envp;
-	size_t argc, envc;
+	static struct lines env, cmd;
 	pid_t child, w;
 	int status = 0;
 
@@ -211,9 +211,9 @@ main(void)
 	mount_fs("dev", "/dev", "devtmpfs", MS_NOSUID, NULL);
 	load_nsm();
 	heartbeat();
-	envp = read_lines("/env", &envc);
-	argv = read_lines("/cmd", &argc);
-	if (argc == 0)
+	read_lines("/env", &env);
+	read_lines("/cmd", &cmd);
+	if (cmd.n == 0)
 		die("/cmd is empty: nothing to run");
 	mount_fs("proc", "/rootfs/proc", "proc",
 	    MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
@@ -235,9 +235,9 @@ main(void)
 		die("fork: %s", strerror(errno));
 	if (child == 0) {
 		setsid();
-		use_path(envp, envc);
-		execvpe(argv[0], argv, envp);
-		say("exec %s: %s", argv[0], strerror(errno));
+		use_path(env.v, env.n);
+		execvpe(cmd.v[0], cmd.v, env.v);
+		say("exec %s: %s", cmd.v[0], strerror(errno));
 		_exit(127);
 	}
 	/* PID 1 reaps every orphan until the command itself exits. */
@@ -245,7 +245,7 @@ main(void)
 		if (w < 0 && errno != EINTR)
 			break;
 	}
-	say("%s exited with status %d", argv[0],
+	say("%s exited with status %d", cmd.v[0],
 	    WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 	sync();
 	reboot(RB_AUTOBOOT);

@@ -69,6 +69,7 @@ ramdisk(const char *eif, int which, size_t *len, uint8_t **file)
 	size_t n;
 	int seen = 0;
 
+	*len = 0;
 	memset(&img, 0, sizeof(img));
 	ASSERT_OK(ward_eif_read(eif, &img, NULL));
 	*file = tu_read_file(eif, &n);
@@ -86,7 +87,7 @@ ramdisk(const char *eif, int which, size_t *len, uint8_t **file)
 	}
 	ward_eif_image_free(&img);
 	fail_msg("no ramdisk %d in %s", which, eif);
-	return NULL;
+	abort(); /* not reached: fail_msg does not return */
 }
 
 /* Find name in a ramdisk; returns 1 and fills e if present. */
@@ -98,6 +99,8 @@ find(const uint8_t *rd, size_t len, const char *name,
 	struct ward_cpio_entry e;
 	int k;
 
+	memset(out, 0, sizeof(*out));
+	out->data = (const uint8_t *)""; /* never NULL, even when absent */
 	ward_cpio_reader_init(&r, rd, len);
 	while ((k = ward_cpio_next(&r, &e)) == 1) {
 		if (strcmp(e.name, name) == 0) {
