@@ -114,6 +114,13 @@ int ward_cbor_put_tag(struct ward_buf *b, uint64_t tag);
 int ward_cbor_put_bool(struct ward_buf *b, bool v);
 int ward_cbor_put_null(struct ward_buf *b);
 
+/* COSE (RFC 8152 §4.4): Sig_structure = ["Signature1", protected,
+ * external_aad = h'', payload], from the bytes exactly as they appear in
+ * the signed object. What ES384 signs for attestation documents and for
+ * EIF signature sections alike. */
+int ward_cose_sig_structure(
+    struct ward_bytes prot, struct ward_bytes payload, struct ward_buf *out);
+
 /*
  * NSM API (nitro.md §2): requests and responses as serde_cbor encodes
  * them ("externally tagged" enums), byte for byte. Decoding yields views

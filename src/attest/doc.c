@@ -20,11 +20,8 @@
 /* {1: -35}: alg ES384 (nitro.md §3.2). */
 static const uint8_t protected_es384[] = {0xa1, 0x01, 0x38, 0x22};
 
-/* Sig_structure = ["Signature1", protected, external_aad = h'', payload]
- * (RFC 8152 §4.4), built from the protected and payload bytes as they
- * appear in the document. */
-static int
-sig_structure(
+int
+ward_cose_sig_structure(
     struct ward_bytes prot, struct ward_bytes payload, struct ward_buf *out)
 {
 	int r;
@@ -113,7 +110,7 @@ ward_attest_sign_with(struct evp_pkey_st *leaf_key, struct ward_bytes leaf_der,
 	    (r = put_opt(&payload, "user_data", &f->user_data)) != 0 ||
 	    (r = put_opt(&payload, "nonce", &f->nonce)) != 0)
 		goto out;
-	if ((r = sig_structure(
+	if ((r = ward_cose_sig_structure(
 	         (struct ward_bytes){protected_es384, sizeof(protected_es384)},
 	         (struct ward_bytes){payload.p, payload.len}, &tbs)) != 0 ||
 	    (r = ward_es384_sign(leaf_key, tbs.p, tbs.len, sig)) != 0)
@@ -534,5 +531,5 @@ out:
 int
 ward_attest_sig_structure(const struct ward_attest_doc *d, struct ward_buf *out)
 {
-	return sig_structure(d->protected_hdr, d->payload, out);
+	return ward_cose_sig_structure(d->protected_hdr, d->payload, out);
 }

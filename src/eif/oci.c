@@ -108,6 +108,36 @@ clean_path(const char *in, char *out, size_t cap, const char *what)
 	return 0;
 }
 
+/* The current entry's data from a to w, then the entry finished. */
+static int
+copy_entry(struct archive *a, struct archive *w, struct archive_entry *e,
+    const char *member)
+{
+	const void *buf;
+	size_t n;
+	la_int64_t off;
+	int k;
+
+	if (archive_entry_filetype(e) == AE_IFREG &&
+	    archive_entry_size(e) > 0) {
+		while ((k = archive_read_data_block(a, &buf, &n, &off)) ==
+		    ARCHIVE_OK) {
+			if (archive_write_data_block(w, buf, n, off) !=
+			    ARCHIVE_OK)
+				return ward_errf(WARD_EIO, "member %s: %s",
+				    ward_quotes(member),
+				    archive_error_string(w));
+		}
+		if (k != ARCHIVE_EOF)
+			return ward_errf(WARD_EFORMAT, "member %s: %s",
+			    ward_quotes(member), archive_error_string(a));
+	}
+	if (archive_write_finish_entry(w) != ARCHIVE_OK)
+		return ward_errf(WARD_EIO, "member %s: %s", ward_quotes(member),
+		    archive_error_string(w));
+	return 0;
+}
+
 /* Extract a whole tar (any compression) into dir: the outer archive. */
 static int
 extract_outer(const char *archive, const char *dir)
@@ -146,35 +176,12 @@ extract_outer(const char *archive, const char *dir)
 			goto out;
 		archive_entry_set_pathname(e, path);
 		if (archive_write_header(w, e) != ARCHIVE_OK) {
-			r = ward_errf(WARD_EUNSAFE, "%s: %s: %s", archive, rel,
-			    archive_error_string(w));
+			r = ward_errf(WARD_EUNSAFE, "member %s: %s",
+			    ward_quotes(rel), archive_error_string(w));
 			goto out;
 		}
-		if (archive_entry_size(e) > 0) {
-			const void *buf;
-			size_t n;
-			la_int64_t off;
-
-			while ((k = archive_read_data_block(
-			            a, &buf, &n, &off)) == ARCHIVE_OK) {
-				if (archive_write_data_block(w, buf, n, off) !=
-				    ARCHIVE_OK) {
-					r = ward_errf(WARD_EIO, "%s: %s", path,
-					    archive_error_string(w));
-					goto out;
-				}
-			}
-			if (k != ARCHIVE_EOF) {
-				r = ward_errf(WARD_EFORMAT, "%s",
-				    archive_error_string(a));
-				goto out;
-			}
-		}
-		if (archive_write_finish_entry(w) != ARCHIVE_OK) {
-			r = ward_errf(
-			    WARD_EIO, "%s: %s", path, archive_error_string(w));
+		if ((r = copy_entry(a, w, e, rel)) != 0)
 			goto out;
-		}
 	}
 	if (k != ARCHIVE_EOF)
 		r = ward_errf(WARD_EFORMAT, "%s", archive_error_string(a));
@@ -463,31 +470,8 @@ layer_pass(
 			    ward_quotes(member), archive_error_string(w));
 			goto out;
 		}
-		if (archive_entry_size(e) > 0 && t == AE_IFREG) {
-			const void *buf;
-			size_t n;
-			la_int64_t off;
-
-			while ((k = archive_read_data_block(
-			            a, &buf, &n, &off)) == ARCHIVE_OK) {
-				if (archive_write_data_block(w, buf, n, off) !=
-				    ARCHIVE_OK) {
-					r = ward_errf(WARD_EIO, "%s: %s", path,
-					    archive_error_string(w));
-					goto out;
-				}
-			}
-			if (k != ARCHIVE_EOF) {
-				r = ward_errf(WARD_EFORMAT, "a layer: %s",
-				    archive_error_string(a));
-				goto out;
-			}
-		}
-		if (archive_write_finish_entry(w) != ARCHIVE_OK) {
-			r = ward_errf(WARD_EIO, "layer member %s: %s",
-			    ward_quotes(member), archive_error_string(w));
+		if ((r = copy_entry(a, w, e, member)) != 0)
 			goto out;
-		}
 		/*
 		 * The layer's permission bits exactly, whoever builds: as a
 		 * user, libarchive drops setuid/setgid, and the umask would

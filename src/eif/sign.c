@@ -49,23 +49,6 @@ pem_to_der(const uint8_t *pem, size_t n, struct ward_buf *der)
 	return r;
 }
 
-/* Sig_structure = ["Signature1", protected, external_aad = h'', payload]
- * (RFC 8152 §4.4) over the bytes as they appear in the section. */
-static int
-sig_structure(
-    struct ward_bytes prot, struct ward_bytes payload, struct ward_buf *out)
-{
-	int r;
-
-	if ((r = ward_cbor_put_array(out, 4)) != 0 ||
-	    (r = ward_cbor_put_textz(out, "Signature1")) != 0 ||
-	    (r = ward_cbor_put_bytes(out, prot.p, prot.len)) != 0 ||
-	    (r = ward_cbor_put_bytes(out, NULL, 0)) != 0 ||
-	    (r = ward_cbor_put_bytes(out, payload.p, payload.len)) != 0)
-		return r;
-	return 0;
-}
-
 /* A Vec<u8> as serde_cbor writes it: an array of small uints. */
 static int
 put_byte_array(struct ward_buf *b, const uint8_t *p, size_t n)
@@ -119,7 +102,7 @@ ward_eif_signature_encode(struct evp_pkey_st *key, const uint8_t *cert_pem,
 		goto out;
 	}
 	if ((r = put_pcr_info(&payload, pcr0)) != 0 ||
-	    (r = sig_structure(
+	    (r = ward_cose_sig_structure(
 	         (struct ward_bytes){protected_es384, sizeof(protected_es384)},
 	         (struct ward_bytes){payload.p, payload.len}, &tbs)) != 0 ||
 	    (r = ward_es384_sign(key, tbs.p, tbs.len, sig)) != 0)
@@ -426,7 +409,7 @@ ward_eif_signature_check(const uint8_t *p, size_t n,
 	         fields[1].p, fields[1].len, &prot, &payload, &sig)) != 0 ||
 	    (e = check_protected(prot)) != 0 ||
 	    (e = read_pcr_info(payload, &index0, value)) != 0 ||
-	    (e = sig_structure(prot, payload, &tbs)) != 0)
+	    (e = ward_cose_sig_structure(prot, payload, &tbs)) != 0)
 		goto out;
 	e = ward_es384_verify(pub, tbs.p, tbs.len, sig.p);
 	if (e != 0 && e != -WARD_EAUTH)

@@ -8,23 +8,12 @@ WARD=$(realpath "$1")
 WORK=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 FIXTURES=${WARD_FIXTURES_DIR:-$HERE/../../../shared/fixtures}
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 DOC=$FIXTURES/attestation/aws-nitro-2022-09-15.cbor
 AT=2022-09-15T17:44:24Z
 PCR0=ea4212ee889ba1b4dbfe744aadecca8b1930de60a3a1ce3b0c79f42b231700fc561c3d9b34f0565ed9eb6f460996624c
 
-pass=0 fail=0
-ok() { echo "ok    $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL  $1"; fail=$((fail + 1)); }
-expect() {
-	local want=$1 name=$2 got
-	shift 2
-	"$@" >out.log 2>err.log
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else
-		bad "$name: exit $got, expected $want"; sed 's/^/      /' err.log; fi
-}
-has() { if grep -q -- "$1" "${3:-out.log}"; then ok "$2"; else bad "$2: no '$1'"; sed 's/^/      /' "${3:-out.log}" | head -20; fi; }
 
 expect 0 "attest --help" "$WARD" attest --help
 has 'Exit status' "attest --help gives exit codes"

@@ -6,23 +6,10 @@
 set -uo pipefail
 WARD=$(realpath "$1")
 WORK=$2
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 FIXTURES=${WARD_FIXTURES_DIR:-$(dirname "$0")/../../../shared/fixtures}
 
-pass=0 fail=0
-ok() { echo "ok    $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL  $1"; fail=$((fail + 1)); }
-# expect CODE NAME CMD...: run CMD, check its exit status
-expect() {
-	local want=$1 name=$2 got
-	shift 2
-	"$@" >out.log 2>err.log
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else
-		bad "$name: exit $got, expected $want"; sed 's/^/      /' err.log; fi
-}
-absent() { if [ -e "$1" ]; then bad "$2: $1 exists"; else ok "$2: no $1"; fi; }
-same() { if cmp -s "$1" "$2"; then ok "$3"; else bad "$3: $1 != $2"; fi; }
 
 head -c 32 /dev/urandom >key
 head -c 32 /dev/urandom >other.key

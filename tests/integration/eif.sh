@@ -9,6 +9,7 @@ WARD=$(realpath "$1")
 WORK=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 FIXTURES=${WARD_FIXTURES_DIR:-$HERE/../../../shared/fixtures}
+. "$(cd "$(dirname "$0")" && pwd)/lib.sh"
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 EIF=$FIXTURES/eif/synthetic-v4.eif
 PCR0=46157d09a427ebd1a54efc5630e3f089bf6e95041f8f592f3108c56699451b8ac69c6caac4faa71fca37d9e3757b232e
@@ -17,26 +18,6 @@ PCR2=57c908f2faaef8a69f9318beb295f1ee46f58603c808c3b1ef4609e003f82e7f815c0ab813a
 HELLO=1d9b87caf048435fc39a4a0a8e4e864af9c9a584b3a3b436193bb8b60125698089f57479f370637f16fcce8a1852d1bc
 ROOT_PCR8=df3a0511a411c6a5628d91a189a052d281dec8153ffecde6bdc1a059825c32e4bfb7fc95b367564a64812a8795af8f8a
 
-pass=0 fail=0
-ok() { echo "ok    $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL  $1"; fail=$((fail + 1)); }
-expect() {
-	local want=$1 name=$2 got
-	shift 2
-	"$@" >out.log 2>err.log
-	got=$?
-	if [ "$got" -eq "$want" ]; then ok "$name (exit $got)"; else
-		bad "$name: exit $got, expected $want"; sed 's/^/      /' err.log; fi
-}
-has() { if grep -q -- "$1" "${3:-out.log}"; then ok "$2"; else bad "$2: no '$1'"; sed 's/^/      /' "${3:-out.log}" | head -20; fi; }
-empty() { if [ -s "${2:-out.log}" ]; then bad "$1"; sed 's/^/      /' "${2:-out.log}" | head -5; else ok "$1"; fi; }
-# node parses the JSON for real; the expression must hold for j
-json() {
-	if ! command -v node >/dev/null; then ok "$1 (node absent: not checked)"; return; fi
-	if node -e "const j=JSON.parse(require('fs').readFileSync('out.log','utf8'));
-		if (!($2)) process.exit(1)"; then ok "$1"; else
-		bad "$1"; sed 's/^/      /' out.log | head -30; fi
-}
 
 # help and usage
 expect 0 "describe-eif --help" "$WARD" describe-eif --help
