@@ -7,12 +7,14 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "attest/internal.h"
 #include "ward/attest.h"
 
 struct ward_nsm {
@@ -144,65 +146,26 @@ call_ioctl(struct ward_nsm *n, const uint8_t *req, size_t req_len,
 }
 
 static int
-sock_write(struct ward_nsm *n, const uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t k = send(n->fd, p, len, MSG_NOSIGNAL);
-
-		if (k < 0 && errno == EINTR && ward_signal_caught() == 0)
-			continue;
-		if (k < 0)
-			return ward_errf(WARD_EIO, "NSM socket %s: sending: %s",
-			    n->where, strerror(errno));
-		p += k;
-		len -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
-sock_read(struct ward_nsm *n, uint8_t *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t k = read(n->fd, p, len);
-
-		if (k < 0 && errno == EINTR && ward_signal_caught() == 0)
-			continue;
-		if (k < 0)
-			return ward_errf(WARD_EIO,
-			    "NSM socket %s: receiving: %s", n->where,
-			    strerror(errno));
-		if (k == 0)
-			return ward_errf(WARD_EIO,
-			    "NSM socket %s: the monitor closed the connection",
-			    n->where);
-		p += k;
-		len -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
 call_socket(struct ward_nsm *n, const uint8_t *req, size_t req_len,
     struct ward_buf *resp)
 {
-	uint8_t hdr[4];
-	uint32_t len;
+	char who[300];
+	size_t len;
+	bool eof;
 	int r;
 
-	ward_store32(hdr, (uint32_t)req_len);
-	if ((r = sock_write(n, hdr, sizeof(hdr))) != 0 ||
-	    (r = sock_write(n, req, req_len)) != 0 ||
-	    (r = sock_read(n, hdr, sizeof(hdr))) != 0)
+	snprintf(who, sizeof(who), "NSM socket %s", n->where);
+	if ((r = ward_nsm_frame_write(n->fd, req, req_len, who)) != 0)
 		return r;
-	len = ward_load32(hdr);
-	if (len > WARD_NSM_RESPONSE_MAX)
-		return ward_errf(WARD_EFORMAT,
-		    "NSM socket %s: a response frame of %u bytes, more than "
-		    "the %d-byte limit",
-		    n->where, len, WARD_NSM_RESPONSE_MAX);
-	if ((r = sock_read(n, resp->p, len)) != 0)
+	r = ward_nsm_frame_read(
+	    n->fd, resp->p, WARD_NSM_RESPONSE_MAX, &len, &eof, who);
+	if (r == -WARD_ELIMIT) /* the monitor broke the protocol */
+		return ward_errf(WARD_EFORMAT, "%s", ward_errmsg());
+	if (r != 0)
 		return r;
+	if (eof)
+		return ward_errf(
+		    WARD_EIO, "%s: the monitor closed the connection", who);
 	resp->len = len;
 	return 0;
 }

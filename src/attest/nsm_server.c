@@ -8,11 +8,13 @@
 #include <errno.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "attest/internal.h"
 #include "ward/attest.h"
 
 struct ward_nsm_server {
@@ -311,128 +313,43 @@ ward_nsm_server_handle(struct ward_nsm_server *s, const uint8_t *req, size_t n,
 	return r;
 }
 
-/*
- * The socket framing: a 4-byte big-endian length, then the CBOR message.
- */
-
-/* Read exactly n bytes. *got < n only at end of stream. */
-static int
-read_full(int fd, uint8_t *p, size_t n, size_t *got)
-{
-	*got = 0;
-	while (*got < n) {
-		ssize_t k = read(fd, p + *got, n - *got);
-
-		if (k < 0 && errno == EINTR) {
-			if (ward_signal_caught() != 0)
-				return ward_errf(WARD_EINTR,
-				    "NSM emulation: interrupted by signal %d",
-				    ward_signal_caught());
-			continue;
-		}
-		if (k < 0)
-			return ward_errf(WARD_EIO,
-			    "NSM emulation: reading a request: %s",
-			    strerror(errno));
-		if (k == 0)
-			return 0;
-		*got += (size_t)k;
-	}
-	return 0;
-}
-
-/* send() with MSG_NOSIGNAL, so a vanished peer is EPIPE and not a
- * SIGPIPE; write() when fd is not a socket (a pipe pair in tests). */
-static int
-write_full(int fd, const uint8_t *p, size_t n)
-{
-	bool sock = true;
-
-	while (n > 0) {
-		ssize_t k =
-		    sock ? send(fd, p, n, MSG_NOSIGNAL) : write(fd, p, n);
-
-		if (k < 0 && sock && errno == ENOTSOCK) {
-			sock = false;
-			continue;
-		}
-		if (k < 0 && errno == EINTR) {
-			if (ward_signal_caught() != 0)
-				return ward_errf(WARD_EINTR,
-				    "NSM emulation: interrupted by signal %d",
-				    ward_signal_caught());
-			continue;
-		}
-		if (k < 0)
-			return ward_errf(WARD_EIO,
-			    "NSM emulation: writing a response: %s",
-			    strerror(errno));
-		p += k;
-		n -= (size_t)k;
-	}
-	return 0;
-}
-
-static int
-write_frame(int fd, const struct ward_buf *msg)
-{
-	uint8_t hdr[4];
-	int r;
-
-	ward_store32(hdr, (uint32_t)msg->len);
-	if ((r = write_full(fd, hdr, sizeof(hdr))) != 0)
-		return r;
-	return write_full(fd, msg->p, msg->len);
-}
-
 int
 ward_nsm_server_serve_fd(struct ward_nsm_server *s, int fd)
 {
-	uint8_t hdr[4], *req = NULL;
+	static const char who[] = "NSM emulation";
 	struct ward_buf resp = {.secret = true}; /* GetRandom answers */
-	size_t got;
-	uint32_t len;
+	uint8_t *req = NULL;
+	size_t len;
+	bool eof;
 	int r;
 
 	if ((req = malloc(WARD_NSM_REQUEST_MAX)) == NULL)
 		return ward_enomem();
 	for (;;) {
-		if ((r = read_full(fd, hdr, sizeof(hdr), &got)) != 0)
-			goto out;
-		if (got == 0)
-			break; /* closed between frames: done */
-		if (got < sizeof(hdr)) {
-			r = ward_errf(WARD_EIO,
-			    "NSM emulation: the client closed the connection "
-			    "inside a frame header");
-			goto out;
-		}
-		len = ward_load32(hdr);
-		if (len > WARD_NSM_REQUEST_MAX) {
+		r = ward_nsm_frame_read(
+		    fd, req, WARD_NSM_REQUEST_MAX, &len, &eof, who);
+		if (r == -WARD_ELIMIT) {
 			/* answer as the NSM would, then hang up: the stream
 			 * cannot be resynchronised without reading it all */
+			char why[256];
+
+			snprintf(why, sizeof(why), "%s", ward_errmsg());
 			if ((r = respond_error(
 			         &resp, WARD_NSM_INPUT_TOO_LARGE)) != 0 ||
-			    (r = write_frame(fd, &resp)) != 0)
+			    (r = ward_nsm_frame_write(
+			         fd, resp.p, resp.len, who)) != 0)
 				goto out;
 			shutdown(fd, SHUT_RDWR);
-			r = ward_errf(WARD_ELIMIT,
-			    "NSM emulation: a request frame of %u bytes, more "
-			    "than the %d-byte limit; connection closed",
-			    len, WARD_NSM_REQUEST_MAX);
+			r = ward_errf(
+			    WARD_ELIMIT, "%s; connection closed", why);
 			goto out;
 		}
-		if ((r = read_full(fd, req, len, &got)) != 0)
+		if (r != 0)
 			goto out;
-		if (got < len) {
-			r = ward_errf(WARD_EIO,
-			    "NSM emulation: the client closed the connection "
-			    "inside a %u-byte frame (%zu bytes read)",
-			    len, got);
-			goto out;
-		}
+		if (eof)
+			break; /* closed between frames: done */
 		if ((r = ward_nsm_server_handle(s, req, len, &resp)) != 0 ||
-		    (r = write_frame(fd, &resp)) != 0)
+		    (r = ward_nsm_frame_write(fd, resp.p, resp.len, who)) != 0)
 			goto out;
 	}
 	r = 0;
