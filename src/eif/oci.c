@@ -430,10 +430,9 @@ layer_pass(
 		if ((r = join(path, sizeof(path), dest, rel)) != 0)
 			goto out;
 		/*
-		 * Nothing is done below a parent that resolves outside the
-		 * image (a symlink planted by this or a lower layer): the
-		 * lstat and removal here would follow it. libarchive then
-		 * replaces such a symlink rather than write through it.
+		 * A member whose parent resolves outside the image (through a
+		 * symlink planted by this or a lower layer) is refused: the
+		 * lstat and removal below would follow it to the host.
 		 */
 		slash = strrchr(rel, '/');
 		if (slash != NULL)
@@ -452,7 +451,6 @@ layer_pass(
 			    lstat(in, &st) == 0 && S_ISDIR(st.st_mode))
 				ward_eif_rmtree(in);
 		}
-		r = 0;
 		archive_entry_set_pathname(e, path);
 		if (archive_entry_hardlink(e) != NULL) {
 			if ((r = clean_path(archive_entry_hardlink(e), rel,
