@@ -320,30 +320,33 @@ ward_nsm_extend_pcr(struct ward_nsm *n, uint16_t index, const uint8_t *data,
 	return e;
 }
 
-int
-ward_nsm_lock_pcr(struct ward_nsm *n, uint16_t index)
+/* A request whose answer carries nothing but its variant. */
+static int
+call_unit(struct ward_nsm *n, const struct ward_nsm_request *q)
 {
-	struct ward_nsm_request q = {.op = WARD_NSM_LOCK_PCR, .index = index};
 	struct ward_nsm_response r;
 	struct ward_buf raw = {0};
 	int e;
 
-	e = typed_call(n, &q, &raw, &r);
+	e = typed_call(n, q, &raw, &r);
 	ward_buf_free(&raw);
 	return e;
+}
+
+int
+ward_nsm_lock_pcr(struct ward_nsm *n, uint16_t index)
+{
+	struct ward_nsm_request q = {.op = WARD_NSM_LOCK_PCR, .index = index};
+
+	return call_unit(n, &q);
 }
 
 int
 ward_nsm_lock_pcrs(struct ward_nsm *n, uint16_t range)
 {
 	struct ward_nsm_request q = {.op = WARD_NSM_LOCK_PCRS, .range = range};
-	struct ward_nsm_response r;
-	struct ward_buf raw = {0};
-	int e;
 
-	e = typed_call(n, &q, &raw, &r);
-	ward_buf_free(&raw);
-	return e;
+	return call_unit(n, &q);
 }
 
 /* GetRandom answers up to 256 bytes a call (§2.3): ask until len. */
