@@ -35,6 +35,7 @@ bench: build
 	@./bench/envelope $(BUILD)/ward
 	@./bench/attest $(BUILD)
 	@./bench/eif $(BUILD)/ward
+	@./bench/kms $(BUILD)
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -17,6 +17,7 @@ int cmd_ca_main(int argc, char **argv);
 int cmd_build_enclave_main(int argc, char **argv);
 int cmd_describe_eif_main(int argc, char **argv);
 int cmd_pcr_main(int argc, char **argv);
+int cmd_kms_main(int argc, char **argv);
 
 /* Print "ward CMD: message" for a failed call and return its exit code. */
 int cli_fail(const char *cmd, int r);

@@ -7,10 +7,12 @@
 
 #include "cli.h"
 #include "ward/envelope.h"
+#include "ward/kms.h"
 
 static const char encrypt_help[] =
     "usage: ward encrypt KEY... [--context K=V]... [--suite 0478|0578]\n"
     "                    [--frame-size N] [-o OUT] [-f] [--progress] [PATH|-]\n"
+    "                    [--endpoint-url URL] [--region R] [--profile P]\n"
     "\n"
     "Encrypt a file, standard input or a directory into an AWS Encryption SDK\n"
     "message (v2, key-committing suite). Any AWS Encryption SDK can decrypt it\n"
@@ -19,11 +21,14 @@ static const char encrypt_help[] =
     "\n"
     "Keys (at least one; several give one message any of them opens; the first\n"
     "generates the data key):\n"
+    "  --key-id K              AWS KMS key: key ARN, key id, alias/NAME or alias\n"
+    "                          ARN (repeatable); its data key is stored under the\n"
+    "                          key ARN KMS returns, which decryption needs\n"
     "  --raw-key FILE          raw AES wrapping key: a file of exactly 16, 24\n"
     "                          or 32 bytes (make one: head -c 32 /dev/urandom)\n"
     "  --raw-rsa-public PEM    RSA public key to encrypt to\n"
     "  --raw-rsa-private PEM   RSA private key (its public half is used)\n"
-    "  These apply to the key given just before them:\n"
+    "  These apply to the raw key given just before them:\n"
     "  --key-namespace NS      key namespace (default: ward)\n"
     "  --key-name NAME         key name (default: raw-aes or raw-rsa)\n"
     "  --rsa-padding P         oaep-sha256 (default), oaep-sha1, oaep-sha384,\n"
@@ -45,25 +50,50 @@ static const char encrypt_help[] =
     "  -q, --quiet / -v, --verbose\n"
     "  -h, --help\n"
     "\n"
+    "AWS KMS (as the AWS CLI; only with --key-id):\n"
+    "  --endpoint-url URL      KMS endpoint, http:// or https:// (default:\n"
+    "                          AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL, else\n"
+    "                          https://kms.REGION.amazonaws.com)\n"
+    "  --region R              AWS region (default: AWS_REGION,\n"
+    "                          AWS_DEFAULT_REGION, the profile's region)\n"
+    "  --profile P             credentials and region from profile P of\n"
+    "                          ~/.aws/credentials and ~/.aws/config instead of\n"
+    "                          AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (default:\n"
+    "                          those, else AWS_PROFILE or 'default', else the\n"
+    "                          EC2 instance metadata service)\n"
+    "  The encryption context is sent to KMS with each request.\n"
+    "\n"
     "The output file appears only when complete. Examples:\n"
     "  ward encrypt --raw-key model.key model.json            # -> model.json.ward\n"
     "  ward encrypt --raw-key k --context tenant=a -o app.ward app/\n"
-    "  tar c data | ward encrypt --raw-rsa-public vendor.pem > data.ward\n";
+    "  tar c data | ward encrypt --raw-rsa-public vendor.pem > data.ward\n"
+    "  ward encrypt --key-id alias/models --endpoint-url http://127.0.0.1:4599 \\\n"
+    "      --region us-east-1 model.json\n";
 
 static const char decrypt_help[] =
-    "usage: ward decrypt KEY... [--context K=V]... [-o OUT] [-f] [PATH|-]\n"
+    "usage: ward decrypt [KEY...] [--context K=V]... [-o OUT] [-f] [PATH|-]\n"
+    "                    [--endpoint-url URL] [--region R] [--profile P]\n"
     "\n"
     "Decrypt an AWS Encryption SDK message made by ward or any AWS Encryption\n"
     "SDK. The header, every frame and any signature are authenticated; a file\n"
     "or directory output appears only after the whole message authenticated,\n"
     "and nothing is left behind on failure.\n"
     "\n"
-    "Keys (at least one; any that opens the message will do):\n"
+    "Keys (any that opens the message will do):\n"
+    "  --key-id ARN            AWS KMS key (repeatable): only the message's data\n"
+    "                          keys for this key ARN are sent to KMS (the AWS\n"
+    "                          Encryption SDK's strict mode, which takes key\n"
+    "                          ARNs). An alias or key id is also accepted: each\n"
+    "                          aws-kms data key is then sent to KMS naming it,\n"
+    "                          and KMS refuses those of other keys\n"
     "  --raw-key FILE          raw AES wrapping key (16, 24 or 32 bytes)\n"
     "  --raw-rsa-private PEM   RSA private key\n"
     "  --key-namespace NS, --key-name NAME, --rsa-padding P\n"
-    "                          as for encrypt, applying to the key before them\n"
-    "                          (padding also accepts pkcs1 for decryption)\n"
+    "                          as for encrypt, applying to the raw key before\n"
+    "                          them (padding also accepts pkcs1 for decryption)\n"
+    "  With no key given, a message with AWS KMS data keys is decrypted in\n"
+    "  discovery mode: KMS is asked to open each of them whose key is in the\n"
+    "  region, and the key policy decides.\n"
     "\n"
     "Options:\n"
     "  --context K=V           require this pair: the message must carry it, or\n"
@@ -79,15 +109,18 @@ static const char decrypt_help[] =
     "  --max-entries N         directory restore: entry limit (default 1000000)\n"
     "  --max-size N            directory restore: byte limit (default 64G)\n"
     "  --progress, -q, -v, -h  as for encrypt\n"
+    "  --endpoint-url URL, --region R, --profile P\n"
+    "                          AWS KMS, as for encrypt\n"
     "\n"
     "Standard output streams: each regular frame is written once it\n"
     "authenticates; the last frame only after the signature and the end of\n"
     "the message verify. On failure earlier frames may already have been\n"
     "written: check the exit status (in shells, set -o pipefail).\n"
     "\n"
-    "Exit status: 0 ok; 3 I/O error; 4 malformed or truncated; 5 tampered\n"
-    "(authentication failed); 6 wrong key; 7 context mismatch; 8 unsupported\n"
-    "suite; 9 limit exceeded; 10 unsafe archive entry; 11 output exists.\n"
+    "Exit status: 0 ok; 3 I/O error (KMS unreachable); 4 malformed or truncated;\n"
+    "5 tampered (authentication failed), or KMS denied access (its message\n"
+    "names the reason); 6 wrong key; 7 context mismatch; 8 unsupported suite;\n"
+    "9 limit exceeded; 10 unsafe archive entry; 11 output exists.\n"
     "On SIGINT, SIGTERM or SIGHUP ward removes its partial output and dies\n"
     "of the signal (exit 130, 143 or 129 in shells).\n";
 
@@ -107,9 +140,14 @@ enum {
 	OPT_MAX_FRAME,
 	OPT_MAX_ENTRIES,
 	OPT_MAX_SIZE,
+	OPT_KEY_ID,
+	OPT_ENDPOINT,
+	OPT_REGION,
+	OPT_PROFILE,
 };
 
 static const struct option long_opts[] = {
+    {"key-id", required_argument, NULL, OPT_KEY_ID},
     {"raw-key", required_argument, NULL, OPT_RAW_KEY},
     {"raw-rsa-public", required_argument, NULL, OPT_RSA_PUBLIC},
     {"raw-rsa-private", required_argument, NULL, OPT_RSA_PRIVATE},
@@ -127,6 +165,9 @@ static const struct option long_opts[] = {
     {"max-frame-size", required_argument, NULL, OPT_MAX_FRAME},
     {"max-entries", required_argument, NULL, OPT_MAX_ENTRIES},
     {"max-size", required_argument, NULL, OPT_MAX_SIZE},
+    {"endpoint-url", required_argument, NULL, OPT_ENDPOINT},
+    {"region", required_argument, NULL, OPT_REGION},
+    {"profile", required_argument, NULL, OPT_PROFILE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -136,8 +177,8 @@ static const struct option long_opts[] = {
 #define MAX_KEYS 16
 
 struct key_spec {
-	int kind; /* OPT_RAW_KEY, OPT_RSA_PUBLIC, OPT_RSA_PRIVATE */
-	const char *path;
+	int kind; /* OPT_KEY_ID, OPT_RAW_KEY, OPT_RSA_PUBLIC, OPT_RSA_PRIVATE */
+	const char *path; /* or the KMS key id */
 	const char *ns;
 	const char *name;
 	enum ward_rsa_padding padding;
@@ -156,6 +197,8 @@ struct args {
 	enum ward_commitment commitment;
 	size_t max_edks;
 	uint32_t max_frame;
+	struct ward_kms_client_opts
+	    kms; /* --endpoint-url, --region, --profile */
 };
 
 static int
@@ -170,6 +213,7 @@ parse_args(struct args *a, int argc, char **argv)
 	while (
 	    (c = getopt_long(argc, argv, ":o:fqvh", long_opts, NULL)) != -1) {
 		switch (c) {
+		case OPT_KEY_ID:
 		case OPT_RAW_KEY:
 		case OPT_RSA_PUBLIC:
 		case OPT_RSA_PRIVATE:
@@ -190,10 +234,13 @@ parse_args(struct args *a, int argc, char **argv)
 		case OPT_NAME:
 		case OPT_PADDING:
 			/* modifiers apply to the key given just before them */
-			if (a->nkeys == 0)
+			if (a->nkeys == 0 ||
+			    a->keys[a->nkeys - 1].kind == OPT_KEY_ID)
 				return ward_errf(WARD_EUSAGE,
-				    "%s applies to the key given before it: put it after --raw-key or --raw-rsa-*",
-				    argv[optind - 1]);
+				    "--%s applies to the raw key given before it: put it after --raw-key or --raw-rsa-*",
+				    c == OPT_NAMESPACE  ? "key-namespace"
+				        : c == OPT_NAME ? "key-name"
+				                        : "rsa-padding");
 			k = &a->keys[a->nkeys - 1];
 			if (c == OPT_NAMESPACE) {
 				k->ns = optarg;
@@ -263,6 +310,15 @@ parse_args(struct args *a, int argc, char **argv)
 			else
 				a->opts.max_bytes = v;
 			break;
+		case OPT_ENDPOINT:
+			a->kms.endpoint_url = optarg;
+			break;
+		case OPT_REGION:
+			a->kms.region = optarg;
+			break;
+		case OPT_PROFILE:
+			a->kms.profile = optarg;
+			break;
 		case 'o':
 			a->out = optarg;
 			break;
@@ -297,25 +353,127 @@ parse_args(struct args *a, int argc, char **argv)
 	if (optind < argc)
 		return ward_errf(WARD_EUSAGE,
 		    "one input at a time ('%s' is extra)", argv[optind]);
-	if (a->nkeys == 0)
+	/* ward decrypt without a key decides from the message (discovery). */
+	if (a->nkeys == 0 && !a->decrypt)
 		return ward_errf(WARD_EUSAGE,
-		    "no key given: use --raw-key FILE or --raw-rsa-%s PEM (see ward %s --help)",
-		    a->decrypt ? "private" : "public",
-		    a->decrypt ? "decrypt" : "encrypt");
+		    "no key given: use --key-id K, --raw-key FILE or --raw-rsa-public PEM (see ward encrypt --help)");
 	return 0;
 }
 
+/*
+ * ward decrypt with no key: the message decides. One with AWS KMS data
+ * keys is opened in discovery mode; the KMS client (region, credentials)
+ * is made only then, so that a message for raw keys is told apart without
+ * any AWS configuration.
+ */
+struct discovery {
+	struct ward_keyring kr;
+	const struct ward_kms_client_opts *opts;
+	struct ward_kms_client *client;
+	struct ward_keyring *kms;
+};
+
 static int
-build_keyring(struct args *a, struct ward_keyring **out)
+discovery_on_encrypt(struct ward_keyring *kr, struct ward_materials *m)
+{
+	return ward_errf(WARD_EINTERNAL, "a discovery keyring cannot encrypt");
+}
+
+static int
+discovery_on_decrypt(struct ward_keyring *kr, struct ward_materials *m,
+    const struct ward_edk *edks, size_t n)
+{
+	struct discovery *d = (struct discovery *)kr;
+	char have[512];
+	size_t off = 0;
+	bool kms = false;
+	int r;
+
+	have[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		const struct ward_edk *e = &edks[i];
+
+		if (e->provider_id_len == 7 &&
+		    memcmp(e->provider_id, "aws-kms", 7) == 0)
+			kms = true;
+		if (off + 1 < sizeof(have))
+			off += (size_t)snprintf(have + off, sizeof(have) - off,
+			    "%s%s", i > 0 ? ", " : "",
+			    ward_quote(e->provider_id, e->provider_id_len));
+	}
+	if (!kms)
+		return ward_errf(WARD_EUSAGE,
+		    "no key given: this message has data keys for [%s]; give --raw-key FILE or --raw-rsa-private PEM (see ward decrypt --help)",
+		    have);
+	if (d->kms == NULL &&
+	    ((r = ward_kms_client_new(&d->client, d->opts)) != 0 ||
+	        (r = ward_keyring_kms_new(&d->kms, d->client, NULL, 0, NULL)) !=
+	            0))
+		return r;
+	return d->kms->ops->on_decrypt(d->kms, m, edks, n);
+}
+
+static void
+discovery_describe(const struct ward_keyring *kr, char *out, size_t n)
+{
+	const struct discovery *d = (const struct discovery *)kr;
+
+	if (d->kms != NULL)
+		d->kms->ops->describe(d->kms, out, n);
+	else
+		snprintf(out, n, "AWS KMS (discovery)");
+}
+
+static void
+discovery_destroy(struct ward_keyring *kr)
+{
+	struct discovery *d = (struct discovery *)kr;
+
+	ward_keyring_free(d->kms);
+	ward_kms_client_free(d->client);
+	free(d);
+}
+
+static const struct ward_keyring_ops discovery_ops = {
+    .type = "aws-kms-discovery",
+    .on_encrypt = discovery_on_encrypt,
+    .on_decrypt = discovery_on_decrypt,
+    .describe = discovery_describe,
+    .destroy = discovery_destroy,
+};
+
+/* Keyrings for the keys given. The KMS client, made for the first
+ * --key-id, is shared by the KMS keyrings and outlives them (*client). */
+static int
+build_keyring(
+    struct args *a, struct ward_kms_client **client, struct ward_keyring **out)
 {
 	struct ward_keyring *krs[MAX_KEYS] = {0};
 	size_t n = 0;
 	int r = 0;
 
+	if (a->nkeys == 0) {
+		struct discovery *d = calloc(1, sizeof(*d));
+
+		if (d == NULL)
+			return ward_enomem();
+		d->kr.ops = &discovery_ops;
+		d->opts = &a->kms;
+		*out = &d->kr;
+		return 0;
+	}
 	for (; n < a->nkeys; n++) {
 		struct key_spec *k = &a->keys[n];
 
-		if (k->kind == OPT_RAW_KEY) {
+		if (k->kind == OPT_KEY_ID) {
+			const char *id = k->path;
+
+			if (*client == NULL)
+				r = ward_kms_client_new(client, &a->kms);
+			if (r == 0)
+				r = ward_keyring_kms_new(
+				    &krs[n], *client, &id, 1, NULL);
+		} else if (k->kind == OPT_RAW_KEY) {
 			struct ward_buf key = {.secret = true};
 
 			if ((r = ward_read_file(k->path, 64, &key)) == 0) {
@@ -382,6 +540,7 @@ run(bool decrypt, int argc, char **argv)
 	const char *cmd = decrypt ? "decrypt" : "encrypt";
 	struct args a = {.decrypt = decrypt};
 	struct ward_keyring *kr = NULL;
+	struct ward_kms_client *client = NULL;
 	char *owned_out = NULL;
 	int r;
 
@@ -392,7 +551,7 @@ run(bool decrypt, int argc, char **argv)
 		return cli_fail(cmd, r);
 	}
 	if ((r = default_output(&a, &owned_out)) != 0 ||
-	    (r = build_keyring(&a, &kr)) != 0)
+	    (r = build_keyring(&a, &client, &kr)) != 0)
 		goto out;
 	if (decrypt) {
 		struct ward_dec_params p = {
@@ -414,6 +573,7 @@ run(bool decrypt, int argc, char **argv)
 		ward_info("wrote %s", a.out);
 out:
 	ward_keyring_free(kr);
+	ward_kms_client_free(client);
 	ward_ec_free(&a.ec);
 	free(owned_out);
 	if (r != 0)

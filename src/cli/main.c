@@ -21,6 +21,8 @@ static const struct ward_cmd commands[] = {
         "check an enclave image file and print its measurements"},
     {"pcr", cmd_pcr_main,
         "print the PCR of a file or of a signing certificate"},
+    {"kms", cmd_kms_main,
+        "the local key service (AWS KMS API, key policies, Recipient)"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -1,0 +1,147 @@
+/*
+ * Ciphertext blobs (kms-and-esdk.md §1.7; AWS's own layout is not public):
+ *
+ *   "WK" | 0x01 | key id (16, the UUID's bytes) | material version (4, BE)
+ *   | IV (12) | ciphertext | tag (16)
+ *
+ * The GCM additional data is the 35 header bytes followed by the
+ * encryption context in the ESDK's canonical serialization (count, then
+ * length-prefixed pairs sorted by key), so a blob cannot be moved to
+ * another key or material version, and {"ab":"c"} is not {"a":"bc"}.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "internal.h"
+#include "ward/crypto.h"
+
+static const uint8_t magic[3] = {'W', 'K', 0x01};
+
+int
+kmsd_uuid_to_bytes(const char *id, uint8_t out[16])
+{
+	size_t j = 0;
+
+	if (strlen(id) != KMSD_KEY_ID_LEN)
+		return -WARD_EFORMAT;
+	for (size_t i = 0; i < KMSD_KEY_ID_LEN; i++) {
+		int c = (unsigned char)id[i], v;
+
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (c != '-')
+				return -WARD_EFORMAT;
+			continue;
+		}
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else
+			return -WARD_EFORMAT;
+		if (j % 2 == 0)
+			out[j / 2] = (uint8_t)(v << 4);
+		else
+			out[j / 2] |= (uint8_t)v;
+		j++;
+	}
+	return 0;
+}
+
+void
+kmsd_uuid_from_bytes(const uint8_t in[16], char out[KMSD_KEY_ID_LEN + 1])
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0;
+
+	for (size_t i = 0; i < 16; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[o++] = '-';
+		out[o++] = hex[in[i] >> 4];
+		out[o++] = hex[in[i] & 15];
+	}
+	out[o] = '\0';
+}
+
+static int
+aad_build(const uint8_t *hdr, const struct ward_ec *ec, struct ward_buf *aad)
+{
+	int r;
+
+	if ((r = ward_buf_append(aad, hdr, KMSD_BLOB_HDR)) != 0)
+		return r;
+	if (ec != NULL && ec->n > 0)
+		return ward_ec_serialize(ec, aad);
+	return 0;
+}
+
+int
+kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
+    const struct ward_ec *ec, const uint8_t *pt, size_t n,
+    struct ward_buf *out)
+{
+	int r;
+	uint8_t *h;
+	struct ward_buf aad = {0};
+	struct ward_gcm g = {0};
+
+	out->len = 0;
+	if ((r = ward_buf_reserve(out, KMSD_BLOB_OVERHEAD + n)) != 0)
+		return r;
+	h = out->p;
+	memcpy(h, magic, 3);
+	if ((r = kmsd_uuid_to_bytes(key_id, h + 3)) != 0)
+		return ward_errf(WARD_EINTERNAL, "key id %s is not a UUID",
+		    key_id);
+	ward_store32(h + 19, version);
+	if ((r = ward_random(h + 23, WARD_GCM_IV_LEN)) != 0 ||
+	    (r = aad_build(h, ec, &aad)) != 0 ||
+	    (r = ward_gcm_init(&g, key, 32)) != 0)
+		goto out;
+	r = ward_gcm_seal(&g, h + 23, aad.p, aad.len, pt, n,
+	    h + KMSD_BLOB_HDR, h + KMSD_BLOB_HDR + n);
+	if (r == 0)
+		out->len = KMSD_BLOB_OVERHEAD + n;
+out:
+	ward_gcm_free(&g);
+	ward_buf_free(&aad);
+	return r;
+}
+
+int
+kmsd_blob_peek(const uint8_t *p, size_t n, char key_id[KMSD_KEY_ID_LEN + 1],
+    uint32_t *version)
+{
+	if (n < KMSD_BLOB_OVERHEAD || memcmp(p, magic, 3) != 0)
+		return ward_errf(WARD_EFORMAT, "not a ward KMS ciphertext blob");
+	kmsd_uuid_from_bytes(p + 3, key_id);
+	*version = ward_load32(p + 19);
+	return 0;
+}
+
+int
+kmsd_blob_open(const uint8_t *p, size_t n, const uint8_t key[32],
+    const struct ward_ec *ec, struct ward_buf *out)
+{
+	int r;
+	size_t m;
+	struct ward_buf aad = {0};
+	struct ward_gcm g = {0};
+
+	out->len = 0;
+	out->secret = true;
+	if (n < KMSD_BLOB_OVERHEAD || memcmp(p, magic, 3) != 0)
+		return ward_errf(WARD_EFORMAT, "not a ward KMS ciphertext blob");
+	m = n - KMSD_BLOB_OVERHEAD;
+	if ((r = ward_buf_reserve(out, m + 1)) != 0 ||
+	    (r = aad_build(p, ec, &aad)) != 0 ||
+	    (r = ward_gcm_init(&g, key, 32)) != 0)
+		goto out;
+	if ((r = ward_gcm_open(&g, p + 23, aad.p, aad.len, p + KMSD_BLOB_HDR,
+		 m, p + n - WARD_GCM_TAG_LEN, out->p)) != 0)
+		goto out;
+	out->len = m;
+out:
+	ward_gcm_free(&g);
+	ward_buf_free(&aad);
+	return r;
+}
