@@ -118,6 +118,9 @@ int ward_sigv4_verify(const struct ward_sigv4_request *req,
     ward_sigv4_secret_fn lookup, void *ctx, struct ward_sigv4_auth *auth,
     struct ward_kms_error *e);
 
+/* Zero this thread's cached signing key (and the secret it came from). */
+void ward_sigv4_thread_release(void);
+
 /* ------------------------------------------------------------------ */
 /* Key policies (kms-and-esdk.md §3, nitro.md §5)                      */
 

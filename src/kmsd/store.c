@@ -150,9 +150,25 @@ root_gcm(struct kmsd_state *s, struct ward_gcm **g)
 	return 0;
 }
 
+/*
+ * Key material is immutable per (key, version), so each thread keeps the
+ * versions it used last; zeroed by kmsd_store_thread_release.
+ */
+#define MATERIAL_CACHE 32
+static __thread struct {
+	uint64_t serial; /* the state it came from; 0: empty */
+	char id[KMSD_KEY_ID_LEN + 1];
+	uint32_t version;
+	uint8_t key[32];
+} materials[MATERIAL_CACHE];
+static __thread unsigned material_next;
+
+static void materials_release(void);
+
 void
 kmsd_store_thread_release(void)
 {
+	materials_release();
 	ward_gcm_free(&tl_root);
 	memset(&tl_root, 0, sizeof(tl_root));
 	tl_root_serial = 0;
@@ -315,6 +331,12 @@ out:
 		close(fd);
 	free(path);
 	return r;
+}
+
+static void
+materials_release(void)
+{
+	ward_cleanse(materials, sizeof(materials));
 }
 
 static int
@@ -710,6 +732,15 @@ kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id,
 	struct ward_buf pt = {.secret = true};
 	char label[96];
 	int r = 0;
+	unsigned slot;
+
+	for (unsigned i = 0; i < MATERIAL_CACHE; i++)
+		if (materials[i].serial == s->serial &&
+		    materials[i].version == v &&
+		    strcmp(materials[i].id, id) == 0) {
+			memcpy(out, materials[i].key, 32);
+			return 0;
+		}
 
 	if (kmsd_prepare(db,
 		"SELECT wrapped FROM material WHERE key_id = ? AND version = ?",
@@ -731,6 +762,11 @@ kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id,
 		goto out;
 	}
 	memcpy(out, pt.p, 32);
+	slot = material_next++ % MATERIAL_CACHE;
+	materials[slot].serial = s->serial;
+	snprintf(materials[slot].id, sizeof(materials[slot].id), "%s", id);
+	materials[slot].version = v;
+	memcpy(materials[slot].key, out, 32);
 out:
 	kmsd_finish(st);
 	ward_buf_free(&pt);
