@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <ctype.h>
 
 #include "kms/sigv4_internal.h"
 #include "ward/kms.h"
@@ -724,7 +726,7 @@ signing_key_cached(const char *secret, size_t secret_len, const char *date,
 		return 0;
 	}
 	if ((r = ward_sigv4_signing_key(
-		 secret, secret_len, date, region, service, key)) != 0)
+	         secret, secret_len, date, region, service, key)) != 0)
 		return r;
 	if (secret_len <= sizeof(kcache.secret) &&
 	    strlen(region) < sizeof(kcache.region) &&
@@ -1143,6 +1145,26 @@ ward_sigv4_verify(const struct ward_sigv4_request *req, const char *region,
 		}
 		if ((r = header_value(req, i, &token, e)) != 0)
 			goto out;
+	}
+	/* §2.4 step 5: every x-amz-* header is signed. Otherwise a signed
+	 * request could be replayed with another X-Amz-Target, say. */
+	for (size_t h = 0; h < req->nheaders; h++) {
+		const char *nm = req->headers[h].name;
+		char low[WARD_SIGV4_NAME_MAX + 1];
+		size_t k;
+
+		if (nm == NULL || strncasecmp(nm, "x-amz-", 6) != 0)
+			continue;
+		for (k = 0; nm[k] != '\0' && k < WARD_SIGV4_NAME_MAX; k++)
+			low[k] = (char)tolower((unsigned char)nm[k]);
+		low[k] = '\0';
+		if (!signs(names, n, low)) {
+			r = fail(e, 400, INCOMPLETE,
+			    "'%s' must be a 'SignedHeader' in the AWS "
+			    "Authorization.",
+			    ward_quotes(nm));
+			goto out;
+		}
 	}
 
 	/* §2.4 step 2: who is it? */

@@ -677,6 +677,14 @@ test_refusals(void **state)
 	kms_request(&t, &kms_cred);
 	edit_auth(&t, ";x-amz-date;", ";");
 	expect_fail(&t, "IncompleteSignatureException", "x-amz-date");
+	/* every x-amz-* header must be signed: an unsigned X-Amz-Target
+	 * would let a signed request be replayed as another operation */
+	kms_request(&t, &kms_cred);
+	edit_auth(&t, ";x-amz-target", "");
+	expect_fail(&t, "IncompleteSignatureException", "X-Amz-Target");
+	kms_request(&t, &kms_cred);
+	treq_add(&t, "X-Amz-Foo", "bar");
+	expect_fail(&t, "IncompleteSignatureException", "X-Amz-Foo");
 	kms_request(&t, &kms_cred);
 	treq_del(&t, "Content-Type");
 	expect_fail(&t, "InvalidSignatureException", "absent");
