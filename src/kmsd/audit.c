@@ -57,8 +57,8 @@ sha256_hex(const void *p, size_t n, char out[65])
  * on success *seq and hash hold this line's.
  */
 static int
-check_line(const char *line, size_t n, uint64_t lineno, uint64_t *seq,
-    char hash[65])
+check_line(
+    const char *line, size_t n, uint64_t lineno, uint64_t *seq, char hash[65])
 {
 	size_t tail = strlen(HASH_TAIL) + 64 + 2;
 	char *body = NULL, want[65], prev[65];
@@ -66,8 +66,8 @@ check_line(const char *line, size_t n, uint64_t lineno, uint64_t *seq,
 	json_error_t jerr;
 	int r = 0;
 
-	if (n < tail + 2 || memcmp(line + n - tail, HASH_TAIL,
-				strlen(HASH_TAIL)) != 0 ||
+	if (n < tail + 2 ||
+	    memcmp(line + n - tail, HASH_TAIL, strlen(HASH_TAIL)) != 0 ||
 	    memcmp(line + n - 2, "\"}", 2) != 0)
 		return ward_errf(WARD_EAUTH,
 		    "audit log line %llu: no hash at the end",
@@ -95,7 +95,8 @@ check_line(const char *line, size_t n, uint64_t lineno, uint64_t *seq,
 		r = ward_errf(WARD_EAUTH,
 		    "audit log line %llu: sequence %lld where %llu was due "
 		    "(lines were deleted or reordered)",
-		    (unsigned long long)lineno, (long long)json_integer_value(v),
+		    (unsigned long long)lineno,
+		    (long long)json_integer_value(v),
 		    (unsigned long long)(*seq + 1));
 		goto out;
 	}
@@ -148,12 +149,13 @@ scan(int fd, uint64_t *seq, char hash[65], uint64_t anchor_seq,
 			break;
 		}
 		if (got > KMSD_AUDIT_LINE_MAX) {
-			r = ward_errf(WARD_EAUTH, "audit log line %llu: too long",
+			r = ward_errf(WARD_EAUTH,
+			    "audit log line %llu: too long",
 			    (unsigned long long)lineno);
 			break;
 		}
-		if ((r = check_line(line, (size_t)got - 1, lineno, seq,
-			 hash)) != 0)
+		if ((r = check_line(
+		         line, (size_t)got - 1, lineno, seq, hash)) != 0)
 			break;
 		if (anchor_seen != NULL && *seq == anchor_seq)
 			*anchor_seen = strcmp(hash, anchor_hash) == 0;
@@ -172,13 +174,13 @@ anchor_read(sqlite3 *db, uint64_t *seq, char hash[65])
 	*seq = 0;
 	hash[0] = '\0';
 	if (sqlite3_prepare_v2(db,
-		"SELECT seq, hash FROM audit_anchor WHERE id = 1", -1, &st,
-		NULL) != SQLITE_OK)
+	        "SELECT seq, hash FROM audit_anchor WHERE id = 1", -1, &st,
+	        NULL) != SQLITE_OK)
 		return kmsd_db_err(db, "reading audit anchor");
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		*seq = (uint64_t)sqlite3_column_int64(st, 0);
-		snprintf(hash, 65, "%s",
-		    (const char *)sqlite3_column_text(st, 1));
+		snprintf(
+		    hash, 65, "%s", (const char *)sqlite3_column_text(st, 1));
 	}
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW || rc == SQLITE_DONE
@@ -197,9 +199,9 @@ anchor_write(struct kmsd_audit *a)
 	/* The log reaches the disk before the anchor that names it. */
 	fdatasync(a->fd);
 	if (sqlite3_prepare_v2(a->db,
-		"INSERT OR REPLACE INTO audit_anchor(id, seq, hash)"
-		" VALUES (1, ?, ?)",
-		-1, &st, NULL) != SQLITE_OK)
+	        "INSERT OR REPLACE INTO audit_anchor(id, seq, hash)"
+	        " VALUES (1, ?, ?)",
+	        -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(a->db, "writing audit anchor");
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->seq);
 	sqlite3_bind_text(st, 2, a->hash, -1, SQLITE_STATIC);
@@ -245,8 +247,10 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	/* Refuse to extend a log that no longer verifies: appending would
 	 * hide the damage behind fresh, valid lines. */
 	if ((r = scan(a->fd, &a->seq, a->hash, aseq, ahash, &seen)) != 0) {
-		r = ward_err_prefix(r, "refusing to append to the audit log "
-		    "of %s ('ward kms audit verify' explains)", dir);
+		r = ward_err_prefix(r,
+		    "refusing to append to the audit log "
+		    "of %s ('ward kms audit verify' explains)",
+		    dir);
 		goto out;
 	}
 	if (aseq > 0 && !seen) {
@@ -273,8 +277,9 @@ kmsd_audit_append(struct kmsd_audit *a, json_t *obj)
 	int r = 0;
 
 	/* Everything but seq and prev is formatted outside the lock. */
-	if ((fields = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER |
-		 JSON_ENSURE_ASCII)) == NULL)
+	if ((fields = json_dumps(obj,
+	         JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)) ==
+	    NULL)
 		return ward_enomem();
 	fn = strlen(fields); /* "{...}" */
 	cap = 32 + fn + 80 + strlen(HASH_TAIL) + 64 + 4;

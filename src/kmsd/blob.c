@@ -76,8 +76,7 @@ aad_build(const uint8_t *hdr, const struct ward_ec *ec, struct ward_buf *aad)
 
 int
 kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
-    const struct ward_ec *ec, const uint8_t *pt, size_t n,
-    struct ward_buf *out)
+    const struct ward_ec *ec, const uint8_t *pt, size_t n, struct ward_buf *out)
 {
 	int r;
 	uint8_t *h;
@@ -90,15 +89,15 @@ kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
 	h = out->p;
 	memcpy(h, magic, 3);
 	if ((r = kmsd_uuid_to_bytes(key_id, h + 3)) != 0)
-		return ward_errf(WARD_EINTERNAL, "key id %s is not a UUID",
-		    key_id);
+		return ward_errf(
+		    WARD_EINTERNAL, "key id %s is not a UUID", key_id);
 	ward_store32(h + 19, version);
 	if ((r = ward_random(h + 23, WARD_GCM_IV_LEN)) != 0 ||
 	    (r = aad_build(h, ec, &aad)) != 0 ||
 	    (r = ward_gcm_init(&g, key, 32)) != 0)
 		goto out;
-	r = ward_gcm_seal(&g, h + 23, aad.p, aad.len, pt, n,
-	    h + KMSD_BLOB_HDR, h + KMSD_BLOB_HDR + n);
+	r = ward_gcm_seal(&g, h + 23, aad.p, aad.len, pt, n, h + KMSD_BLOB_HDR,
+	    h + KMSD_BLOB_HDR + n);
 	if (r == 0)
 		out->len = KMSD_BLOB_OVERHEAD + n;
 out:
@@ -112,7 +111,8 @@ kmsd_blob_peek(const uint8_t *p, size_t n, char key_id[KMSD_KEY_ID_LEN + 1],
     uint32_t *version)
 {
 	if (n < KMSD_BLOB_OVERHEAD || memcmp(p, magic, 3) != 0)
-		return ward_errf(WARD_EFORMAT, "not a ward KMS ciphertext blob");
+		return ward_errf(
+		    WARD_EFORMAT, "not a ward KMS ciphertext blob");
 	kmsd_uuid_from_bytes(p + 3, key_id);
 	*version = ward_load32(p + 19);
 	return 0;
@@ -130,14 +130,15 @@ kmsd_blob_open(const uint8_t *p, size_t n, const uint8_t key[32],
 	out->len = 0;
 	out->secret = true;
 	if (n < KMSD_BLOB_OVERHEAD || memcmp(p, magic, 3) != 0)
-		return ward_errf(WARD_EFORMAT, "not a ward KMS ciphertext blob");
+		return ward_errf(
+		    WARD_EFORMAT, "not a ward KMS ciphertext blob");
 	m = n - KMSD_BLOB_OVERHEAD;
 	if ((r = ward_buf_reserve(out, m + 1)) != 0 ||
 	    (r = aad_build(p, ec, &aad)) != 0 ||
 	    (r = ward_gcm_init(&g, key, 32)) != 0)
 		goto out;
-	if ((r = ward_gcm_open(&g, p + 23, aad.p, aad.len, p + KMSD_BLOB_HDR,
-		 m, p + n - WARD_GCM_TAG_LEN, out->p)) != 0)
+	if ((r = ward_gcm_open(&g, p + 23, aad.p, aad.len, p + KMSD_BLOB_HDR, m,
+	         p + n - WARD_GCM_TAG_LEN, out->p)) != 0)
 		goto out;
 	out->len = m;
 out:

@@ -151,6 +151,7 @@ struct kmsd_req {
 	char module_id[WARD_ATTEST_MODULE_ID_MAX + 1];
 	char pcr0[97];
 	char why[512];
+	bool explicit_deny; /* the last authorization failed on a Deny */
 };
 
 /* Dispatch to the handler; 0 with rq->out set, or < 0 with rq->err. */

@@ -29,19 +29,20 @@ now_d(void)
 	return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
 }
 
-#define FAIL(rq, code, type, ...) \
+#define FAIL(rq, code, type, ...)                                              \
 	ward_kms_err(&(rq)->err, (code), E400, (type), __VA_ARGS__)
-#define VALIDATION(rq, ...) \
+#define VALIDATION(rq, ...)                                                    \
 	FAIL(rq, WARD_EFORMAT, "ValidationException", __VA_ARGS__)
-#define SERIALIZATION(rq, ...) \
+#define SERIALIZATION(rq, ...)                                                 \
 	FAIL(rq, WARD_EFORMAT, "SerializationException", __VA_ARGS__)
 #define NOTFOUND(rq, ...) FAIL(rq, WARD_EKEY, "NotFoundException", __VA_ARGS__)
-#define INVALIDSTATE(rq, ...) \
+#define INVALIDSTATE(rq, ...)                                                  \
 	FAIL(rq, WARD_EUNSUPPORTED, "KMSInvalidStateException", __VA_ARGS__)
-#define DISABLED(rq, ...) \
+#define DISABLED(rq, ...)                                                      \
 	FAIL(rq, WARD_EUNSUPPORTED, "DisabledException", __VA_ARGS__)
-#define UNSUPPORTED(rq, ...) \
-	FAIL(rq, WARD_EUNSUPPORTED, "UnsupportedOperationException", __VA_ARGS__)
+#define UNSUPPORTED(rq, ...)                                                   \
+	FAIL(rq, WARD_EUNSUPPORTED, "UnsupportedOperationException",           \
+	    __VA_ARGS__)
 
 static int
 internal(struct kmsd_req *rq, int r)
@@ -83,8 +84,8 @@ member_type(const json_t *v)
 
 /* A string member; *out NULL when absent and not required. */
 static int
-get_str(struct kmsd_req *rq, const json_t *obj, const char *name,
-    bool required, size_t min, size_t max, const char **out)
+get_str(struct kmsd_req *rq, const json_t *obj, const char *name, bool required,
+    size_t min, size_t max, const char **out)
 {
 	const json_t *v = json_object_get(obj, name);
 	size_t n;
@@ -92,29 +93,32 @@ get_str(struct kmsd_req *rq, const json_t *obj, const char *name,
 	*out = NULL;
 	if (v == NULL || json_is_null(v)) {
 		if (required)
-			return VALIDATION(rq, "1 validation error detected: "
+			return VALIDATION(rq,
+			    "1 validation error detected: "
 			    "Value null at '%s' failed to satisfy constraint: "
-			    "Member must not be null", name);
+			    "Member must not be null",
+			    name);
 		return 0;
 	}
 	if (!json_is_string(v))
-		return SERIALIZATION(rq, "'%s' must be a string, not %s",
-		    name, member_type(v));
+		return SERIALIZATION(
+		    rq, "'%s' must be a string, not %s", name, member_type(v));
 	n = json_string_length(v);
 	if (n < min || n > max)
-		return VALIDATION(rq, "1 validation error detected: Value at "
+		return VALIDATION(rq,
+		    "1 validation error detected: Value at "
 		    "'%s' failed to satisfy constraint: Member must have "
-		    "length between %zu and %zu", name, min, max);
+		    "length between %zu and %zu",
+		    name, min, max);
 	if (strlen(json_string_value(v)) != n)
-		return SERIALIZATION(rq, "'%s' contains a NUL character",
-		    name);
+		return SERIALIZATION(rq, "'%s' contains a NUL character", name);
 	*out = json_string_value(v);
 	return 0;
 }
 
 static int
-get_int(struct kmsd_req *rq, const json_t *obj, const char *name,
-    long long min, long long max, bool *present, long long *out)
+get_int(struct kmsd_req *rq, const json_t *obj, const char *name, long long min,
+    long long max, bool *present, long long *out)
 {
 	const json_t *v = json_object_get(obj, name);
 
@@ -126,9 +130,11 @@ get_int(struct kmsd_req *rq, const json_t *obj, const char *name,
 		    name, member_type(v));
 	*out = json_integer_value(v);
 	if (*out < min || *out > max)
-		return VALIDATION(rq, "1 validation error detected: Value '%lld' "
+		return VALIDATION(rq,
+		    "1 validation error detected: Value '%lld' "
 		    "at '%s' failed to satisfy constraint: Member must have "
-		    "value between %lld and %lld", *out, name, min, max);
+		    "value between %lld and %lld",
+		    *out, name, min, max);
 	*present = true;
 	return 0;
 }
@@ -142,8 +148,8 @@ get_bool(struct kmsd_req *rq, const json_t *obj, const char *name, bool *out)
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_boolean(v))
-		return SERIALIZATION(rq, "'%s' must be a boolean, not %s",
-		    name, member_type(v));
+		return SERIALIZATION(
+		    rq, "'%s' must be a boolean, not %s", name, member_type(v));
 	*out = json_is_true(v);
 	return 0;
 }
@@ -162,9 +168,11 @@ get_blob(struct kmsd_req *rq, const json_t *obj, const char *name,
 		*present = false;
 	if (v == NULL || json_is_null(v)) {
 		if (required)
-			return VALIDATION(rq, "1 validation error detected: "
+			return VALIDATION(rq,
+			    "1 validation error detected: "
 			    "Value null at '%s' failed to satisfy constraint: "
-			    "Member must not be null", name);
+			    "Member must not be null",
+			    name);
 		return 0;
 	}
 	if (!json_is_string(v))
@@ -173,16 +181,18 @@ get_blob(struct kmsd_req *rq, const json_t *obj, const char *name,
 	n = json_string_length(v);
 	if ((r = ward_buf_reserve(out, n / 4 * 3 + 3)) != 0)
 		return internal(rq, r);
-	if (ward_b64_decode(json_string_value(v), n, out->p, out->cap,
-		&got) != 0) {
+	if (ward_b64_decode(json_string_value(v), n, out->p, out->cap, &got) !=
+	    0) {
 		ward_errclear();
 		return SERIALIZATION(rq, "'%s' is not valid base64", name);
 	}
 	out->len = got;
 	if (got < 1 || got > max)
-		return VALIDATION(rq, "1 validation error detected: Value at "
+		return VALIDATION(rq,
+		    "1 validation error detected: Value at "
 		    "'%s' failed to satisfy constraint: Member must have "
-		    "length between 1 and %zu bytes", name, max);
+		    "length between 1 and %zu bytes",
+		    name, max);
 	if (present != NULL)
 		*present = true;
 	return 0;
@@ -200,27 +210,30 @@ get_ec(struct kmsd_req *rq, const json_t *obj, const char *name,
 	if (v == NULL || json_is_null(v))
 		return 0;
 	if (!json_is_object(v))
-		return SERIALIZATION(rq, "'%s' must be a map of strings, not %s",
-		    name, member_type(v));
+		return SERIALIZATION(rq,
+		    "'%s' must be a map of strings, not %s", name,
+		    member_type(v));
 	if (json_object_size(v) > KMSD_EC_PAIRS_MAX)
-		return VALIDATION(rq, "'%s' has more than %d pairs", name,
-		    KMSD_EC_PAIRS_MAX);
+		return VALIDATION(
+		    rq, "'%s' has more than %d pairs", name, KMSD_EC_PAIRS_MAX);
 	json_object_foreach((json_t *)v, k, val)
 	{
 		if (!json_is_string(val)) {
 			ward_ec_free(ec);
-			return SERIALIZATION(rq, "'%s' values must be strings",
-			    name);
+			return SERIALIZATION(
+			    rq, "'%s' values must be strings", name);
 		}
 		total += strlen(k) + json_string_length(val);
 		if (total > KMSD_EC_BYTES_MAX || strlen(k) == 0 ||
 		    ward_ec_add(ec, k, strlen(k), json_string_value(val),
-			json_string_length(val)) != 0) {
+		        json_string_length(val)) != 0) {
 			ward_ec_free(ec);
 			ward_errclear();
-			return VALIDATION(rq, "'%s' is not a valid encryption "
+			return VALIDATION(rq,
+			    "'%s' is not a valid encryption "
 			    "context (empty key, invalid UTF-8, or over %d "
-			    "bytes)", name, KMSD_EC_BYTES_MAX);
+			    "bytes)",
+			    name, KMSD_EC_BYTES_MAX);
 		}
 	}
 	return 0;
@@ -263,8 +276,8 @@ static void
 key_arn(const struct kmsd_req *rq, const char *account, const char *id,
     char *out, size_t n)
 {
-	snprintf(out, n, "arn:aws:kms:%s:%s:key/%s", rq->st->region, account,
-	    id);
+	snprintf(
+	    out, n, "arn:aws:kms:%s:%s:key/%s", rq->st->region, account, id);
 }
 
 static bool
@@ -283,8 +296,8 @@ alias_lookup(struct kmsd_req *rq, const char *account, const char *name,
 	int rc;
 
 	if (kmsd_prepare(rq->db,
-		"SELECT key_id FROM aliases WHERE account = ? AND name = ?", -1,
-		&st, NULL) != SQLITE_OK)
+	        "SELECT key_id FROM aliases WHERE account = ? AND name = ?", -1,
+	        &st, NULL) != SQLITE_OK)
 		return internal(rq, kmsd_db_err(rq->db, "reading alias"));
 	sqlite3_bind_text(st, 1, account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -331,8 +344,8 @@ load_key(struct kmsd_req *rq, const char *id, struct kmsd_key *k)
  * alias ARNs (§1.3 table).
  */
 static int
-resolve(struct kmsd_req *rq, const char *ident, bool alias_ok,
-    struct kmsd_key *k)
+resolve(
+    struct kmsd_req *rq, const char *ident, bool alias_ok, struct kmsd_key *k)
 {
 	char id[KMSD_KEY_ID_LEN + 1], account[KMSD_ACCOUNT_LEN + 1],
 	    arn[KMSD_ARN_MAX];
@@ -361,9 +374,10 @@ resolve(struct kmsd_req *rq, const char *ident, bool alias_ok,
 			return FAIL(rq, WARD_EFORMAT, "InvalidArnException",
 			    "Invalid arn %s", ward_quotes(ident));
 		if (strcmp(part[3], rq->st->region) != 0)
-			return NOTFOUND(rq, "Invalid arn %s: this key service "
-			    "serves region %s", ward_quotes(ident),
-			    rq->st->region);
+			return NOTFOUND(rq,
+			    "Invalid arn %s: this key service "
+			    "serves region %s",
+			    ward_quotes(ident), rq->st->region);
 		snprintf(account, sizeof(account), "%s", part[4]);
 		res = part[5];
 		if (strncmp(res, "key/", 4) == 0 && is_uuid(res + 4)) {
@@ -377,7 +391,8 @@ resolve(struct kmsd_req *rq, const char *ident, bool alias_ok,
 		}
 	} else if (strncmp(ident, "alias/", 6) == 0) {
 		if (!alias_ok)
-			return NOTFOUND(rq, "Invalid keyId %s: this operation "
+			return NOTFOUND(rq,
+			    "Invalid keyId %s: this operation "
 			    "takes a key id or key ARN, not an alias",
 			    ward_quotes(ident));
 		if ((r = alias_lookup(rq, account, ident, id)) != 0)
@@ -402,8 +417,8 @@ resolve(struct kmsd_req *rq, const char *ident, bool alias_ok,
 }
 
 static int
-resolve_member(struct kmsd_req *rq, const char *member, bool alias_ok,
-    struct kmsd_key *k)
+resolve_member(
+    struct kmsd_req *rq, const char *member, bool alias_ok, struct kmsd_key *k)
 {
 	const char *ident;
 	int r;
@@ -461,37 +476,44 @@ get_recipient(struct kmsd_req *rq, struct attestation *a)
 		return 0;
 	if (!json_is_object(rcp))
 		return SERIALIZATION(rq, "'Recipient' must be a structure");
-	if ((r = get_str(rq, rcp, "KeyEncryptionAlgorithm", false, 1, 64,
-		 &alg)) != 0)
+	if ((r = get_str(
+	         rq, rcp, "KeyEncryptionAlgorithm", false, 1, 64, &alg)) != 0)
 		return r;
 	if (alg != NULL && strcmp(alg, "RSAES_OAEP_SHA_256") != 0)
-		return VALIDATION(rq, "1 validation error detected: Value '%s' "
+		return VALIDATION(rq,
+		    "1 validation error detected: Value '%s' "
 		    "at 'recipient.keyEncryptionAlgorithm' failed to satisfy "
 		    "constraint: Member must satisfy enum value set: "
-		    "[RSAES_OAEP_SHA_256]", ward_quotes(alg));
+		    "[RSAES_OAEP_SHA_256]",
+		    ward_quotes(alg));
 	if ((r = get_blob(rq, rcp, "AttestationDocument", true,
-		 WARD_KMS_ATTESTATION_MAX, &doc, NULL)) != 0)
+	         WARD_KMS_ATTESTATION_MAX, &doc, NULL)) != 0)
 		goto out;
 	if ((r = ward_attest_parse(doc.p, doc.len, &a->doc)) != 0) {
-		r = VALIDATION(rq, "Recipient.AttestationDocument is not an "
-		    "attestation document: %s", ward_errmsg());
+		r = VALIDATION(rq,
+		    "Recipient.AttestationDocument is not an "
+		    "attestation document: %s",
+		    ward_errmsg());
 		goto out;
 	}
-	if ((r = ward_attest_verify(a->doc, rq->roots, time(NULL),
-		 &a->res)) != 0) {
-		r = VALIDATION(rq, "Recipient.AttestationDocument does not "
-		    "verify against a trusted root: %s", ward_errmsg());
+	if ((r = ward_attest_verify(a->doc, rq->roots, time(NULL), &a->res)) !=
+	    0) {
+		r = VALIDATION(rq,
+		    "Recipient.AttestationDocument does not "
+		    "verify against a trusted root: %s",
+		    ward_errmsg());
 		goto out;
 	}
 	if (!a->doc->public_key.present || a->doc->public_key.v.len == 0) {
-		r = VALIDATION(rq, "Recipient.AttestationDocument carries no "
+		r = VALIDATION(rq,
+		    "Recipient.AttestationDocument carries no "
 		    "public_key to encrypt the response to");
 		goto out;
 	}
 	for (unsigned i = 0; i < WARD_NSM_PCR_COUNT; i++)
 		if (a->doc->pcrs[i].p != NULL && a->doc->pcrs[i].len <= 48)
-			ward_hex_encode(a->doc->pcrs[i].p, a->doc->pcrs[i].len,
-			    a->pcr[i]);
+			ward_hex_encode(
+			    a->doc->pcrs[i].p, a->doc->pcrs[i].len, a->pcr[i]);
 	snprintf(rq->module_id, sizeof(rq->module_id), "%.*s",
 	    (int)a->doc->module_id.len, (const char *)a->doc->module_id.p);
 	snprintf(rq->pcr0, sizeof(rq->pcr0), "%s", a->pcr[0]);
@@ -512,9 +534,11 @@ seal_for(struct kmsd_req *rq, const struct attestation *a, const uint8_t *pt,
 	int r;
 
 	if ((r = ward_cms_seal(a->doc->public_key.v.p, a->doc->public_key.v.len,
-		 pt, n, &ct)) != 0) {
-		r = VALIDATION(rq, "cannot encrypt to the attestation "
-		    "document's public_key: %s", ward_errmsg());
+	         pt, n, &ct)) != 0) {
+		r = VALIDATION(rq,
+		    "cannot encrypt to the attestation "
+		    "document's public_key: %s",
+		    ward_errmsg());
 		goto out;
 	}
 	r = out_set(rq, "CiphertextForRecipient", b64_json(ct.p, ct.len));
@@ -538,8 +562,7 @@ struct ctx {
 };
 
 static void
-ctx_add2(struct ctx *c, const char *prefix, const char *name,
-    const char *value)
+ctx_add2(struct ctx *c, const char *prefix, const char *name, const char *value)
 {
 	size_t n = strlen(prefix) + strlen(name) + 1;
 
@@ -586,13 +609,12 @@ grant_constraints_hold(const json_t *cons, const struct ward_ec *ec)
 	if (sub != NULL)
 		json_object_foreach((json_t *)sub, k, v)
 		{
-			const struct ward_ec_pair *p = ec != NULL
-			    ? ward_ec_get(ec, k, strlen(k))
-			    : NULL;
+			const struct ward_ec_pair *p =
+			    ec != NULL ? ward_ec_get(ec, k, strlen(k)) : NULL;
 			if (p == NULL || !json_is_string(v) ||
 			    p->value_len != json_string_length(v) ||
 			    memcmp(p->value, json_string_value(v),
-				p->value_len) != 0)
+			        p->value_len) != 0)
 				return false;
 		}
 	return true;
@@ -608,12 +630,12 @@ grant_allows(struct kmsd_req *rq, const struct kmsd_key *k,
 	int rc;
 
 	*allowed = false;
-	snprintf(root, sizeof(root), "arn:aws:iam::%s:root",
-	    rq->caller.account);
+	snprintf(
+	    root, sizeof(root), "arn:aws:iam::%s:root", rq->caller.account);
 	if (kmsd_prepare(rq->db,
-		"SELECT id, operations, constraints FROM grants"
-		" WHERE key_id = ? AND (grantee = ? OR grantee = ?)",
-		-1, &st, NULL) != SQLITE_OK)
+	        "SELECT id, operations, constraints FROM grants"
+	        " WHERE key_id = ? AND (grantee = ? OR grantee = ?)",
+	        -1, &st, NULL) != SQLITE_OK)
 		return internal(rq, kmsd_db_err(rq->db, "reading grants"));
 	sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rq->caller.arn, -1, SQLITE_STATIC);
@@ -676,7 +698,8 @@ policy_for(const struct kmsd_key *k, struct ward_kms_error *perr)
 	char *text;
 
 	for (i = 0; i < POLICY_CACHE; i++)
-		if (policies[i].p != NULL && strcmp(policies[i].id, k->id) == 0 &&
+		if (policies[i].p != NULL &&
+		    strcmp(policies[i].id, k->id) == 0 &&
 		    strcmp(policies[i].text, k->policy) == 0)
 			return policies[i].p;
 	if (ward_policy_parse(k->policy, strlen(k->policy), &p, perr) != 0)
@@ -700,8 +723,7 @@ policy_for(const struct kmsd_key *k, struct ward_kms_error *perr)
  */
 static int
 authorize(struct kmsd_req *rq, const struct kmsd_key *k, const char *action,
-    const struct ward_ec *ec, const struct attestation *a,
-    const char *grant_op)
+    const struct ward_ec *ec, const struct attestation *a, const char *grant_op)
 {
 	const struct ward_policy *pol;
 	struct ward_policy_request prq;
@@ -724,8 +746,9 @@ authorize(struct kmsd_req *rq, const struct kmsd_key *k, const char *action,
 		ctx_add(&c, "kms:EncryptionContextKeys", "");
 		if (!c.oom) {
 			c.keys[c.n - 1].values = c.ec_keys;
-			c.keys[c.n - 1].nvalues =
-			    ec->n < KMSD_EC_PAIRS_MAX ? ec->n : KMSD_EC_PAIRS_MAX;
+			c.keys[c.n - 1].nvalues = ec->n < KMSD_EC_PAIRS_MAX
+			    ? ec->n
+			    : KMSD_EC_PAIRS_MAX;
 		}
 	}
 	if (a != NULL && a->present) {
@@ -763,6 +786,7 @@ authorize(struct kmsd_req *rq, const struct kmsd_key *k, const char *action,
 		d = ward_policy_evaluate(pol, &prq, rq->why, sizeof(rq->why));
 	}
 	ctx_free(&c);
+	rq->explicit_deny = d == WARD_POLICY_EXPLICIT_DENY;
 	if (d == WARD_POLICY_ALLOW)
 		return 0;
 	if (d == WARD_POLICY_IMPLICIT_DENY && grant_op != NULL) {
@@ -776,8 +800,8 @@ authorize(struct kmsd_req *rq, const struct kmsd_key *k, const char *action,
 	    "because %s (%s)",
 	    rq->caller.arn, action, k->arn,
 	    d == WARD_POLICY_EXPLICIT_DENY
-		? "of an explicit deny in a resource-based policy"
-		: "no resource-based policy allows the action",
+	        ? "of an explicit deny in a resource-based policy"
+	        : "no resource-based policy allows the action",
 	    rq->why);
 }
 
@@ -788,7 +812,7 @@ static json_t *
 key_metadata(const struct kmsd_key *k)
 {
 	json_t *m = json_pack("{s:s, s:s, s:s, s:f, s:b, s:s, s:s, s:s, s:s,"
-			      " s:s, s:s, s:s, s:[s], s:b}",
+	                      " s:s, s:s, s:s, s:[s], s:b}",
 	    "AWSAccountId", k->account, "KeyId", k->id, "Arn", k->arn,
 	    "CreationDate", k->created, "Enabled",
 	    strcmp(k->state, "Enabled") == 0, "Description", k->description,
@@ -798,8 +822,8 @@ key_metadata(const struct kmsd_key *k)
 	    "EncryptionAlgorithms", "SYMMETRIC_DEFAULT", "MultiRegion", 0);
 
 	if (m != NULL && strcmp(k->state, "PendingDeletion") == 0)
-		json_object_set_new(m, "DeletionDate",
-		    json_real(k->deletion_date));
+		json_object_set_new(
+		    m, "DeletionDate", json_real(k->deletion_date));
 	return m;
 }
 
@@ -814,8 +838,8 @@ rotate(struct kmsd_req *rq, struct kmsd_key *k, bool force)
 	int r;
 	struct kmsd_key cur;
 
-	if (!force && (k->rotation == 0 ||
-			  now_d() < k->rotated + k->rotation * DAY))
+	if (!force &&
+	    (k->rotation == 0 || now_d() < k->rotated + k->rotation * DAY))
 		return 0;
 	if ((r = kmsd_begin(rq->db)) != 0)
 		return internal(rq, r);
@@ -830,8 +854,7 @@ rotate(struct kmsd_req *rq, struct kmsd_key *k, bool force)
 	}
 	cur.version++;
 	cur.rotated = now_d();
-	if ((r = kmsd_material_add(rq->st, rq->db, cur.id, cur.version)) !=
-		0 ||
+	if ((r = kmsd_material_add(rq->st, rq->db, cur.id, cur.version)) != 0 ||
 	    (r = kmsd_key_put(rq->db, &cur, false)) != 0 ||
 	    (r = kmsd_commit(rq->db)) != 0) {
 		kmsd_key_free(&cur);
@@ -849,8 +872,8 @@ out:
 /* Keys                                                               */
 
 static int
-check_policy_text(struct kmsd_req *rq, const char *policy,
-    const char *account, const char *arn, bool bypass)
+check_policy_text(struct kmsd_req *rq, const char *policy, const char *account,
+    const char *arn, bool bypass)
 {
 	struct ward_policy *pol = NULL;
 	struct ward_policy_request prq;
@@ -873,8 +896,8 @@ check_policy_text(struct kmsd_req *rq, const char *policy,
 	prq.resource = arn;
 	prq.keys = keys;
 	prq.nkeys = 2;
-	if (!bypass && ward_policy_evaluate(pol, &prq, NULL, 0) !=
-			   WARD_POLICY_ALLOW)
+	if (!bypass &&
+	    ward_policy_evaluate(pol, &prq, NULL, 0) != WARD_POLICY_ALLOW)
 		r = FAIL(rq, WARD_EFORMAT, "MalformedPolicyDocumentException",
 		    "The new key policy will not allow you to update the key "
 		    "policy in the future.");
@@ -899,15 +922,16 @@ put_tags(struct kmsd_req *rq, const char *key_id, const json_t *tags)
 		return FAIL(rq, WARD_ELIMIT, "LimitExceededException",
 		    "A key may carry at most %d tags", KMSD_TAGS_MAX);
 	if (kmsd_prepare(rq->db,
-		"INSERT OR REPLACE INTO tags(key_id, k, v) VALUES (?, ?, ?)",
-		-1, &st, NULL) != SQLITE_OK)
+	        "INSERT OR REPLACE INTO tags(key_id, k, v) VALUES (?, ?, ?)",
+	        -1, &st, NULL) != SQLITE_OK)
 		return internal(rq, kmsd_db_err(rq->db, "writing tags"));
 	json_array_foreach(tags, i, t)
 	{
 		const char *k, *v;
 
 		if (!json_is_object(t)) {
-			r = SERIALIZATION(rq, "'Tags' entries must be "
+			r = SERIALIZATION(rq,
+			    "'Tags' entries must be "
 			    "structures");
 			break;
 		}
@@ -944,33 +968,37 @@ op_create_key(struct kmsd_req *rq)
 
 	memset(&k, 0, sizeof(k));
 	if ((r = get_str(rq, rq->in, "Policy", false, 1, WARD_KMS_POLICY_MAX,
-		 &policy)) != 0 ||
+	         &policy)) != 0 ||
 	    (r = get_str(rq, rq->in, "Description", false, 0, KMSD_DESC_MAX,
-		 &desc)) != 0 ||
+	         &desc)) != 0 ||
 	    (r = get_str(rq, rq->in, "KeyUsage", false, 1, 64, &usage)) != 0 ||
 	    (r = get_str(rq, rq->in, "KeySpec", false, 1, 64, &spec)) != 0 ||
 	    (r = get_str(rq, rq->in, "CustomerMasterKeySpec", false, 1, 64,
-		 &cmkspec)) != 0 ||
+	         &cmkspec)) != 0 ||
 	    (r = get_str(rq, rq->in, "Origin", false, 1, 64, &origin)) != 0 ||
-	    (r = get_str(rq, rq->in, "CustomKeyStoreId", false, 1, 64,
-		 &store)) != 0 ||
-	    (r = get_bool(rq, rq->in, "BypassPolicyLockoutSafetyCheck",
-		 &bypass)) != 0 ||
+	    (r = get_str(
+	         rq, rq->in, "CustomKeyStoreId", false, 1, 64, &store)) != 0 ||
+	    (r = get_bool(
+	         rq, rq->in, "BypassPolicyLockoutSafetyCheck", &bypass)) != 0 ||
 	    (r = get_bool(rq, rq->in, "MultiRegion", &multi)) != 0)
 		return r;
 	if (usage != NULL && strcmp(usage, "ENCRYPT_DECRYPT") != 0)
-		return UNSUPPORTED(rq, "KeyUsage %s: this key service makes "
-		    "only ENCRYPT_DECRYPT keys", ward_quotes(usage));
+		return UNSUPPORTED(rq,
+		    "KeyUsage %s: this key service makes "
+		    "only ENCRYPT_DECRYPT keys",
+		    ward_quotes(usage));
 	if ((spec != NULL && strcmp(spec, "SYMMETRIC_DEFAULT") != 0) ||
 	    (cmkspec != NULL && strcmp(cmkspec, "SYMMETRIC_DEFAULT") != 0))
-		return UNSUPPORTED(rq, "KeySpec %s: this key service makes "
+		return UNSUPPORTED(rq,
+		    "KeySpec %s: this key service makes "
 		    "only SYMMETRIC_DEFAULT keys",
 		    ward_quotes(spec != NULL ? spec : cmkspec));
 	if (origin != NULL && strcmp(origin, "AWS_KMS") != 0)
-		return UNSUPPORTED(rq, "Origin %s is not supported",
-		    ward_quotes(origin));
+		return UNSUPPORTED(
+		    rq, "Origin %s is not supported", ward_quotes(origin));
 	if (store != NULL || multi)
-		return UNSUPPORTED(rq, "custom key stores and multi-Region "
+		return UNSUPPORTED(rq,
+		    "custom key stores and multi-Region "
 		    "keys are not supported");
 	if ((r = ward_random(uuid, sizeof(uuid))) != 0)
 		return internal(rq, r);
@@ -984,8 +1012,8 @@ op_create_key(struct kmsd_req *rq)
 		if ((defpol = ward_policy_default(k.account)) == NULL)
 			return internal(rq, ward_enomem());
 		policy = defpol;
-	} else if ((r = check_policy_text(rq, policy, k.account, k.arn,
-			bypass)) != 0) {
+	} else if ((r = check_policy_text(
+	                rq, policy, k.account, k.arn, bypass)) != 0) {
 		return r;
 	}
 	snprintf(k.state, sizeof(k.state), "Enabled");
@@ -1023,8 +1051,8 @@ op_describe_key(struct kmsd_req *rq)
 
 	if ((r = resolve_member(rq, "KeyId", true, &k)) != 0)
 		return r;
-	if ((r = authorize(rq, &k, "kms:DescribeKey", NULL, NULL,
-		 "DescribeKey")) == 0)
+	if ((r = authorize(
+	         rq, &k, "kms:DescribeKey", NULL, NULL, "DescribeKey")) == 0)
 		r = out_set(rq, "KeyMetadata", key_metadata(&k));
 	kmsd_key_free(&k);
 	return r;
@@ -1074,16 +1102,21 @@ op_list_keys(struct kmsd_req *rq)
 		return internal(rq, ward_enomem());
 	if ((r = get_page(rq, &limit, &marker)) != 0)
 		goto out;
+	if (marker != NULL && !is_uuid(marker)) {
+		r = FAIL(rq, WARD_EFORMAT, "InvalidMarkerException",
+		    "The marker is not one this service returned");
+		goto out;
+	}
 	if (kmsd_prepare(rq->db,
-		"SELECT id, arn FROM keys WHERE account = ? AND id > ?"
-		" ORDER BY id",
-		-1, &st, NULL) != SQLITE_OK) {
+	        "SELECT id, arn FROM keys WHERE account = ? AND id > ?"
+	        " ORDER BY id",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = internal(rq, kmsd_db_err(rq->db, "listing keys"));
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, rq->caller.account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, marker != NULL ? marker : "", -1,
-	    SQLITE_STATIC);
+	sqlite3_bind_text(
+	    st, 2, marker != NULL ? marker : "", -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
 		if (n == limit) {
 			more = true;
@@ -1093,7 +1126,7 @@ op_list_keys(struct kmsd_req *rq)
 		    (const char *)sqlite3_column_text(st, 0));
 		json_array_append_new(keys,
 		    json_pack("{s:s, s:s}", "KeyId", last, "KeyArn",
-			(const char *)sqlite3_column_text(st, 1)));
+		        (const char *)sqlite3_column_text(st, 1)));
 		n++;
 	}
 	if ((r = out_set(rq, "Keys", json_incref(keys))) == 0)
@@ -1110,16 +1143,19 @@ valid_alias(struct kmsd_req *rq, const char *name)
 	size_t n = strlen(name);
 
 	if (strncmp(name, "alias/", 6) != 0)
-		return VALIDATION(rq, "Alias must start with the prefix "
+		return VALIDATION(rq,
+		    "Alias must start with the prefix "
 		    "\"alias/\". Please see "
 		    "http://docs.aws.amazon.com/kms/latest/developerguide/"
 		    "programming-aliases.html");
 	if (n <= 6 || n > KMSD_ALIAS_MAX ||
-	    strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
-			 "YZ0123456789:/_-") != n)
+	    strspn(name,
+	        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWX"
+	        "YZ0123456789:/_-") != n)
 		return FAIL(rq, WARD_EFORMAT, "InvalidAliasNameException",
 		    "Alias name %s is not valid: use 1 to 250 of a-z A-Z 0-9 "
-		    ": / _ - after alias/", ward_quotes(name));
+		    ": / _ - after alias/",
+		    ward_quotes(name));
 	if (strncmp(name, "alias/aws/", 10) == 0 ||
 	    strcmp(name, "alias/aws") == 0)
 		return FAIL(rq, WARD_EAUTH, "NotAuthorizedException",
@@ -1129,8 +1165,8 @@ valid_alias(struct kmsd_req *rq, const char *name)
 }
 
 static int
-exec_alias(struct kmsd_req *rq, const char *sql, const char *a,
-    const char *b, const char *c, int *changes)
+exec_alias(struct kmsd_req *rq, const char *sql, const char *a, const char *b,
+    const char *c, int *changes)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
@@ -1162,7 +1198,7 @@ op_create_alias(struct kmsd_req *rq)
 	int r;
 
 	if ((r = get_str(rq, rq->in, "AliasName", true, 1, KMSD_ALIAS_MAX,
-		 &name)) != 0 ||
+	         &name)) != 0 ||
 	    (r = valid_alias(rq, name)) != 0)
 		return r;
 	if ((r = resolve_member(rq, "TargetKeyId", false, &k)) != 0)
@@ -1171,8 +1207,7 @@ op_create_alias(struct kmsd_req *rq)
 		r = FAIL(rq, WARD_EAUTH, "AccessDeniedException",
 		    "An alias and its key must be in the same account");
 	else if ((r = check_state(rq, &k, USE_MANAGE)) == 0 &&
-		 (r = authorize(rq, &k, "kms:CreateAlias", NULL, NULL,
-		      NULL)) == 0) {
+	    (r = authorize(rq, &k, "kms:CreateAlias", NULL, NULL, NULL)) == 0) {
 		r = exec_alias(rq,
 		    "INSERT INTO aliases(account, name, key_id, created,"
 		    " updated) VALUES (?1, ?2, ?3, ?4, ?4)",
@@ -1197,7 +1232,7 @@ op_update_alias(struct kmsd_req *rq)
 
 	memset(&old, 0, sizeof(old));
 	if ((r = get_str(rq, rq->in, "AliasName", true, 1, KMSD_ALIAS_MAX,
-		 &name)) != 0 ||
+	         &name)) != 0 ||
 	    (r = alias_lookup(rq, rq->caller.account, name, cur)) != 0)
 		return r;
 	if ((r = resolve_member(rq, "TargetKeyId", false, &k)) != 0)
@@ -1211,8 +1246,7 @@ op_update_alias(struct kmsd_req *rq)
 	    (r = authorize(rq, &k, "kms:UpdateAlias", NULL, NULL, NULL)) != 0)
 		goto out;
 	if (load_key(rq, cur, &old) == 0 &&
-	    (r = authorize(rq, &old, "kms:UpdateAlias", NULL, NULL, NULL)) !=
-		0)
+	    (r = authorize(rq, &old, "kms:UpdateAlias", NULL, NULL, NULL)) != 0)
 		goto out;
 	snprintf(rq->key_arn, sizeof(rq->key_arn), "%s", k.arn);
 	r = exec_alias(rq,
@@ -1234,7 +1268,7 @@ op_delete_alias(struct kmsd_req *rq)
 	int r;
 
 	if ((r = get_str(rq, rq->in, "AliasName", true, 1, KMSD_ALIAS_MAX,
-		 &name)) != 0 ||
+	         &name)) != 0 ||
 	    (r = alias_lookup(rq, rq->caller.account, name, cur)) != 0)
 		return r;
 	if (load_key(rq, cur, &k) == 0) {
@@ -1267,6 +1301,11 @@ op_list_aliases(struct kmsd_req *rq)
 	if ((r = get_page(rq, &limit, &marker)) != 0 ||
 	    (r = get_str(rq, rq->in, "KeyId", false, 1, 2048, &keyid)) != 0)
 		goto out;
+	if (marker != NULL && strncmp(marker, "alias/", 6) != 0) {
+		r = FAIL(rq, WARD_EFORMAT, "InvalidMarkerException",
+		    "The marker is not one this service returned");
+		goto out;
+	}
 	if (keyid != NULL) {
 		if ((r = resolve(rq, keyid, false, &k)) != 0)
 			goto out;
@@ -1274,17 +1313,17 @@ op_list_aliases(struct kmsd_req *rq)
 		kmsd_key_free(&k);
 	}
 	if (kmsd_prepare(rq->db,
-		"SELECT a.name, a.key_id, a.created, a.updated, k.arn"
-		" FROM aliases a JOIN keys k ON k.id = a.key_id"
-		" WHERE a.account = ? AND a.name > ? AND (? = '' OR"
-		" a.key_id = ?) ORDER BY a.name",
-		-1, &st, NULL) != SQLITE_OK) {
+	        "SELECT a.name, a.key_id, a.created, a.updated, k.arn"
+	        " FROM aliases a JOIN keys k ON k.id = a.key_id"
+	        " WHERE a.account = ? AND a.name > ? AND (? = '' OR"
+	        " a.key_id = ?) ORDER BY a.name",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = internal(rq, kmsd_db_err(rq->db, "listing aliases"));
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, rq->caller.account, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, marker != NULL ? marker : "", -1,
-	    SQLITE_STATIC);
+	sqlite3_bind_text(
+	    st, 2, marker != NULL ? marker : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, filter, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, filter, -1, SQLITE_STATIC);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
@@ -1300,10 +1339,10 @@ op_list_aliases(struct kmsd_req *rq)
 		    rq->st->region, rq->caller.account, last);
 		json_array_append_new(list,
 		    json_pack("{s:s, s:s, s:s, s:f, s:f}", "AliasName", last,
-			"AliasArn", arn, "TargetKeyId",
-			(const char *)sqlite3_column_text(st, 1),
-			"CreationDate", sqlite3_column_double(st, 2),
-			"LastUpdatedDate", sqlite3_column_double(st, 3)));
+		        "AliasArn", arn, "TargetKeyId",
+		        (const char *)sqlite3_column_text(st, 1),
+		        "CreationDate", sqlite3_column_double(st, 2),
+		        "LastUpdatedDate", sqlite3_column_double(st, 3)));
 		n++;
 	}
 	if ((r = out_set(rq, "Aliases", json_incref(list))) == 0)
@@ -1343,18 +1382,35 @@ check_grant_tokens(struct kmsd_req *rq)
 	if (!json_is_array(g))
 		return SERIALIZATION(rq, "'GrantTokens' must be a list");
 	if (json_array_size(g) > 10)
-		return VALIDATION(rq, "1 validation error detected: Value at "
+		return VALIDATION(rq,
+		    "1 validation error detected: Value at "
 		    "'grantTokens' failed to satisfy constraint: Member must "
 		    "have length less than or equal to 10");
 	json_array_foreach(g, i, t)
 	{
+		sqlite3_stmt *st = NULL;
+		int rc;
+
 		if (!json_is_string(t) || json_string_length(t) < 1 ||
 		    json_string_length(t) > 8192)
 			return FAIL(rq, WARD_EFORMAT,
 			    "InvalidGrantTokenException",
 			    "The grant token is not valid");
+		/* Grants take effect at once here, so a token adds nothing;
+		 * but one that names no grant is refused, as AWS does. */
+		if (kmsd_prepare(rq->db, "SELECT 1 FROM grants WHERE token = ?",
+		        -1, &st, NULL) != SQLITE_OK)
+			return internal(
+			    rq, kmsd_db_err(rq->db, "reading grants"));
+		sqlite3_bind_text(
+		    st, 1, json_string_value(t), -1, SQLITE_STATIC);
+		rc = sqlite3_step(st);
+		kmsd_finish(st);
+		if (rc != SQLITE_ROW)
+			return FAIL(rq, WARD_EFORMAT,
+			    "InvalidGrantTokenException",
+			    "The grant token is not valid");
 	}
-	/* Grants take effect at once here, so tokens need no lookup. */
 	return 0;
 }
 
@@ -1398,7 +1454,7 @@ op_encrypt(struct kmsd_req *rq)
 	if ((r = resolve_member(rq, "KeyId", true, &k)) != 0)
 		return r;
 	if ((r = get_blob(rq, rq->in, "Plaintext", true, WARD_KMS_PLAINTEXT_MAX,
-		 &pt, NULL)) != 0 ||
+	         &pt, NULL)) != 0 ||
 	    (r = get_ec(rq, rq->in, "EncryptionContext", &ec)) != 0 ||
 	    (r = check_algorithm(rq, "EncryptionAlgorithm")) != 0 ||
 	    (r = check_grant_tokens(rq)) != 0 ||
@@ -1406,7 +1462,7 @@ op_encrypt(struct kmsd_req *rq)
 	    (r = authorize(rq, &k, "kms:Encrypt", &ec, NULL, "Encrypt")) != 0)
 		goto out;
 	if ((r = seal_under(rq, &k, &ec, pt.p, pt.len, "CiphertextBlob")) ==
-		0 &&
+	        0 &&
 	    (r = out_set(rq, "KeyId", json_string(k.arn))) == 0)
 		r = out_set(rq, "EncryptionAlgorithm",
 		    json_string("SYMMETRIC_DEFAULT"));
@@ -1439,10 +1495,10 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 	memset(k, 0, sizeof(*k));
 	memset(&want, 0, sizeof(want));
 	if ((r = get_blob(rq, rq->in, blob_member, true,
-		 WARD_KMS_CIPHERTEXT_MAX, &blob, NULL)) != 0 ||
+	         WARD_KMS_CIPHERTEXT_MAX, &blob, NULL)) != 0 ||
 	    (r = get_ec(rq, rq->in, ec_member, ec)) != 0 ||
 	    (r = get_str(rq, rq->in, keyid_member, false, 1, 2048, &named)) !=
-		0)
+	        0)
 		goto out;
 	if (kmsd_blob_peek(blob.p, blob.len, id, &version) != 0) {
 		ward_errclear();
@@ -1517,11 +1573,11 @@ op_decrypt(struct kmsd_req *rq)
 	    (r = get_recipient(rq, &a)) != 0)
 		return r;
 	if ((r = open_blob(rq, "CiphertextBlob", "KeyId", "EncryptionContext",
-		 "kms:Decrypt", "Decrypt", &a, &k, &ec, &pt)) != 0)
+	         "kms:Decrypt", "Decrypt", &a, &k, &ec, &pt)) != 0)
 		goto out;
 	if ((r = out_set(rq, "KeyId", json_string(k.arn))) != 0 ||
 	    (r = out_set(rq, "EncryptionAlgorithm",
-		 json_string("SYMMETRIC_DEFAULT"))) != 0)
+	         json_string("SYMMETRIC_DEFAULT"))) != 0)
 		goto out;
 	if (a.present)
 		r = seal_for(rq, &a, pt.p, pt.len);
@@ -1554,19 +1610,19 @@ op_reencrypt(struct kmsd_req *rq)
 	if ((r = resolve_member(rq, "DestinationKeyId", true, &dst)) != 0)
 		goto out;
 	if ((r = open_blob(rq, "CiphertextBlob", "SourceKeyId",
-		 "SourceEncryptionContext", "kms:ReEncryptFrom", "ReEncryptFrom",
-		 NULL, &src, &sec, &pt)) != 0)
+	         "SourceEncryptionContext", "kms:ReEncryptFrom",
+	         "ReEncryptFrom", NULL, &src, &sec, &pt)) != 0)
 		goto out;
 	snprintf(rq->key_arn, sizeof(rq->key_arn), "%s", dst.arn);
 	if ((r = check_state(rq, &dst, USE_CRYPTO)) == 0 &&
 	    (r = authorize(rq, &dst, "kms:ReEncryptTo", &dec, NULL,
-		 "ReEncryptTo")) == 0 &&
+	         "ReEncryptTo")) == 0 &&
 	    (r = seal_under(rq, &dst, &dec, pt.p, pt.len, "CiphertextBlob")) ==
-		0 &&
+	        0 &&
 	    (r = out_set(rq, "SourceKeyId", json_string(src.arn))) == 0 &&
 	    (r = out_set(rq, "KeyId", json_string(dst.arn))) == 0 &&
 	    (r = out_set(rq, "SourceEncryptionAlgorithm",
-		 json_string("SYMMETRIC_DEFAULT"))) == 0)
+	         json_string("SYMMETRIC_DEFAULT"))) == 0)
 		r = out_set(rq, "DestinationEncryptionAlgorithm",
 		    json_string("SYMMETRIC_DEFAULT"));
 	kmsd_key_free(&src);
@@ -1588,13 +1644,15 @@ data_key_size(struct kmsd_req *rq, size_t *n)
 
 	if ((r = get_str(rq, rq->in, "KeySpec", false, 1, 16, &spec)) != 0 ||
 	    (r = get_int(rq, rq->in, "NumberOfBytes", 1, WARD_KMS_DATAKEY_MAX,
-		 &has, &nb)) != 0)
+	         &has, &nb)) != 0)
 		return r;
 	if (spec != NULL && has)
-		return VALIDATION(rq, "1 validation error detected: Both "
+		return VALIDATION(rq,
+		    "1 validation error detected: Both "
 		    "KeySpec and NumberOfBytes cannot be provided.");
 	if (spec == NULL && !has)
-		return VALIDATION(rq, "1 validation error detected: Either "
+		return VALIDATION(rq,
+		    "1 validation error detected: Either "
 		    "KeySpec or NumberOfBytes is required.");
 	if (spec != NULL) {
 		if (strcmp(spec, "AES_256") == 0)
@@ -1602,10 +1660,12 @@ data_key_size(struct kmsd_req *rq, size_t *n)
 		else if (strcmp(spec, "AES_128") == 0)
 			*n = 16;
 		else
-			return VALIDATION(rq, "1 validation error detected: "
+			return VALIDATION(rq,
+			    "1 validation error detected: "
 			    "Value '%s' at 'keySpec' failed to satisfy "
 			    "constraint: Member must satisfy enum value set: "
-			    "[AES_256, AES_128]", ward_quotes(spec));
+			    "[AES_256, AES_128]",
+			    ward_quotes(spec));
 	} else {
 		*n = (size_t)nb;
 	}
@@ -1632,11 +1692,11 @@ generate_data_key(struct kmsd_req *rq, bool with_plaintext)
 	    (with_plaintext && (r = get_recipient(rq, &a)) != 0) ||
 	    (r = check_state(rq, &k, USE_CRYPTO)) != 0 ||
 	    (r = authorize(rq, &k,
-		 with_plaintext ? "kms:GenerateDataKey"
-				: "kms:GenerateDataKeyWithoutPlaintext",
-		 &ec, &a,
-		 with_plaintext ? "GenerateDataKey"
-				: "GenerateDataKeyWithoutPlaintext")) != 0)
+	         with_plaintext ? "kms:GenerateDataKey"
+	                        : "kms:GenerateDataKeyWithoutPlaintext",
+	         &ec, &a,
+	         with_plaintext ? "GenerateDataKey"
+	                        : "GenerateDataKeyWithoutPlaintext")) != 0)
 		goto out;
 	if ((r = ward_random(dk, n)) != 0) {
 		r = internal(rq, r);
@@ -1680,12 +1740,13 @@ op_generate_random(struct kmsd_req *rq)
 	int r;
 
 	if ((r = get_int(rq, rq->in, "NumberOfBytes", 1, WARD_KMS_DATAKEY_MAX,
-		 &has, &n)) != 0 ||
-	    (r = get_str(rq, rq->in, "CustomKeyStoreId", false, 1, 64,
-		 &store)) != 0)
+	         &has, &n)) != 0 ||
+	    (r = get_str(
+	         rq, rq->in, "CustomKeyStoreId", false, 1, 64, &store)) != 0)
 		return r;
 	if (!has)
-		return VALIDATION(rq, "1 validation error detected: Value null "
+		return VALIDATION(rq,
+		    "1 validation error detected: Value null "
 		    "at 'numberOfBytes' failed to satisfy constraint: Member "
 		    "must not be null");
 	if (store != NULL)
@@ -1744,7 +1805,8 @@ policy_name(struct kmsd_req *rq)
 	if ((r = get_str(rq, rq->in, "PolicyName", false, 1, 128, &name)) != 0)
 		return r;
 	if (name != NULL && strcmp(name, "default") != 0)
-		return NOTFOUND(rq, "No such policy exists: the only policy "
+		return NOTFOUND(rq,
+		    "No such policy exists: the only policy "
 		    "name is default");
 	return 0;
 }
@@ -1775,9 +1837,9 @@ op_put_key_policy(struct kmsd_req *rq)
 
 	if ((r = policy_name(rq)) != 0 ||
 	    (r = get_str(rq, rq->in, "Policy", true, 1, WARD_KMS_POLICY_MAX,
-		 &policy)) != 0 ||
-	    (r = get_bool(rq, rq->in, "BypassPolicyLockoutSafetyCheck",
-		 &bypass)) != 0)
+	         &policy)) != 0 ||
+	    (r = get_bool(
+	         rq, rq->in, "BypassPolicyLockoutSafetyCheck", &bypass)) != 0)
 		return r;
 	if ((r = managed_key(rq, USE_ANY, "kms:PutKeyPolicy", NULL, &k)) != 0)
 		return r;
@@ -1841,13 +1903,13 @@ op_schedule_key_deletion(struct kmsd_req *rq)
 	bool has;
 	int r;
 
-	if ((r = get_int(rq, rq->in, "PendingWindowInDays", 7, 30, &has,
-		 &days)) != 0)
+	if ((r = get_int(
+	         rq, rq->in, "PendingWindowInDays", 7, 30, &has, &days)) != 0)
 		return r;
 	if (!has)
 		days = 30;
-	if ((r = managed_key(rq, USE_MANAGE, "kms:ScheduleKeyDeletion", NULL,
-		 &k)) != 0)
+	if ((r = managed_key(
+	         rq, USE_MANAGE, "kms:ScheduleKeyDeletion", NULL, &k)) != 0)
 		return r;
 	snprintf(k.state, sizeof(k.state), "PendingDeletion");
 	k.pending_days = (int)days;
@@ -1855,7 +1917,7 @@ op_schedule_key_deletion(struct kmsd_req *rq)
 	if ((r = save_key(rq, &k)) == 0 &&
 	    (r = out_set(rq, "KeyId", json_string(k.arn))) == 0 &&
 	    (r = out_set(rq, "DeletionDate", json_real(k.deletion_date))) ==
-		0 &&
+	        0 &&
 	    (r = out_set(rq, "KeyState", json_string(k.state))) == 0)
 		r = out_set(rq, "PendingWindowInDays", json_integer(days));
 	kmsd_key_free(&k);
@@ -1868,8 +1930,8 @@ op_cancel_key_deletion(struct kmsd_req *rq)
 	struct kmsd_key k;
 	int r;
 
-	if ((r = managed_key(rq, USE_ANY, "kms:CancelKeyDeletion", NULL,
-		 &k)) != 0)
+	if ((r = managed_key(rq, USE_ANY, "kms:CancelKeyDeletion", NULL, &k)) !=
+	    0)
 		return r;
 	if (strcmp(k.state, "PendingDeletion") != 0) {
 		r = INVALIDSTATE(rq, "%s is not pending deletion.", k.arn);
@@ -1895,9 +1957,9 @@ op_update_key_description(struct kmsd_req *rq)
 	int r;
 
 	if ((r = get_str(rq, rq->in, "Description", true, 0, KMSD_DESC_MAX,
-		 &desc)) != 0 ||
-	    (r = managed_key(rq, USE_MANAGE, "kms:UpdateKeyDescription", NULL,
-		 &k)) != 0)
+	         &desc)) != 0 ||
+	    (r = managed_key(
+	         rq, USE_MANAGE, "kms:UpdateKeyDescription", NULL, &k)) != 0)
 		return r;
 	old = k.description;
 	k.description = (char *)desc;
@@ -1916,12 +1978,12 @@ op_enable_key_rotation(struct kmsd_req *rq)
 	int r;
 
 	if ((r = get_int(rq, rq->in, "RotationPeriodInDays", 90, 2560, &has,
-		 &days)) != 0)
+	         &days)) != 0)
 		return r;
 	if (!has)
 		days = 365;
-	if ((r = managed_key(rq, USE_GRANT, "kms:EnableKeyRotation", NULL,
-		 &k)) != 0)
+	if ((r = managed_key(
+	         rq, USE_GRANT, "kms:EnableKeyRotation", NULL, &k)) != 0)
 		return r;
 	k.rotation = (int)days;
 	r = save_key(rq, &k);
@@ -1935,8 +1997,8 @@ op_disable_key_rotation(struct kmsd_req *rq)
 	struct kmsd_key k;
 	int r;
 
-	if ((r = managed_key(rq, USE_GRANT, "kms:DisableKeyRotation", NULL,
-		 &k)) != 0)
+	if ((r = managed_key(
+	         rq, USE_GRANT, "kms:DisableKeyRotation", NULL, &k)) != 0)
 		return r;
 	k.rotation = 0;
 	r = save_key(rq, &k);
@@ -1950,15 +2012,15 @@ op_get_key_rotation_status(struct kmsd_req *rq)
 	struct kmsd_key k;
 	int r;
 
-	if ((r = managed_key(rq, USE_MANAGE, "kms:GetKeyRotationStatus", NULL,
-		 &k)) != 0)
+	if ((r = managed_key(
+	         rq, USE_MANAGE, "kms:GetKeyRotationStatus", NULL, &k)) != 0)
 		return r;
 	if ((r = out_set(rq, "KeyRotationEnabled",
-		 json_boolean(k.rotation > 0))) == 0 &&
+	         json_boolean(k.rotation > 0))) == 0 &&
 	    (r = out_set(rq, "KeyId", json_string(k.arn))) == 0 &&
 	    k.rotation > 0 &&
-	    (r = out_set(rq, "RotationPeriodInDays",
-		 json_integer(k.rotation))) == 0)
+	    (r = out_set(
+	         rq, "RotationPeriodInDays", json_integer(k.rotation))) == 0)
 		r = out_set(rq, "NextRotationDate",
 		    json_real(k.rotated + k.rotation * DAY));
 	kmsd_key_free(&k);
@@ -1971,8 +2033,8 @@ op_rotate_key_on_demand(struct kmsd_req *rq)
 	struct kmsd_key k;
 	int r;
 
-	if ((r = managed_key(rq, USE_GRANT, "kms:RotateKeyOnDemand", NULL,
-		 &k)) != 0)
+	if ((r = managed_key(
+	         rq, USE_GRANT, "kms:RotateKeyOnDemand", NULL, &k)) != 0)
 		return r;
 	if ((r = rotate(rq, &k, true)) == 0)
 		r = out_set(rq, "KeyId", json_string(k.arn));
@@ -1991,16 +2053,16 @@ op_tag_resource(struct kmsd_req *rq)
 	int r;
 
 	if (tags == NULL)
-		return VALIDATION(rq, "1 validation error detected: Value null "
+		return VALIDATION(rq,
+		    "1 validation error detected: Value null "
 		    "at 'tags' failed to satisfy constraint: Member must not "
 		    "be null");
-	if ((r = managed_key(rq, USE_MANAGE, "kms:TagResource", NULL, &k)) !=
-	    0)
+	if ((r = managed_key(rq, USE_MANAGE, "kms:TagResource", NULL, &k)) != 0)
 		return r;
 	if ((r = kmsd_begin(rq->db)) != 0)
 		r = internal(rq, r);
 	else if ((r = put_tags(rq, k.id, tags)) == 0 &&
-		 (r = kmsd_commit(rq->db)) != 0)
+	    (r = kmsd_commit(rq->db)) != 0)
 		r = internal(rq, r);
 	kmsd_rollback(rq->db);
 	kmsd_key_free(&k);
@@ -2021,9 +2083,8 @@ op_untag_resource(struct kmsd_req *rq)
 	if ((r = managed_key(rq, USE_MANAGE, "kms:UntagResource", NULL, &k)) !=
 	    0)
 		return r;
-	if (kmsd_prepare(rq->db,
-		"DELETE FROM tags WHERE key_id = ? AND k = ?", -1, &st,
-		NULL) != SQLITE_OK) {
+	if (kmsd_prepare(rq->db, "DELETE FROM tags WHERE key_id = ? AND k = ?",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = internal(rq, kmsd_db_err(rq->db, "removing tags"));
 		goto out;
 	}
@@ -2035,8 +2096,8 @@ op_untag_resource(struct kmsd_req *rq)
 		}
 		sqlite3_reset(st);
 		sqlite3_bind_text(st, 1, k.id, -1, SQLITE_STATIC);
-		sqlite3_bind_text(st, 2, json_string_value(t), -1,
-		    SQLITE_STATIC);
+		sqlite3_bind_text(
+		    st, 2, json_string_value(t), -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE) {
 			r = internal(rq, kmsd_db_err(rq->db, "removing tags"));
 			break;
@@ -2062,8 +2123,8 @@ op_list_resource_tags(struct kmsd_req *rq)
 	    0)
 		goto out;
 	if (kmsd_prepare(rq->db,
-		"SELECT k, v FROM tags WHERE key_id = ? ORDER BY k", -1, &st,
-		NULL) != SQLITE_OK) {
+	        "SELECT k, v FROM tags WHERE key_id = ? ORDER BY k", -1, &st,
+	        NULL) != SQLITE_OK) {
 		r = internal(rq, kmsd_db_err(rq->db, "reading tags"));
 		kmsd_key_free(&k);
 		goto out;
@@ -2072,8 +2133,8 @@ op_list_resource_tags(struct kmsd_req *rq)
 	while (sqlite3_step(st) == SQLITE_ROW)
 		json_array_append_new(tags,
 		    json_pack("{s:s, s:s}", "TagKey",
-			(const char *)sqlite3_column_text(st, 0), "TagValue",
-			(const char *)sqlite3_column_text(st, 1)));
+		        (const char *)sqlite3_column_text(st, 0), "TagValue",
+		        (const char *)sqlite3_column_text(st, 1)));
 	kmsd_key_free(&k);
 	if ((r = out_set(rq, "Tags", json_incref(tags))) == 0)
 		r = out_set(rq, "Truncated", json_false());
@@ -2086,19 +2147,75 @@ out:
 /* ------------------------------------------------------------------ */
 /* Grants                                                             */
 
-static const char *const grant_ops[] = {"Decrypt", "Encrypt",
-    "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom",
-    "ReEncryptTo", "Sign", "Verify", "GetPublicKey", "CreateGrant",
-    "RetireGrant", "DescribeKey", "GenerateDataKeyPair",
-    "GenerateDataKeyPairWithoutPlaintext", "GenerateMac", "VerifyMac",
-    "DeriveSharedSecret"};
+static const char *const grant_ops[] = {"Decrypt", "Encrypt", "GenerateDataKey",
+    "GenerateDataKeyWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "Sign",
+    "Verify", "GetPublicKey", "CreateGrant", "RetireGrant", "DescribeKey",
+    "GenerateDataKeyPair", "GenerateDataKeyPairWithoutPlaintext", "GenerateMac",
+    "VerifyMac", "DeriveSharedSecret"};
 
 static bool
 valid_principal_arn(const char *s)
 {
 	return strncmp(s, "arn:aws:iam::", 13) == 0 && strlen(s) > 26 &&
-	    strspn(s + 13, "0123456789") == KMSD_ACCOUNT_LEN &&
-	    s[25] == ':';
+	    strspn(s + 13, "0123456789") == KMSD_ACCOUNT_LEN && s[25] == ':';
+}
+
+/*
+ * Does one of the caller's grants on k include CreateGrant and cover the
+ * requested operations, with constraints no looser than the new grant's?
+ */
+static int
+grant_covers(struct kmsd_req *rq, const struct kmsd_key *k, const json_t *ops,
+    const json_t *cons, bool *ok)
+{
+	sqlite3_stmt *st = NULL;
+	char root[64];
+
+	*ok = false;
+	snprintf(
+	    root, sizeof(root), "arn:aws:iam::%s:root", rq->caller.account);
+	if (kmsd_prepare(rq->db,
+	        "SELECT id, operations, constraints FROM grants"
+	        " WHERE key_id = ? AND (grantee = ? OR grantee = ?)",
+	        -1, &st, NULL) != SQLITE_OK)
+		return internal(rq, kmsd_db_err(rq->db, "reading grants"));
+	sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, rq->caller.arn, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, root, -1, SQLITE_STATIC);
+	while (!*ok && sqlite3_step(st) == SQLITE_ROW) {
+		json_t *have = json_loads(
+		    (const char *)sqlite3_column_text(st, 1), 0, NULL);
+		const char *ctext = (const char *)sqlite3_column_text(st, 2);
+		json_t *hcons =
+		    ctext != NULL && *ctext ? json_loads(ctext, 0, NULL) : NULL;
+		bool all = json_is_array(have), has_cg = false;
+		size_t i, j;
+		json_t *o, *h;
+
+		json_array_foreach(have, j, h) has_cg = has_cg ||
+		    (json_is_string(h) &&
+		        strcmp(json_string_value(h), "CreateGrant") == 0);
+		json_array_foreach(ops, i, o)
+		{
+			bool found = false;
+			json_array_foreach(have, j, h) found =
+			    found || json_equal(o, h);
+			all = all && found;
+		}
+		/* constraints: none on the parent, or exactly the parent's */
+		if (has_cg && all &&
+		    (hcons == NULL ||
+		        (cons != NULL && json_equal(hcons, cons)))) {
+			*ok = true;
+			snprintf(rq->why, sizeof(rq->why),
+			    "allowed by grant %s",
+			    (const char *)sqlite3_column_text(st, 0));
+		}
+		json_decref(have);
+		json_decref(hcons);
+	}
+	kmsd_finish(st);
+	return 0;
 }
 
 static int
@@ -2116,19 +2233,21 @@ op_create_grant(struct kmsd_req *rq)
 	int r;
 
 	if ((r = get_str(rq, rq->in, "GranteePrincipal", true, 1, 256,
-		 &grantee)) != 0 ||
+	         &grantee)) != 0 ||
 	    (r = get_str(rq, rq->in, "RetiringPrincipal", false, 1, 256,
-		 &retiring)) != 0 ||
+	         &retiring)) != 0 ||
 	    (r = get_str(rq, rq->in, "Name", false, 1, 256, &name)) != 0 ||
 	    (r = check_grant_tokens(rq)) != 0)
 		return r;
 	if (!valid_principal_arn(grantee) ||
 	    (retiring != NULL && !valid_principal_arn(retiring)))
-		return VALIDATION(rq, "GranteePrincipal and RetiringPrincipal "
+		return VALIDATION(rq,
+		    "GranteePrincipal and RetiringPrincipal "
 		    "must be IAM principal ARNs (arn:aws:iam::ACCOUNT:...)");
 	if (ops == NULL || !json_is_array(ops) || json_array_size(ops) == 0 ||
 	    json_array_size(ops) > 20)
-		return VALIDATION(rq, "'Operations' must be a list of 1 to 20 "
+		return VALIDATION(rq,
+		    "'Operations' must be a list of 1 to 20 "
 		    "grant operations");
 	json_array_foreach(ops, i, o)
 	{
@@ -2137,10 +2256,11 @@ op_create_grant(struct kmsd_req *rq)
 		     j++)
 			ok = ok ||
 			    (json_is_string(o) &&
-				strcmp(json_string_value(o), grant_ops[j]) ==
-				    0);
+			        strcmp(json_string_value(o), grant_ops[j]) ==
+			            0);
 		if (!ok)
-			return VALIDATION(rq, "1 validation error detected: "
+			return VALIDATION(rq,
+			    "1 validation error detected: "
 			    "Value at 'operations' failed to satisfy "
 			    "constraint: Member must satisfy enum value set");
 	}
@@ -2149,7 +2269,8 @@ op_create_grant(struct kmsd_req *rq)
 		struct ward_ec tmp;
 
 		if (!json_is_object(cons))
-			return SERIALIZATION(rq, "'Constraints' must be a "
+			return SERIALIZATION(rq,
+			    "'Constraints' must be a "
 			    "structure");
 		eq = json_object_get(cons, "EncryptionContextEquals");
 		sub = json_object_get(cons, "EncryptionContextSubset");
@@ -2162,13 +2283,34 @@ op_create_grant(struct kmsd_req *rq)
 			return r;
 		ward_ec_free(&tmp);
 		if (eq != NULL && sub != NULL)
-			return VALIDATION(rq, "Constraints may hold "
+			return VALIDATION(rq,
+			    "Constraints may hold "
 			    "EncryptionContextEquals or "
 			    "EncryptionContextSubset, not both");
 	}
-	if ((r = managed_key(rq, USE_GRANT, "kms:CreateGrant", "CreateGrant",
-		 &k)) != 0)
+	if ((r = resolve_member(rq, "KeyId", false, &k)) != 0)
 		return r;
+	if ((r = check_state(rq, &k, USE_GRANT)) != 0)
+		goto out;
+	/* The key policy may allow CreateGrant outright. A grant that
+	 * includes CreateGrant lets its grantee pass on only what it has:
+	 * the same or fewer operations under the same constraints. */
+	if ((r = authorize(rq, &k, "kms:CreateGrant", NULL, NULL, NULL)) != 0 &&
+	    !rq->explicit_deny) {
+		bool ok = false;
+		int g = grant_covers(rq, &k, ops, cons, &ok);
+		if (g != 0) {
+			r = g;
+			goto out;
+		}
+		if (ok) {
+			r = 0;
+			memset(&rq->err, 0, sizeof(rq->err));
+			ward_errclear();
+		}
+	}
+	if (r != 0)
+		goto out;
 	if ((r = ward_random(rnd, sizeof(rnd))) != 0) {
 		r = internal(rq, r);
 		goto out;
@@ -2184,11 +2326,11 @@ op_create_grant(struct kmsd_req *rq)
 		goto out;
 	}
 	if (kmsd_prepare(rq->db,
-		"INSERT INTO grants(id, key_id, name, grantee, retiring,"
-		" operations, constraints, issuer, created, token)"
-		" SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
-		" WHERE (SELECT count(*) FROM grants WHERE key_id = ?2) < ?11",
-		-1, &st, NULL) != SQLITE_OK) {
+	        "INSERT INTO grants(id, key_id, name, grantee, retiring,"
+	        " operations, constraints, issuer, created, token)"
+	        " SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?"
+	        " WHERE (SELECT count(*) FROM grants WHERE key_id = ?2) < ?11",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = internal(rq, kmsd_db_err(rq->db, "adding grant"));
 		goto out;
 	}
@@ -2196,8 +2338,8 @@ op_create_grant(struct kmsd_req *rq)
 	sqlite3_bind_text(st, 2, k.id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, name != NULL ? name : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, grantee, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 5, retiring != NULL ? retiring : "", -1,
-	    SQLITE_STATIC);
+	sqlite3_bind_text(
+	    st, 5, retiring != NULL ? retiring : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 6, opstxt, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 7, constxt, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 8, rq->caller.account, -1, SQLITE_STATIC);
@@ -2240,8 +2382,8 @@ grant_json(sqlite3_stmt *st, const char *arn)
 		json_object_set_new(g, "Name", json_string(s));
 	if ((s = (const char *)sqlite3_column_text(st, 3)) != NULL && *s)
 		json_object_set_new(g, "RetiringPrincipal", json_string(s));
-	if ((v = json_loads((const char *)sqlite3_column_text(st, 4), 0,
-		 NULL)) != NULL)
+	if ((v = json_loads(
+	         (const char *)sqlite3_column_text(st, 4), 0, NULL)) != NULL)
 		json_object_set_new(g, "Operations", v);
 	if ((s = (const char *)sqlite3_column_text(st, 7)) != NULL && *s &&
 	    (v = json_loads(s, 0, NULL)) != NULL)
@@ -2256,7 +2398,7 @@ grant_json(sqlite3_stmt *st, const char *arn)
 	return g;
 }
 
-#define GRANT_COLS \
+#define GRANT_COLS                                                             \
 	"id, name, grantee, retiring, operations, issuer, created, constraints"
 
 static int
@@ -2276,21 +2418,21 @@ op_list_grants(struct kmsd_req *rq)
 	if ((r = get_page(rq, &limit, &marker)) != 0 ||
 	    (r = get_str(rq, rq->in, "GrantId", false, 1, 128, &gid)) != 0 ||
 	    (r = get_str(rq, rq->in, "GranteePrincipal", false, 1, 256,
-		 &grantee)) != 0 ||
+	         &grantee)) != 0 ||
 	    (r = managed_key(rq, USE_ANY, "kms:ListGrants", NULL, &k)) != 0)
 		goto out;
 	if (kmsd_prepare(rq->db,
-		"SELECT " GRANT_COLS " FROM grants WHERE key_id = ?"
-		" AND id > ? AND (?3 IS NULL OR id = ?3)"
-		" AND (?4 IS NULL OR grantee = ?4) ORDER BY id",
-		-1, &st, NULL) != SQLITE_OK) {
+	        "SELECT " GRANT_COLS " FROM grants WHERE key_id = ?"
+	        " AND id > ? AND (?3 IS NULL OR id = ?3)"
+	        " AND (?4 IS NULL OR grantee = ?4) ORDER BY id",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = internal(rq, kmsd_db_err(rq->db, "listing grants"));
 		kmsd_key_free(&k);
 		goto out;
 	}
 	sqlite3_bind_text(st, 1, k.id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, marker != NULL ? marker : "", -1,
-	    SQLITE_STATIC);
+	sqlite3_bind_text(
+	    st, 2, marker != NULL ? marker : "", -1, SQLITE_STATIC);
 	if (gid != NULL)
 		sqlite3_bind_text(st, 3, gid, -1, SQLITE_STATIC);
 	if (grantee != NULL)
@@ -2320,8 +2462,8 @@ delete_grant(struct kmsd_req *rq, const char *id)
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
-	if (kmsd_prepare(rq->db, "DELETE FROM grants WHERE id = ?", -1,
-		&st, NULL) != SQLITE_OK)
+	if (kmsd_prepare(rq->db, "DELETE FROM grants WHERE id = ?", -1, &st,
+	        NULL) != SQLITE_OK)
 		return internal(rq, kmsd_db_err(rq->db, "removing grant"));
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
@@ -2333,18 +2475,17 @@ delete_grant(struct kmsd_req *rq, const char *id)
 /* Find a grant of key k by id (k may be NULL with token set). */
 static int
 find_grant(struct kmsd_req *rq, const char *key_id, const char *gid,
-    const char *token, char out_key[KMSD_KEY_ID_LEN + 1],
-    char out_id[65], char grantee[KMSD_ARN_MAX], char retiring[KMSD_ARN_MAX],
-    bool *retire_op)
+    const char *token, char out_key[KMSD_KEY_ID_LEN + 1], char out_id[65],
+    char grantee[KMSD_ARN_MAX], char retiring[KMSD_ARN_MAX], bool *retire_op)
 {
 	sqlite3_stmt *st = NULL;
 	int rc;
 
 	if (kmsd_prepare(rq->db,
-		"SELECT id, key_id, grantee, retiring, operations FROM grants"
-		" WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR id = ?2)"
-		" AND (?3 IS NULL OR token = ?3)",
-		-1, &st, NULL) != SQLITE_OK)
+	        "SELECT id, key_id, grantee, retiring, operations FROM grants"
+	        " WHERE (?1 IS NULL OR key_id = ?1) AND (?2 IS NULL OR id = ?2)"
+	        " AND (?3 IS NULL OR token = ?3)",
+	        -1, &st, NULL) != SQLITE_OK)
 		return internal(rq, kmsd_db_err(rq->db, "reading grant"));
 	if (key_id != NULL)
 		sqlite3_bind_text(st, 1, key_id, -1, SQLITE_STATIC);
@@ -2353,8 +2494,8 @@ find_grant(struct kmsd_req *rq, const char *key_id, const char *gid,
 	if (token != NULL)
 		sqlite3_bind_text(st, 3, token, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		snprintf(out_id, 65, "%s",
-		    (const char *)sqlite3_column_text(st, 0));
+		snprintf(
+		    out_id, 65, "%s", (const char *)sqlite3_column_text(st, 0));
 		snprintf(out_key, KMSD_KEY_ID_LEN + 1, "%s",
 		    (const char *)sqlite3_column_text(st, 1));
 		snprintf(grantee, KMSD_ARN_MAX, "%s",
@@ -2362,7 +2503,7 @@ find_grant(struct kmsd_req *rq, const char *key_id, const char *gid,
 		snprintf(retiring, KMSD_ARN_MAX, "%s",
 		    (const char *)sqlite3_column_text(st, 3));
 		*retire_op = strstr((const char *)sqlite3_column_text(st, 4),
-				 "\"RetireGrant\"") != NULL;
+		                 "\"RetireGrant\"") != NULL;
 	}
 	kmsd_finish(st);
 	if (rc == SQLITE_ROW)
@@ -2385,8 +2526,8 @@ op_revoke_grant(struct kmsd_req *rq)
 	if ((r = get_str(rq, rq->in, "GrantId", true, 1, 128, &gid)) != 0 ||
 	    (r = managed_key(rq, USE_ANY, "kms:RevokeGrant", NULL, &k)) != 0)
 		return r;
-	if ((r = find_grant(rq, k.id, gid, NULL, kid, id, grantee, retiring,
-		 &rop)) == 0)
+	if ((r = find_grant(
+	         rq, k.id, gid, NULL, kid, id, grantee, retiring, &rop)) == 0)
 		r = delete_grant(rq, id);
 	kmsd_key_free(&k);
 	return r;
@@ -2404,17 +2545,18 @@ op_retire_grant(struct kmsd_req *rq)
 
 	memset(&k, 0, sizeof(k));
 	if ((r = get_str(rq, rq->in, "GrantToken", false, 1, 8192, &token)) !=
-		0 ||
+	        0 ||
 	    (r = get_str(rq, rq->in, "GrantId", false, 1, 128, &gid)) != 0 ||
 	    (r = get_str(rq, rq->in, "KeyId", false, 1, 2048, &keyid)) != 0)
 		return r;
 	if (token == NULL && (gid == NULL || keyid == NULL))
-		return VALIDATION(rq, "RetireGrant needs GrantToken, or KeyId "
+		return VALIDATION(rq,
+		    "RetireGrant needs GrantToken, or KeyId "
 		    "and GrantId");
 	if (keyid != NULL && (r = resolve(rq, keyid, false, &k)) != 0)
 		return r;
 	if ((r = find_grant(rq, keyid != NULL ? k.id : NULL, gid, token, kid,
-		 id, grantee, retiring, &rop)) != 0)
+	         id, grantee, retiring, &rop)) != 0)
 		goto out;
 	if (keyid == NULL && (r = load_key(rq, kid, &k)) != 0) {
 		if (r == -WARD_EKEY)

@@ -54,9 +54,9 @@ find_key(sqlite3 *db, const char *ident, char id[KMSD_KEY_ID_LEN + 1])
 		    "%s is not a key id, key ARN, alias or alias ARN",
 		    ward_quotes(ident));
 	if (kmsd_prepare(db,
-		"SELECT key_id FROM aliases WHERE name = ?1 AND"
-		" (?2 IS NULL OR account = ?2)",
-		-1, &st, NULL) != SQLITE_OK)
+	        "SELECT key_id FROM aliases WHERE name = ?1 AND"
+	        " (?2 IS NULL OR account = ?2)",
+	        -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(db, "reading aliases");
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (account != NULL)
@@ -68,8 +68,8 @@ find_key(sqlite3 *db, const char *ident, char id[KMSD_KEY_ID_LEN + 1])
 	}
 	kmsd_finish(st);
 	if (n == 0)
-		return ward_errf(WARD_EKEY, "no key has the alias %s",
-		    ward_quotes(ident));
+		return ward_errf(
+		    WARD_EKEY, "no key has the alias %s", ward_quotes(ident));
 	if (n > 1)
 		return ward_errf(WARD_EUSAGE,
 		    "several accounts have the alias %s: give its alias ARN",
@@ -78,9 +78,8 @@ find_key(sqlite3 *db, const char *ident, char id[KMSD_KEY_ID_LEN + 1])
 }
 
 int
-ward_kmsd_pin(const char *dir, const char *key,
-    const struct ward_pcr_pin *pins, size_t npins, bool debug_allowed,
-    char **policy_out)
+ward_kmsd_pin(const char *dir, const char *key, const struct ward_pcr_pin *pins,
+    size_t npins, bool debug_allowed, char **policy_out)
 {
 	struct kmsd_state *s = NULL;
 	sqlite3 *db = NULL;
@@ -101,7 +100,7 @@ ward_kmsd_pin(const char *dir, const char *key,
 	if (r != 0)
 		goto out;
 	if ((r = ward_policy_pin(k.policy, strlen(k.policy), k.account, pins,
-		 npins, debug_allowed, &policy, &e)) != 0)
+	         npins, debug_allowed, &policy, &e)) != 0)
 		goto out;
 	old = k.policy;
 	k.policy = policy;

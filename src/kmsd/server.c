@@ -106,8 +106,7 @@ struct headers {
 };
 
 static enum MHD_Result
-collect(void *cls, enum MHD_ValueKind kind, const char *key,
-    const char *value)
+collect(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
 {
 	struct headers *hs = cls;
 
@@ -244,8 +243,8 @@ rfc3339_now(char out[64])
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
 	snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ",
-	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-	    tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+	    tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+	    tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
 static void
@@ -256,10 +255,9 @@ audit(struct server *s, const struct kmsd_req *rq, const char *source,
 	json_t *o;
 	const char *decision = status == 200 ? "allow"
 	    : strcmp(rq->err.type, "AccessDeniedException") == 0 ||
-		strstr(rq->err.type, "Signature") != NULL ||
-		strcmp(rq->err.type, "UnrecognizedClientException") == 0 ||
-		strcmp(rq->err.type, "MissingAuthenticationTokenException") ==
-		    0
+	        strstr(rq->err.type, "Signature") != NULL ||
+	        strcmp(rq->err.type, "UnrecognizedClientException") == 0 ||
+	        strcmp(rq->err.type, "MissingAuthenticationTokenException") == 0
 	    ? "deny"
 	    : "error";
 
@@ -274,7 +272,7 @@ audit(struct server *s, const struct kmsd_req *rq, const char *source,
 	if (rq->module_id[0] != '\0')
 		json_object_set_new(o, "attestation",
 		    json_pack("{s:s, s:s}", "module_id", rq->module_id, "pcr0",
-			rq->pcr0));
+		        rq->pcr0));
 	if (status != 200) {
 		json_object_set_new(o, "error", json_string(rq->err.type));
 		json_object_set_new(o, "message", json_string(rq->err.message));
@@ -317,8 +315,8 @@ respond(struct MHD_Connection *c, int status, json_t *body)
 	memcpy(b, &n, sizeof(n));
 	memcpy(b + sizeof(size_t), text, n);
 	cleansing_free(text);
-	resp = MHD_create_response_from_buffer_with_free_callback(n,
-	    b + sizeof(size_t), free_body);
+	resp = MHD_create_response_from_buffer_with_free_callback(
+	    n, b + sizeof(size_t), free_body);
 	if (resp == NULL) {
 		free_body(b + sizeof(size_t));
 		return MHD_NO;
@@ -338,8 +336,8 @@ respond(struct MHD_Connection *c, int status, json_t *body)
 static json_t *
 error_body(const struct ward_kms_error *e)
 {
-	return json_pack("{s:s, s:s}", "__type", e->type, "message",
-	    e->message);
+	return json_pack(
+	    "{s:s, s:s}", "__type", e->type, "message", e->message);
 }
 
 /*
@@ -397,7 +395,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 		ward_kms_err(&rq.err, WARD_EUSAGE, 400,
 		    "UnknownOperationException",
 		    target == NULL ? "X-Amz-Target is missing"
-				   : "X-Amz-Target was given more than once");
+		                   : "X-Amz-Target was given more than once");
 		goto done;
 	}
 	if (rq.op == NULL) {
@@ -435,7 +433,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	lctx.db = rq.db;
 	lctx.p = &rq.caller;
 	if ((r = ward_sigv4_verify(&sreq, s->st->region, "kms", time(NULL),
-		 lookup_secret, &lctx, &auth, &rq.err)) != 0) {
+	         lookup_secret, &lctx, &auth, &rq.err)) != 0) {
 		/* The access key id the request claimed, for the log. */
 		const char *a = header(&hs, "Authorization", &dup);
 		const char *cred = a != NULL ? strstr(a, "Credential=") : NULL;
@@ -457,8 +455,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 		ward_kms_err(&rq.err, WARD_EFORMAT, 400,
 		    "SerializationException",
 		    "The request body is not a JSON object%s%s",
-		    rq.in == NULL ? ": " : "",
-		    rq.in == NULL ? jerr.text : "");
+		    rq.in == NULL ? ": " : "", rq.in == NULL ? jerr.text : "");
 		goto done;
 	}
 	if ((r = kmsd_dispatch(&rq)) == 0) {
@@ -496,8 +493,8 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 		if ((cn = calloc(1, sizeof(*cn))) == NULL)
 			return MHD_NO;
 		cn->body.secret = true;
-		cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-		    "Content-Length");
+		cl = MHD_lookup_connection_value(
+		    c, MHD_HEADER_KIND, "Content-Length");
 		if (cl != NULL && strtoull(cl, NULL, 10) > s->max_body)
 			cn->too_big = true;
 		*con_cls = cn;
@@ -506,7 +503,7 @@ on_request(void *cls, struct MHD_Connection *c, const char *url,
 	if (*upload_size > 0) {
 		if (!cn->too_big &&
 		    (cn->body.len + *upload_size > s->max_body ||
-			ward_buf_append(&cn->body, upload, *upload_size) != 0))
+		        ward_buf_append(&cn->body, upload, *upload_size) != 0))
 			cn->too_big = true;
 		*upload_size = 0;
 		return MHD_YES;
@@ -562,15 +559,18 @@ listen_on(const char *addr, int *fd_out, char *bound, size_t bound_len)
 		const char *path = addr + 5;
 
 		if (strlen(path) == 0 || strlen(path) >= sizeof(un.sun_path))
-			return ward_errf(WARD_EUSAGE, "unix socket path '%s' is "
-			    "empty or too long", ward_quotes(path));
+			return ward_errf(WARD_EUSAGE,
+			    "unix socket path '%s' is "
+			    "empty or too long",
+			    ward_quotes(path));
 		memcpy(un.sun_path, path, strlen(path));
 		/* A stale socket from a killed server; never a file. */
 		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
 			unlink(path);
 		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
 		    bind(fd, (struct sockaddr *)&un, sizeof(un)) != 0) {
-			r = ward_errf(WARD_EIO, "%s: %s", addr, strerror(errno));
+			r = ward_errf(
+			    WARD_EIO, "%s: %s", addr, strerror(errno));
 			goto out;
 		}
 		snprintf(bound, bound_len, "unix:%s", path);
@@ -591,21 +591,24 @@ listen_on(const char *addr, int *fd_out, char *bound, size_t bound_len)
 			    "'%s' is not vsock:CID:PORT", ward_quotes(addr));
 		vm.svm_cid = (unsigned)cid;
 		vm.svm_port = (unsigned)port;
-		if ((fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+		if ((fd = socket(AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0)) <
+		        0 ||
 		    bind(fd, (struct sockaddr *)&vm, sizeof(vm)) != 0) {
-			r = ward_errf(WARD_EIO, "%s: %s (this machine may have "
+			r = ward_errf(WARD_EIO,
+			    "%s: %s (this machine may have "
 			    "no vsock; listen on unix:PATH instead)",
 			    addr, strerror(errno));
 			goto out;
 		}
 		snprintf(bound, bound_len, "vsock:%lu:%lu", cid, port);
 	} else {
-		const char *hp = strncmp(addr, "tcp:", 4) == 0 ? addr + 4 : addr;
+		const char *hp =
+		    strncmp(addr, "tcp:", 4) == 0 ? addr + 4 : addr;
 		const char *colon = strrchr(hp, ':');
 		char host[256], port[16];
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-		    .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
-				*ai = NULL;
+		                    .ai_flags = AI_PASSIVE | AI_NUMERICSERV},
+		                *ai = NULL;
 		int gai;
 
 		if (colon == NULL || (size_t)(colon - hp) >= sizeof(host) ||
@@ -620,17 +623,18 @@ listen_on(const char *addr, int *fd_out, char *bound, size_t bound_len)
 			host[strlen(host) - 2] = '\0';
 		}
 		snprintf(port, sizeof(port), "%s", colon + 1);
-		if ((gai = getaddrinfo(host[0] ? host : NULL, port, &hints,
-			 &ai)) != 0)
+		if ((gai = getaddrinfo(
+		         host[0] ? host : NULL, port, &hints, &ai)) != 0)
 			return ward_errf(WARD_EUSAGE, "%s: %s",
 			    ward_quotes(addr), gai_strerror(gai));
 		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC,
 		    ai->ai_protocol);
 		if (fd < 0 ||
-		    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one,
-			sizeof(one)) != 0 ||
+		    setsockopt(
+		        fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 		    bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
-			r = ward_errf(WARD_EIO, "%s: %s", addr, strerror(errno));
+			r = ward_errf(
+			    WARD_EIO, "%s: %s", addr, strerror(errno));
 			freeaddrinfo(ai);
 			goto out;
 		}
@@ -645,8 +649,8 @@ listen_on(const char *addr, int *fd_out, char *bound, size_t bound_len)
 				snprintf(bound, bound_len, "tcp:%s:%u", h, p);
 			} else {
 				struct sockaddr_in6 *in6 = (void *)&ss;
-				inet_ntop(AF_INET6, &in6->sin6_addr, h,
-				    sizeof(h));
+				inet_ntop(
+				    AF_INET6, &in6->sin6_addr, h, sizeof(h));
 				p = ntohs(in6->sin6_port);
 				snprintf(bound, bound_len, "tcp:[%s]:%u", h, p);
 			}
@@ -691,11 +695,11 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	    (r = ward_attest_roots_new(true, &s.roots)) != 0)
 		goto out;
 	for (size_t i = 0; i < o->ntrust_roots; i++)
-		if ((r = ward_attest_roots_add_file(s.roots,
-			 o->trust_roots[i])) != 0)
+		if ((r = ward_attest_roots_add_file(
+		         s.roots, o->trust_roots[i])) != 0)
 			goto out;
 	if ((r = listen_on(o->listen != NULL ? o->listen : DEFAULT_LISTEN, &fd,
-		 bound, sizeof(bound))) != 0)
+	         bound, sizeof(bound))) != 0)
 		goto out;
 
 	/* Workers inherit a mask without SIGTERM/SIGINT; this thread
@@ -705,7 +709,7 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, &old);
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-		MHD_USE_TURBO | MHD_USE_ERROR_LOG,
+	        MHD_USE_TURBO | MHD_USE_ERROR_LOG,
 	    0, NULL, NULL, on_request, &s, MHD_OPTION_LISTEN_SOCKET, fd,
 	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
 	    o->max_connections != 0 ? o->max_connections : 1024u,
@@ -716,13 +720,15 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	    MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
 	if (d == NULL) {
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		r = ward_errf(WARD_EINTERNAL, "cannot start the HTTP server "
-		    "on %s", bound);
+		r = ward_errf(WARD_EINTERNAL,
+		    "cannot start the HTTP server "
+		    "on %s",
+		    bound);
 		goto out;
 	}
 	fd = -1; /* MHD closes it */
-	ward_info("kms: serving region %s on %s with %u threads",
-	    s.st->region, bound, threads);
+	ward_info("kms: serving region %s on %s with %u threads", s.st->region,
+	    bound, threads);
 	if (o->ready != NULL)
 		o->ready(o->ready_ctx, bound);
 	sigwait(&set, &sig);

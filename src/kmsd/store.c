@@ -72,8 +72,8 @@ static __thread struct {
 } stmts[STMT_CACHE];
 
 int
-kmsd_prepare(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st,
-    const char **tail)
+kmsd_prepare(
+    sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, const char **tail)
 {
 	int rc, free_slot = -1;
 
@@ -141,8 +141,8 @@ root_gcm(struct kmsd_state *s, struct ward_gcm **g)
 
 	if (tl_root_serial != s->serial) {
 		kmsd_store_thread_release();
-		if ((r = ward_gcm_init(&tl_root, s->root_key,
-			 KMSD_ROOT_KEY_LEN)) != 0)
+		if ((r = ward_gcm_init(
+		         &tl_root, s->root_key, KMSD_ROOT_KEY_LEN)) != 0)
 			return r;
 		tl_root_serial = s->serial;
 	}
@@ -177,7 +177,8 @@ kmsd_store_thread_release(void)
 int
 kmsd_db_err(sqlite3 *db, const char *what)
 {
-	return ward_errf(WARD_EIO, "database: %s: %s", what, sqlite3_errmsg(db));
+	return ward_errf(
+	    WARD_EIO, "database: %s: %s", what, sqlite3_errmsg(db));
 }
 
 static char *
@@ -201,17 +202,18 @@ kmsd_db_open(const struct kmsd_state *s, sqlite3 **out)
 	*out = NULL;
 	if (path == NULL)
 		return ward_enomem();
-	if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE |
-		SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+	if (sqlite3_open_v2(path, &db,
+	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	        NULL) != SQLITE_OK) {
 		r = ward_errf(WARD_EIO, "%s: %s", path,
 		    db != NULL ? sqlite3_errmsg(db) : "cannot open");
 		goto out;
 	}
 	sqlite3_busy_timeout(db, 10000);
 	if (sqlite3_exec(db,
-		"PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
-		" PRAGMA foreign_keys=ON;",
-		NULL, NULL, NULL) != SQLITE_OK) {
+	        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;"
+	        " PRAGMA foreign_keys=ON;",
+	        NULL, NULL, NULL) != SQLITE_OK) {
 		r = kmsd_db_err(db, "setting up");
 		goto out;
 	}
@@ -250,8 +252,8 @@ kmsd_rollback(sqlite3 *db)
 }
 
 int
-kmsd_wrap(struct kmsd_state *s, const char *label, const uint8_t *pt,
-    size_t n, struct ward_buf *out)
+kmsd_wrap(struct kmsd_state *s, const char *label, const uint8_t *pt, size_t n,
+    struct ward_buf *out)
 {
 	int r;
 	uint8_t iv[WARD_GCM_IV_LEN], tag[WARD_GCM_TAG_LEN];
@@ -263,8 +265,8 @@ kmsd_wrap(struct kmsd_state *s, const char *label, const uint8_t *pt,
 		return r;
 	memcpy(out->p, iv, sizeof(iv));
 	if ((r = root_gcm(s, &g)) != 0 ||
-	    (r = ward_gcm_seal(g, iv, (const uint8_t *)label, strlen(label),
-		 pt, n, out->p + sizeof(iv), tag)) != 0)
+	    (r = ward_gcm_seal(g, iv, (const uint8_t *)label, strlen(label), pt,
+	         n, out->p + sizeof(iv), tag)) != 0)
 		return r;
 	memcpy(out->p + sizeof(iv) + n, tag, sizeof(tag));
 	out->len = sizeof(iv) + n + sizeof(tag);
@@ -282,8 +284,8 @@ kmsd_unwrap(struct kmsd_state *s, const char *label, const uint8_t *ct,
 	out->len = 0;
 	out->secret = true;
 	if (n < WARD_GCM_IV_LEN + WARD_GCM_TAG_LEN)
-		return ward_errf(WARD_EFORMAT, "database: wrapped %s is short",
-		    label);
+		return ward_errf(
+		    WARD_EFORMAT, "database: wrapped %s is short", label);
 	m = n - WARD_GCM_IV_LEN - WARD_GCM_TAG_LEN;
 	if ((r = ward_buf_reserve(out, m + 1)) != 0)
 		return r;
@@ -291,8 +293,8 @@ kmsd_unwrap(struct kmsd_state *s, const char *label, const uint8_t *ct,
 		r = ward_gcm_open(g, ct, (const uint8_t *)label, strlen(label),
 		    ct + WARD_GCM_IV_LEN, m, ct + n - WARD_GCM_TAG_LEN, out->p);
 	if (r != 0)
-		return ward_err_prefix(r,
-		    "database: %s does not open under root.key", label);
+		return ward_err_prefix(
+		    r, "database: %s does not open under root.key", label);
 	out->len = m;
 	return 0;
 }
@@ -308,8 +310,10 @@ read_root(const char *dir, uint8_t key[KMSD_ROOT_KEY_LEN])
 	if (path == NULL)
 		return ward_enomem();
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) < 0) {
-		r = ward_errf(WARD_EIO, "%s: %s (is %s a state directory "
-		    "made by 'ward kms init'?)", path, strerror(errno), dir);
+		r = ward_errf(WARD_EIO,
+		    "%s: %s (is %s a state directory "
+		    "made by 'ward kms init'?)",
+		    path, strerror(errno), dir);
 		goto out;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -318,8 +322,8 @@ read_root(const char *dir, uint8_t key[KMSD_ROOT_KEY_LEN])
 	}
 	if ((st.st_mode & 077) != 0) {
 		r = ward_errf(WARD_EUNSAFE,
-		    "%s: mode %04o lets others read it; chmod 600 it",
-		    path, (unsigned)(st.st_mode & 07777));
+		    "%s: mode %04o lets others read it; chmod 600 it", path,
+		    (unsigned)(st.st_mode & 07777));
 		goto out;
 	}
 	got = read(fd, key, KMSD_ROOT_KEY_LEN);
@@ -345,8 +349,8 @@ meta_get(sqlite3 *db, const char *k, char *v, size_t n)
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
-	if (kmsd_prepare(db, "SELECT v FROM meta WHERE k = ?", -1, &st,
-		NULL) != SQLITE_OK)
+	if (kmsd_prepare(db, "SELECT v FROM meta WHERE k = ?", -1, &st, NULL) !=
+	    SQLITE_OK)
 		return kmsd_db_err(db, "reading meta");
 	sqlite3_bind_text(st, 1, k, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_ROW)
@@ -433,8 +437,9 @@ valid_name(const char *name)
 	if (n == 0 || n > KMSD_NAME_MAX)
 		return 0;
 	/* IAM user names: alphanumerics and +=,.@_- */
-	return strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
-			    "WXYZ0123456789+=,.@_-") == n;
+	return strspn(name,
+	           "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV"
+	           "WXYZ0123456789+=,.@_-") == n;
 }
 
 static int
@@ -472,19 +477,19 @@ kmsd_principal_create(struct kmsd_state *s, sqlite3 *db, const char *account,
 			return r;
 		acct[0] = (char)('1' + (acct[0] - '0') % 9);
 	}
-	if ((r = random_chars(akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")) !=
-		0 ||
+	if ((r = random_chars(
+	         akid + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")) != 0 ||
 	    (r = random_chars(secret, 40,
-		 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-		 "0123456789+/")) != 0)
+	         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	         "0123456789+/")) != 0)
 		goto out;
 	memcpy(akid, session ? "ASIA" : "AKIA", 4);
 	if (session) {
 		uint8_t d[32];
 
 		if ((r = random_chars(token, 128,
-			 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-			 "0123456789")) != 0)
+		         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		         "0123456789")) != 0)
 			goto out;
 		SHA256((const uint8_t *)token, 128, d);
 		ward_hex_encode(d, sizeof(d), token_hash);
@@ -497,8 +502,8 @@ kmsd_principal_create(struct kmsd_state *s, sqlite3 *db, const char *account,
 	if ((r = kmsd_begin(db)) != 0)
 		goto out;
 	if (kmsd_prepare(db,
-		"INSERT OR IGNORE INTO accounts(id, created) VALUES (?, ?)", -1,
-		&st, NULL) != SQLITE_OK) {
+	        "INSERT OR IGNORE INTO accounts(id, created) VALUES (?, ?)", -1,
+	        &st, NULL) != SQLITE_OK) {
 		r = kmsd_db_err(db, "adding account");
 		goto out;
 	}
@@ -511,9 +516,9 @@ kmsd_principal_create(struct kmsd_state *s, sqlite3 *db, const char *account,
 	kmsd_finish(st);
 	st = NULL;
 	if (kmsd_prepare(db,
-		"INSERT INTO principals(akid, account, name, arn, secret,"
-		" created, token) VALUES (?, ?, ?, ?, ?, ?, ?)",
-		-1, &st, NULL) != SQLITE_OK) {
+	        "INSERT INTO principals(akid, account, name, arn, secret,"
+	        " created, token) VALUES (?, ?, ?, ?, ?, ?, ?)",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = kmsd_db_err(db, "adding principal");
 		goto out;
 	}
@@ -525,11 +530,10 @@ kmsd_principal_create(struct kmsd_state *s, sqlite3 *db, const char *account,
 	sqlite3_bind_double(st, 6, now);
 	sqlite3_bind_text(st, 7, token_hash, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE) {
-		if (sqlite3_extended_errcode(db) ==
-		    SQLITE_CONSTRAINT_UNIQUE)
+		if (sqlite3_extended_errcode(db) == SQLITE_CONSTRAINT_UNIQUE)
 			r = ward_errf(WARD_EEXIST,
-			    "account %s already has a principal named %s",
-			    acct, name);
+			    "account %s already has a principal named %s", acct,
+			    name);
 		else
 			r = kmsd_db_err(db, "adding principal");
 		goto out;
@@ -537,10 +541,11 @@ kmsd_principal_create(struct kmsd_state *s, sqlite3 *db, const char *account,
 	if ((r = kmsd_commit(db)) != 0)
 		goto out;
 	*out = json_pack("{s:s, s:s, s:s, s:s, s:s}", "AccountId", acct,
-	    "AccessKeyId", akid, "SecretAccessKey", secret, "Region",
-	    s->region, "Arn", arn);
+	    "AccessKeyId", akid, "SecretAccessKey", secret, "Region", s->region,
+	    "Arn", arn);
 	if (*out != NULL && session &&
-	    json_object_set_new(*out, "SessionToken", json_string(token)) != 0) {
+	    json_object_set_new(*out, "SessionToken", json_string(token)) !=
+	        0) {
 		json_decref(*out);
 		*out = NULL;
 	}
@@ -565,9 +570,9 @@ kmsd_principal_lookup(struct kmsd_state *s, sqlite3 *db, const char *akid,
 
 	memset(p, 0, sizeof(*p));
 	if (kmsd_prepare(db,
-		"SELECT account, name, arn, secret, token FROM principals"
-		" WHERE akid = ?",
-		-1, &st, NULL) != SQLITE_OK)
+	        "SELECT account, name, arn, secret, token FROM principals"
+	        " WHERE akid = ?",
+	        -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(db, "reading principal");
 	sqlite3_bind_text(st, 1, akid, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
@@ -585,8 +590,8 @@ kmsd_principal_lookup(struct kmsd_state *s, sqlite3 *db, const char *akid,
 	snprintf(p->arn, sizeof(p->arn), "%s",
 	    (const char *)sqlite3_column_text(st, 2));
 	snprintf(p->akid, sizeof(p->akid), "%s", akid);
-	snprintf(token_sha256, 65, "%s",
-	    (const char *)sqlite3_column_text(st, 4));
+	snprintf(
+	    token_sha256, 65, "%s", (const char *)sqlite3_column_text(st, 4));
 	snprintf(label, sizeof(label), "principal:%s", akid);
 	r = kmsd_unwrap(s, label, sqlite3_column_blob(st, 3),
 	    (size_t)sqlite3_column_bytes(st, 3), secret);
@@ -619,10 +624,10 @@ kmsd_key_get(sqlite3 *db, const char *id, struct kmsd_key *k)
 
 	memset(k, 0, sizeof(*k));
 	if (kmsd_prepare(db,
-		"SELECT id, arn, account, state, created, deletion_date,"
-		" pending_days, description, policy, rotation, rotated,"
-		" version FROM keys WHERE id = ?",
-		-1, &st, NULL) != SQLITE_OK)
+	        "SELECT id, arn, account, state, created, deletion_date,"
+	        " pending_days, description, policy, rotation, rotated,"
+	        " version FROM keys WHERE id = ?",
+	        -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(db, "reading key");
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
@@ -705,8 +710,7 @@ kmsd_key_delete(sqlite3 *db, const char *id)
 	sqlite3_stmt *st = NULL;
 
 	for (size_t i = 0; i < sizeof(sql) / sizeof(sql[0]); i++) {
-		if (kmsd_prepare(db, sql[i], -1, &st, NULL) !=
-		    SQLITE_OK)
+		if (kmsd_prepare(db, sql[i], -1, &st, NULL) != SQLITE_OK)
 			return kmsd_db_err(db, "deleting key");
 		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 		if (sqlite3_step(st) != SQLITE_DONE) {
@@ -725,8 +729,8 @@ material_label(char *out, size_t n, const char *id, uint32_t v)
 }
 
 int
-kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id,
-    uint32_t v, uint8_t out[32])
+kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id, uint32_t v,
+    uint8_t out[32])
 {
 	sqlite3_stmt *st = NULL;
 	struct ward_buf pt = {.secret = true};
@@ -743,8 +747,8 @@ kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id,
 		}
 
 	if (kmsd_prepare(db,
-		"SELECT wrapped FROM material WHERE key_id = ? AND version = ?",
-		-1, &st, NULL) != SQLITE_OK)
+	        "SELECT wrapped FROM material WHERE key_id = ? AND version = ?",
+	        -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(db, "reading key material");
 	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(st, 2, v);
@@ -754,11 +758,13 @@ kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id,
 	}
 	material_label(label, sizeof(label), id, v);
 	if ((r = kmsd_unwrap(s, label, sqlite3_column_blob(st, 0),
-		 (size_t)sqlite3_column_bytes(st, 0), &pt)) != 0)
+	         (size_t)sqlite3_column_bytes(st, 0), &pt)) != 0)
 		goto out;
 	if (pt.len != 32) {
-		r = ward_errf(WARD_EFORMAT, "database: key material of %s is "
-		    "%zu bytes", id, pt.len);
+		r = ward_errf(WARD_EFORMAT,
+		    "database: key material of %s is "
+		    "%zu bytes",
+		    id, pt.len);
 		goto out;
 	}
 	memcpy(out, pt.p, 32);
@@ -788,9 +794,9 @@ kmsd_material_add(struct kmsd_state *s, sqlite3 *db, const char *id, uint32_t v)
 	if ((r = kmsd_wrap(s, label, key, sizeof(key), &w)) != 0)
 		goto out;
 	if (kmsd_prepare(db,
-		"INSERT INTO material(key_id, version, wrapped, created)"
-		" VALUES (?, ?, ?, ?)",
-		-1, &st, NULL) != SQLITE_OK) {
+	        "INSERT INTO material(key_id, version, wrapped, created)"
+	        " VALUES (?, ?, ?, ?)",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = kmsd_db_err(db, "writing key material");
 		goto out;
 	}
@@ -825,9 +831,11 @@ ward_kmsd_init(const char *dir, const char *region, json_t **out)
 		region = WARD_KMSD_DEFAULT_REGION;
 	if (strlen(region) == 0 || strlen(region) > 25 ||
 	    strspn(region, "abcdefghijklmnopqrstuvwxyz0123456789-") !=
-		strlen(region))
-		return ward_errf(WARD_EUSAGE, "region '%s' is not like "
-		    "us-east-1", ward_quotes(region));
+	        strlen(region))
+		return ward_errf(WARD_EUSAGE,
+		    "region '%s' is not like "
+		    "us-east-1",
+		    ward_quotes(region));
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return ward_errf(WARD_EIO, "%s: %s", dir, strerror(errno));
 	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
@@ -839,8 +847,10 @@ ward_kmsd_init(const char *dir, const char *region, json_t **out)
 		goto out;
 	}
 	if (access(dbp, F_OK) == 0 || access(rootp, F_OK) == 0) {
-		r = ward_errf(WARD_EEXIST, "%s already holds a key service "
-		    "state; use another directory", dir);
+		r = ward_errf(WARD_EEXIST,
+		    "%s already holds a key service "
+		    "state; use another directory",
+		    dir);
 		goto out;
 	}
 	if ((r = ward_random(key, sizeof(key))) != 0)
@@ -856,22 +866,22 @@ ward_kmsd_init(const char *dir, const char *region, json_t **out)
 		goto out;
 	}
 	if (sqlite3_open_v2(dbp, &db,
-		SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-	    SQLITE_OK) {
+	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+	        NULL) != SQLITE_OK) {
 		r = ward_errf(WARD_EIO, "%s: %s", dbp,
 		    db != NULL ? sqlite3_errmsg(db) : "cannot create");
 		goto out;
 	}
 	chmod(dbp, 0600);
 	if (sqlite3_exec(db, "PRAGMA journal_mode=WAL; BEGIN;", NULL, NULL,
-		NULL) != SQLITE_OK ||
+	        NULL) != SQLITE_OK ||
 	    sqlite3_exec(db, schema, NULL, NULL, NULL) != SQLITE_OK) {
 		r = kmsd_db_err(db, "creating schema");
 		goto out;
 	}
 	if (kmsd_prepare(db,
-		"INSERT INTO meta(k, v) VALUES ('schema', ?), ('region', ?)",
-		-1, &st, NULL) != SQLITE_OK) {
+	        "INSERT INTO meta(k, v) VALUES ('schema', ?), ('region', ?)",
+	        -1, &st, NULL) != SQLITE_OK) {
 		r = kmsd_db_err(db, "writing meta");
 		goto out;
 	}
@@ -889,7 +899,25 @@ ward_kmsd_init(const char *dir, const char *region, json_t **out)
 	if ((r = kmsd_state_open(dir, &s)) != 0 ||
 	    (r = kmsd_db_open(s, &db)) != 0)
 		goto out;
-	r = kmsd_principal_create(s, db, NULL, "admin", false, out);
+	if ((r = kmsd_principal_create(s, db, NULL, "admin", false, out)) != 0)
+		goto out;
+	{
+		/* An empty audit log, so the directory is whole from the
+		 * start. */
+		char *lp = path_join(dir, "audit.log");
+		int lfd = lp != NULL
+		    ? open(lp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600)
+		    : -1;
+		if (lfd < 0) {
+			r = ward_errf(
+			    WARD_EIO, "%s/audit.log: %s", dir, strerror(errno));
+			json_decref(*out);
+			*out = NULL;
+		} else {
+			close(lfd);
+		}
+		free(lp);
+	}
 out:
 	if (fd >= 0)
 		close(fd);
@@ -915,8 +943,8 @@ out:
 }
 
 int
-ward_kmsd_add_principal(const char *dir, const char *account,
-    const char *name, bool session, json_t **out)
+ward_kmsd_add_principal(const char *dir, const char *account, const char *name,
+    bool session, json_t **out)
 {
 	int r;
 	struct kmsd_state *s = NULL;
