@@ -183,8 +183,8 @@ show_once(const char *why, const uint8_t *p, size_t len)
 {
 	if (atomic_flag_test_and_set(&shown))
 		return;
-	fprintf(stderr, "%s: first failed response (%s):\n%.*s%s\n",
-	    progname, why, (int)(len > 2048 ? 2048 : len), (const char *)p,
+	fprintf(stderr, "%s: first failed response (%s):\n%.*s%s\n", progname,
+	    why, (int)(len > 2048 ? 2048 : len), (const char *)p,
 	    len > 2048 ? "..." : "");
 }
 
@@ -198,7 +198,7 @@ count_response(struct stats *s, int status, const uint8_t *p, size_t len,
 
 	if (good && cfg.expect != NULL)
 		match = memmem(p + body, len - body, cfg.expect,
-		    cfg.expect_len) != NULL;
+		            cfg.expect_len) != NULL;
 	if (!good || !match)
 		show_once(good ? "--expect text missing" : "not 200", p, len);
 	if (t1 < cfg.t_warm) {
@@ -276,14 +276,14 @@ parse_head(const char *p, size_t len, bool head_req, struct response *r)
 {
 	const char *eol = memmem(p, len, "\r\n", 2);
 	bool http10, have_clen = false, chunked = false, close = false,
-		     keep = false;
+	             keep = false;
 	uint64_t clen = 0;
 
 	/* status-line = HTTP-version SP status-code SP [ reason-phrase ] */
 	if (eol == NULL || eol - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 ||
-	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
-	    p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' ||
-	    p[11] < '0' || p[11] > '9' || (eol - p > 12 && p[12] != ' '))
+	    (p[7] != '0' && p[7] != '1') || p[8] != ' ' || p[9] < '1' ||
+	    p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' ||
+	    p[11] > '9' || (eol - p > 12 && p[12] != ' '))
 		return PARSE_ERROR;
 	http10 = p[7] == '0';
 	r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
@@ -317,8 +317,8 @@ parse_head(const char *p, size_t len, bool head_req, struct response *r)
 				return PARSE_ERROR;
 			have_clen = true;
 			clen = n;
-		} else if (token_eq(l, (size_t)(colon - l),
-			       "transfer-encoding")) {
+		} else if (token_eq(
+		               l, (size_t)(colon - l), "transfer-encoding")) {
 			chunked = list_has(v, (size_t)(ve - v), "chunked");
 			if (!chunked)
 				return PARSE_ERROR; /* not supported */
@@ -361,7 +361,7 @@ parse_chunked(const char *p, size_t len, struct response *r)
 			e = memmem(p + r->pos, len - r->pos, "\r\n", 2);
 			if (e == NULL)
 				return len - r->pos > 1024 ? PARSE_ERROR
-							   : PARSE_MORE;
+				                           : PARSE_MORE;
 			for (; p + i < e; i++, digits++) {
 				int c = p[i], d;
 
@@ -412,20 +412,20 @@ parse_chunked(const char *p, size_t len, struct response *r)
  * r->end and r->status set, PARSE_MORE, or PARSE_ERROR.
  */
 static int
-parse_response(uint8_t *buf, size_t *len, bool eof, bool head_req,
-    struct response *r)
+parse_response(
+    uint8_t *buf, size_t *len, bool eof, bool head_req, struct response *r)
 {
 	const char *p = (const char *)buf;
 
 again:
 	if (r->hdr_end == 0) {
-		const char *e = memmem(p + r->scan, *len - r->scan,
-		    "\r\n\r\n", 4);
+		const char *e =
+		    memmem(p + r->scan, *len - r->scan, "\r\n\r\n", 4);
 
 		if (e == NULL) {
 			r->scan = *len > 3 ? *len - 3 : 0;
 			return *len > HEADER_MAX || eof ? PARSE_ERROR
-							: PARSE_MORE;
+			                                : PARSE_MORE;
 		}
 		r->hdr_end = (size_t)(e - p) + 4;
 		if (parse_head(p, r->hdr_end - 2, head_req, r) != PARSE_DONE)
@@ -510,8 +510,8 @@ static int
 set_events(struct worker *w, struct conn *c, bool out)
 {
 	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0),
-		.data.ptr = c,
+	    .events = EPOLLIN | EPOLLRDHUP | (out ? EPOLLOUT : 0),
+	    .data.ptr = c,
 	};
 
 	if (c->want_out == out)
@@ -520,8 +520,8 @@ set_events(struct worker *w, struct conn *c, bool out)
 	return epoll_ctl(w->epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
-static void conn_fail(struct worker *w, struct conn *c, enum err_kind k,
-    uint64_t t);
+static void conn_fail(
+    struct worker *w, struct conn *c, enum err_kind k, uint64_t t);
 
 /* Hand the rest of the current request to the kernel. */
 static void
@@ -530,8 +530,8 @@ conn_send(struct worker *w, struct conn *c)
 	const struct request *rq = &cfg.req[c->cur_req];
 
 	while (c->sent < rq->len) {
-		ssize_t n = send(c->fd, rq->p + c->sent, rq->len - c->sent,
-		    MSG_NOSIGNAL);
+		ssize_t n = send(
+		    c->fd, rq->p + c->sent, rq->len - c->sent, MSG_NOSIGNAL);
 
 		if (n < 0) {
 			if (errno == EINTR)
@@ -567,11 +567,11 @@ conn_start_request(struct worker *w, struct conn *c)
 static void
 conn_open(struct worker *w, struct conn *c)
 {
-	struct epoll_event ev = { .events = EPOLLOUT, .data.ptr = c };
+	struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
 	int fd, one = 1;
 
-	fd = socket(cfg.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, 0);
+	fd = socket(
+	    cfg.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
 		w->fatal = errno;
 		return;
@@ -643,8 +643,8 @@ conn_readable(struct worker *w, struct conn *c)
 		if (n == 0)
 			eof = true;
 		c->len += (size_t)n;
-		rc = parse_response(c->buf, &c->len, eof,
-		    cfg.req[c->cur_req].head, &c->resp);
+		rc = parse_response(
+		    c->buf, &c->len, eof, cfg.req[c->cur_req].head, &c->resp);
 		if (rc == PARSE_MORE && !eof)
 			continue;
 		if (rc == PARSE_MORE || rc == PARSE_ERROR) {
@@ -652,8 +652,8 @@ conn_readable(struct worker *w, struct conn *c)
 
 			/* A keep-alive connection the server closed before
 			 * any byte of the answer: a socket error. */
-			conn_fail(w, c, eof && c->len == 0 ? ERR_SOCKET
-							   : ERR_PARSE, t);
+			conn_fail(w, c,
+			    eof && c->len == 0 ? ERR_SOCKET : ERR_PARSE, t);
 			return;
 		}
 		{
@@ -756,7 +756,7 @@ worker_main(void *arg)
 				struct conn *c = &w->conns[i];
 
 				if ((c->state == C_SENDING ||
-					c->state == C_READING) &&
+				        c->state == C_READING) &&
 				    t - c->t_send > cfg.timeout_ns)
 					conn_fail(w, c, ERR_TIMEOUT, t);
 			}
@@ -780,8 +780,7 @@ worker_main(void *arg)
 /* ------------------------------------------------------------------ */
 /* Setup and report                                                   */
 
-static void __attribute__((noreturn))
-usage(int code)
+static void __attribute__((noreturn)) usage(int code)
 {
 	fprintf(code ? stderr : stdout,
 	    "usage: %s (--connect HOST:PORT | --unix PATH) --connections N\n"
@@ -847,7 +846,8 @@ load_request(const char *path)
 	fclose(f);
 	if (memmem(rq->p, rq->len, "\r\n\r\n", 4) == NULL)
 		die("%s: no CRLF CRLF ending the headers; not a raw HTTP "
-		    "request", path);
+		    "request",
+		    path);
 	rq->head = rq->len > 5 && memcmp(rq->p, "HEAD ", 5) == 0;
 	rq->path = path;
 	cfg.nreq++;
@@ -856,7 +856,7 @@ load_request(const char *path)
 static void
 resolve_tcp(const char *hostport)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
 	char host[256];
 	const char *colon = strrchr(hostport, ':');
 	size_t hl;
@@ -920,7 +920,7 @@ int
 main(int argc, char **argv)
 {
 	struct worker *w;
-	struct stats tot = { 0 };
+	struct stats tot = {0};
 	const char *connect_to = NULL, *unix_path = NULL;
 	uint64_t errors, t_stop;
 	struct rusage ru;
@@ -946,9 +946,10 @@ main(int argc, char **argv)
 			connect_to = v;
 		else if (strcmp(a, "--unix") == 0)
 			unix_path = v;
-		else if (strcmp(a, "--connections") == 0 || strcmp(a, "-c") == 0)
-			cfg.connections = (int)parse_num(a, v, 1,
-			    MAX_CONNECTIONS);
+		else if (strcmp(a, "--connections") == 0 ||
+		    strcmp(a, "-c") == 0)
+			cfg.connections =
+			    (int)parse_num(a, v, 1, MAX_CONNECTIONS);
 		else if (strcmp(a, "--duration") == 0 || strcmp(a, "-d") == 0)
 			cfg.duration = parse_num(a, v, 0.01, 86400);
 		else if (strcmp(a, "--warmup") == 0)
@@ -956,15 +957,14 @@ main(int argc, char **argv)
 		else if (strcmp(a, "--threads") == 0 || strcmp(a, "-t") == 0)
 			cfg.threads = (int)parse_num(a, v, 1, MAX_THREADS);
 		else if (strcmp(a, "--timeout") == 0)
-			cfg.timeout_ns = (uint64_t)parse_num(a, v, 1,
-			    3600000) * 1000000ull;
+			cfg.timeout_ns =
+			    (uint64_t)parse_num(a, v, 1, 3600000) * 1000000ull;
 		else if (strcmp(a, "--request") == 0 || strcmp(a, "-r") == 0)
 			load_request(v);
 		else if (strcmp(a, "--expect") == 0) {
 			cfg.expect = v;
 			cfg.expect_len = strlen(v);
-		}
-		else
+		} else
 			usage(2);
 	}
 	if ((connect_to == NULL) == (unix_path == NULL))
@@ -1018,14 +1018,14 @@ main(int argc, char **argv)
 		tot.warm_errors += s->warm_errors;
 		tot.lat_oom |= s->lat_oom;
 		if (s->nlat > 0) {
-			uint64_t *p = realloc(tot.lat,
-			    (tot.nlat + s->nlat) * sizeof(*p));
+			uint64_t *p =
+			    realloc(tot.lat, (tot.nlat + s->nlat) * sizeof(*p));
 
 			if (p == NULL)
 				die("out of memory");
 			tot.lat = p;
-			memcpy(tot.lat + tot.nlat, s->lat,
-			    s->nlat * sizeof(*p));
+			memcpy(
+			    tot.lat + tot.nlat, s->lat, s->nlat * sizeof(*p));
 			tot.nlat += s->nlat;
 		}
 		free(s->lat);
@@ -1060,7 +1060,8 @@ main(int argc, char **argv)
 		mean = tot.nlat ? mean / (double)tot.nlat / 1e6 : 0;
 		printf(",\"p50_ms\":%.3f,\"p90_ms\":%.3f,\"p99_ms\":%.3f,"
 		       "\"p999_ms\":%.3f,\"max_ms\":%.3f,\"mean_ms\":%.3f",
-		    pct_ms(tot.lat, tot.nlat, 50), pct_ms(tot.lat, tot.nlat, 90),
+		    pct_ms(tot.lat, tot.nlat, 50),
+		    pct_ms(tot.lat, tot.nlat, 90),
 		    pct_ms(tot.lat, tot.nlat, 99),
 		    pct_ms(tot.lat, tot.nlat, 99.9),
 		    tot.nlat ? (double)tot.lat[tot.nlat - 1] / 1e6 : 0, mean);
@@ -1074,13 +1075,12 @@ main(int argc, char **argv)
 		first = false;
 	}
 	printf("},\"mismatches\":%" PRIu64 ",\"socket_errors\":%" PRIu64
-	       ",\"parse_errors\":%" PRIu64
-	       ",\"timeouts\":%" PRIu64 ",\"reconnects\":%" PRIu64
-	       ",\"warmup_requests\":%" PRIu64 ",\"warmup_errors\":%" PRIu64
+	       ",\"parse_errors\":%" PRIu64 ",\"timeouts\":%" PRIu64
+	       ",\"reconnects\":%" PRIu64 ",\"warmup_requests\":%" PRIu64
+	       ",\"warmup_errors\":%" PRIu64
 	       ",\"loadgen_cpu_s\":%.2f,\"wall_s\":%.3f}\n",
 	    tot.mismatches, tot.socket_errors, tot.parse_errors, tot.timeouts,
-	    tot.reconnects,
-	    tot.warm_requests, tot.warm_errors, cpu,
+	    tot.reconnects, tot.warm_requests, tot.warm_errors, cpu,
 	    (double)(t_stop - cfg.t_start) / 1e9);
 	free(tot.lat);
 	for (int i = 0; i < cfg.threads; i++)

@@ -104,8 +104,9 @@ main(int argc, char **argv)
 		cred.session_token = NULL;
 	if (cred.access_key_id == NULL || cred.secret_access_key == NULL ||
 	    region == NULL || *region == '\0') {
-		fprintf(stderr, "kms_sign: set AWS_ACCESS_KEY_ID, "
-				"AWS_SECRET_ACCESS_KEY and AWS_REGION\n");
+		fprintf(stderr,
+		    "kms_sign: set AWS_ACCESS_KEY_ID, "
+		    "AWS_SECRET_ACCESS_KEY and AWS_REGION\n");
 		return 2;
 	}
 
@@ -129,13 +130,13 @@ main(int argc, char **argv)
 		    "X-Amz-Security-Token", cred.session_token};
 	{
 		struct ward_sigv4_request sr = {
-			.method = "POST",
-			.path = "/",
-			.query = "",
-			.headers = h,
-			.nheaders = nh,
-			.body = body.p,
-			.body_len = body.len,
+		    .method = "POST",
+		    .path = "/",
+		    .query = "",
+		    .headers = h,
+		    .nheaders = nh,
+		    .body = body.p,
+		    .body_len = body.len,
 		};
 
 		if ((r = ward_sigv4_sign(&sr, &cred, region, "kms", &auth)) !=

@@ -25,8 +25,7 @@ static const char *const ops[] = {"CreateKey", "DescribeKey", "ListKeys",
     "ScheduleKeyDeletion", "CancelKeyDeletion", "EnableKeyRotation",
     "DisableKeyRotation", "GetKeyRotationStatus", "RotateKeyOnDemand",
     "TagResource", "UntagResource", "ListResourceTags", "CreateGrant",
-    "ListGrants", "RevokeGrant", "RetireGrant", "UpdateKeyDescription",
-    "Nope"};
+    "ListGrants", "RevokeGrant", "RetireGrant", "UpdateKeyDescription", "Nope"};
 
 static struct kmsd_state *st;
 static sqlite3 *db;
@@ -49,8 +48,8 @@ setup(void)
 	    kmsd_state_open(state, &st) != 0 || kmsd_db_open(st, &db) != 0 ||
 	    ward_attest_roots_new(true, &roots) != 0 ||
 	    kmsd_principal_lookup(st, db,
-		json_string_value(json_object_get(out, "AccessKeyId")), &admin,
-		&secret, tok) != 0)
+	        json_string_value(json_object_get(out, "AccessKeyId")), &admin,
+	        &secret, tok) != 0)
 		__builtin_trap();
 	ward_buf_free(&secret);
 	json_decref(out);
@@ -88,8 +87,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rq.roots = roots;
 	rq.caller = admin;
 	rq.op = ops[data[0] % (sizeof(ops) / sizeof(ops[0]))];
-	rq.in = json_loadb((const char *)data + 1, size - 1,
-	    JSON_REJECT_DUPLICATES, &e);
+	rq.in = json_loadb(
+	    (const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &e);
 	if (rq.in == NULL || !json_is_object(rq.in)) {
 		json_decref(rq.in);
 		return 0;

@@ -113,10 +113,9 @@ typedef int (*ward_sigv4_secret_fn)(void *ctx, const char *access_key_id,
  * returns -WARD_EAUTH (or another negative code for internal failures).
  * The signature is compared in constant time.
  */
-int ward_sigv4_verify(const struct ward_sigv4_request *req,
-    const char *region, const char *service, time_t now,
-    ward_sigv4_secret_fn lookup, void *ctx, struct ward_sigv4_auth *auth,
-    struct ward_kms_error *e);
+int ward_sigv4_verify(const struct ward_sigv4_request *req, const char *region,
+    const char *service, time_t now, ward_sigv4_secret_fn lookup, void *ctx,
+    struct ward_sigv4_auth *auth, struct ward_kms_error *e);
 
 /* Zero this thread's cached signing key (and the secret it came from). */
 void ward_sigv4_thread_release(void);
@@ -163,6 +162,17 @@ enum ward_policy_decision {
  */
 enum ward_policy_decision ward_policy_evaluate(const struct ward_policy *p,
     const struct ward_policy_request *rq, char *why, size_t why_len);
+
+/*
+ * The evaluator looks up any condition key, but the key service fills in
+ * only some (docs/kms.md). A condition on another key can never hold
+ * there, which in a Deny means it silently never applies; the server
+ * refuses such policies. _key_supported says whether the service fills
+ * key; _unsupported_key returns the first condition key of p it does not
+ * (a view into p), or NULL.
+ */
+bool ward_policy_key_supported(const char *key);
+const char *ward_policy_unsupported_key(const struct ward_policy *p);
 
 /* The default key policy for a new key of account (§3.2), as JSON. */
 char *ward_policy_default(const char *account);

@@ -45,10 +45,14 @@ static const char kms_help[] =
     "                  (\"aws-nitro\" or \"local\")\n"
     "  audit verify    check the audit log's hash chain; prints {\"Lines\",\n"
     "                  \"Verified\", ...}; exit 5 when it does not verify\n"
-    "  pin             rewrite KEY's policy so Decrypt, GenerateDataKey and\n"
-    "                  GenerateRandom need an attested enclave with these\n"
-    "                  PCRs (PCR0 as kms:RecipientAttestation:ImageSha384);\n"
-    "                  other statements are kept. --debug-allowed also\n"
+    "  pin             rewrite KEY's policy so that only an attested enclave\n"
+    "                  with these PCRs (PCR0 as kms:RecipientAttestation:\n"
+    "                  ImageSha384) can Decrypt (or ReEncrypt from) KEY:\n"
+    "                  a Deny per PCR for everyone else, and an Allow for the\n"
+    "                  enclave; Encrypt and GenerateDataKey stay open so the\n"
+    "                  owner can still encrypt. Other statements are kept.\n"
+    "                  The key's own account can still change the policy\n"
+    "                  (there is no IAM layer here). --debug-allowed also\n"
     "                  accepts a debug-mode (all-zero) enclave. Through a\n"
     "                  server (--endpoint-url, AWS credentials as the AWS CLI\n"
     "                  finds them) or on a state directory\n"
@@ -137,7 +141,8 @@ add_pin(struct args *a, unsigned idx, const char *hex)
 	a->pins[a->npins].index = idx;
 	for (size_t i = 0; i <= n; i++)
 		a->pins[a->npins].hex[i] =
-		    (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] + 32 : hex[i]);
+		    (char)(hex[i] >= 'A' && hex[i] <= 'F' ? hex[i] + 32
+		                                          : hex[i]);
 	a->npins++;
 	if (idx == 0)
 		a->have_pcr0 = true;
@@ -152,7 +157,7 @@ parse(int argc, char **argv, struct args *a, int *first_pos)
 
 	memset(a, 0, sizeof(*a));
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "+vqh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "vqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_STATE:
 			a->state = optarg;
@@ -181,8 +186,8 @@ parse(int argc, char **argv, struct args *a, int *first_pos)
 		case OPT_THREADS:
 			a->threads = strtoul(optarg, &end, 10);
 			if (*end || a->threads == 0 || a->threads > 256)
-				return ward_errf(WARD_EUSAGE,
-				    "--threads: 1 to 256");
+				return ward_errf(
+				    WARD_EUSAGE, "--threads: 1 to 256");
 			break;
 		case OPT_MAXBODY:
 			a->max_body = strtoul(optarg, &end, 10);
@@ -197,8 +202,7 @@ parse(int argc, char **argv, struct args *a, int *first_pos)
 			break;
 		case OPT_PCR: {
 			unsigned long idx = strtoul(optarg, &end, 10);
-			if (end == optarg || *end != '=' ||
-			    idx >= PIN_MAX)
+			if (end == optarg || *end != '=' || idx >= PIN_MAX)
 				return ward_errf(WARD_EUSAGE,
 				    "--pcr takes N=HEX with N from 0 to 31");
 			if ((r = add_pin(a, (unsigned)idx, end + 1)) != 0)
@@ -224,8 +228,7 @@ parse(int argc, char **argv, struct args *a, int *first_pos)
 			fputs(kms_help, stdout);
 			return 1;
 		default:
-			return ward_errf(WARD_EUSAGE,
-			    "see 'ward kms --help'");
+			return ward_errf(WARD_EUSAGE, "see 'ward kms --help'");
 		}
 	}
 	*first_pos = optind;
@@ -279,7 +282,8 @@ pin_remote(const struct args *a, const char *key, char **policy_out)
 	account = json_string_value(json_object_get(
 	    json_object_get(rs, "KeyMetadata"), "AWSAccountId"));
 	if (arn == NULL || account == NULL) {
-		r = ward_errf(WARD_EFORMAT, "DescribeKey: no Arn in the answer");
+		r = ward_errf(
+		    WARD_EFORMAT, "DescribeKey: no Arn in the answer");
 		goto out;
 	}
 	if ((arn_copy = strdup(arn)) == NULL) {
@@ -287,8 +291,8 @@ pin_remote(const struct args *a, const char *key, char **policy_out)
 		goto out;
 	}
 	json_decref(rq);
-	rq = json_pack("{s:s, s:s}", "KeyId", arn_copy, "PolicyName",
-	    "default");
+	rq =
+	    json_pack("{s:s, s:s}", "KeyId", arn_copy, "PolicyName", "default");
 	{
 		json_t *keep = rs;
 		rs = NULL;
@@ -304,7 +308,7 @@ pin_remote(const struct args *a, const char *key, char **policy_out)
 		}
 		r = ward_policy_pin(policy, strlen(policy),
 		    json_string_value(json_object_get(
-			json_object_get(keep, "KeyMetadata"), "AWSAccountId")),
+		        json_object_get(keep, "KeyMetadata"), "AWSAccountId")),
 		    a->pins, a->npins, a->debug_allowed, policy_out, &e);
 		json_decref(keep);
 		if (r != 0)
@@ -340,7 +344,8 @@ cmd_kms_main(int argc, char **argv)
 	sub = argv[1];
 	if (strcmp(sub, "audit") == 0) {
 		if (argc < 3 || strcmp(argv[2], "verify") != 0)
-			return usage_err("kms audit: the subcommand is 'verify'");
+			return usage_err(
+			    "kms audit: the subcommand is 'verify'");
 		argc--;
 		argv++;
 	}
@@ -350,8 +355,8 @@ cmd_kms_main(int argc, char **argv)
 
 	if (strcmp(sub, "init") == 0) {
 		if (pos < argc)
-			return usage_err("kms init: unexpected %s",
-			    ward_quotes(argv[pos]));
+			return usage_err(
+			    "kms init: unexpected %s", ward_quotes(argv[pos]));
 		if ((r = need_state(&a, "init")) != 0 ||
 		    (r = ward_kmsd_init(a.state, a.region, &out)) != 0)
 			return cli_fail("kms init", r);
@@ -360,8 +365,8 @@ cmd_kms_main(int argc, char **argv)
 			return cli_fail("kms add-principal", r);
 		if (a.name == NULL)
 			return usage_err("kms add-principal needs --name");
-		if ((r = ward_kmsd_add_principal(a.state, a.account, a.name,
-			 a.session, &out)) != 0)
+		if ((r = ward_kmsd_add_principal(
+		         a.state, a.account, a.name, a.session, &out)) != 0)
 			return cli_fail("kms add-principal", r);
 	} else if (strcmp(sub, "serve") == 0) {
 		struct ward_kmsd_serve_opts o;
@@ -379,7 +384,7 @@ cmd_kms_main(int argc, char **argv)
 		o.ready = ready;
 		o.ready_ctx = region;
 		if ((r = ward_kmsd_region(a.state, region, sizeof(region))) !=
-			0 ||
+		        0 ||
 		    (r = ward_kmsd_serve(&o)) != 0)
 			return cli_fail("kms serve", r);
 		return 0;
@@ -397,15 +402,15 @@ cmd_kms_main(int argc, char **argv)
 		if (pos >= argc || pos + 1 < argc)
 			return usage_err("kms pin needs exactly one KEY");
 		if (!a.have_pcr0)
-			return usage_err("kms pin needs --pcr0 HEX (the image's "
-					 "PCR0 from build-enclave)");
+			return usage_err(
+			    "kms pin needs --pcr0 HEX (the image's "
+			    "PCR0 from build-enclave)");
 		if ((a.state == NULL) == (a.endpoint == NULL))
 			return usage_err(
 			    "kms pin needs --state DIR or --endpoint-url URL");
-		r = a.state != NULL
-		    ? ward_kmsd_pin(a.state, argv[pos], a.pins, a.npins,
-			  a.debug_allowed, &policy)
-		    : pin_remote(&a, argv[pos], &policy);
+		r = a.state != NULL ? ward_kmsd_pin(a.state, argv[pos], a.pins,
+		                          a.npins, a.debug_allowed, &policy)
+		                    : pin_remote(&a, argv[pos], &policy);
 		if (r != 0) {
 			free(policy);
 			return cli_fail("kms pin", r);

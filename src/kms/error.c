@@ -13,7 +13,7 @@ ward_kms_err(struct ward_kms_error *e, int code, int status, const char *type,
     const char *fmt, ...)
 {
 	va_list ap;
-	char msg[sizeof(e->message)];
+	char msg[sizeof(((struct ward_kms_error *)0)->message)];
 
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);

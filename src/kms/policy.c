@@ -633,6 +633,37 @@ add_value(struct pctx *c, const json_t *v, const char *key, struct strv *out)
 	    ward_quotes(key));
 }
 
+/*
+ * The condition keys the key service fills in (docs/kms.md). A condition
+ * on any other key could never be met here: in an Allow that only fails
+ * closed, but in a Deny it would silently never apply, so a policy that
+ * is restrictive on AWS would be permissive here. Such keys are refused.
+ */
+bool
+ward_policy_key_supported(const char *key)
+{
+	static const char *const exact[] = {"kms:CallerAccount",
+	    "kms:EncryptionContextKeys", "aws:PrincipalArn",
+	    "aws:PrincipalAccount", "ward:AttestationRoot",
+	    "kms:RecipientAttestation:ImageSha384"};
+	static const char pcr[] = "kms:RecipientAttestation:PCR";
+	char *end;
+	unsigned long n;
+
+	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
+		if (equal_fold(key, exact[i]))
+			return true;
+	if (prefix_fold(key, EC_PREFIX) && key[strlen(EC_PREFIX)] != '\0')
+		return true;
+	if (prefix_fold(key, pcr) && key[strlen(pcr)] >= '0' &&
+	    key[strlen(pcr)] <= '9') {
+		n = strtoul(key + strlen(pcr), &end, 10);
+		return *end == '\0' && n <= 31 &&
+		    !(key[strlen(pcr)] == '0' && key[strlen(pcr) + 1] != '\0');
+	}
+	return false;
+}
+
 static int
 parse_condition_key(struct pctx *c, const char *opname, const char *key,
     const json_t *v, struct cond *cd)
@@ -650,6 +681,7 @@ parse_condition_key(struct pctx *c, const char *opname, const char *key,
 		    ward_quotes(key));
 	if (cd->set == SET_ALL && prefix_fold(key, EC_PREFIX))
 		return bad(c, "%s", OVERLY_PERMISSIVE);
+
 	if ((cd->opname = strdup(opname)) == NULL ||
 	    (cd->key = strdup(key)) == NULL)
 		return nomem(c->e);
@@ -1464,7 +1496,8 @@ ward_policy_pin(const char *json, size_t len, const char *account,
 			const char *sid = json_string_value(
 			    json_object_get(json_array_get(stv, i), "Sid"));
 			if (sid != NULL &&
-			    strncmp(sid, PIN_DENY_SID, strlen(PIN_DENY_SID)) == 0)
+			    strncmp(sid, PIN_DENY_SID, strlen(PIN_DENY_SID)) ==
+			        0)
 				json_array_remove(stv, i);
 		}
 	n = json_is_array(stv) ? json_array_size(stv) : 1;
@@ -1561,12 +1594,13 @@ ward_policy_pin(const char *json, size_t len, const char *account,
 			const char *tail = strrchr(key, ':');
 			snprintf(sid, sizeof(sid), "%s%s", PIN_DENY_SID,
 			    tail != NULL ? tail + 1 : key);
-			deny = json_pack("{s:s, s:s, s:s, s:[ss], s:s, s:{s:{s:O}}}",
-			    "Sid", sid, "Effect", "Deny", "Principal", "*",
-			    "Action", "kms:Decrypt", "kms:ReEncryptFrom",
-			    "Resource", "*", "Condition",
-			    "StringNotEqualsIgnoreCase", key, val);
-			if (deny == NULL || json_array_append_new(stv, deny) != 0) {
+			deny = json_pack(
+			    "{s:s, s:s, s:s, s:[ss], s:s, s:{s:{s:O}}}", "Sid",
+			    sid, "Effect", "Deny", "Principal", "*", "Action",
+			    "kms:Decrypt", "kms:ReEncryptFrom", "Resource", "*",
+			    "Condition", "StringNotEqualsIgnoreCase", key, val);
+			if (deny == NULL ||
+			    json_array_append_new(stv, deny) != 0) {
 				r = nomem(e);
 				goto out;
 			}
@@ -1596,4 +1630,14 @@ out:
 	json_decref(pinobj);
 	json_decref(root);
 	return r;
+}
+
+const char *
+ward_policy_unsupported_key(const struct ward_policy *p)
+{
+	for (size_t i = 0; i < p->n; i++)
+		for (size_t j = 0; j < p->st[i].nconds; j++)
+			if (!ward_policy_key_supported(p->st[i].conds[j].key))
+				return p->st[i].conds[j].key;
+	return NULL;
 }

@@ -4,7 +4,8 @@
  *
  *   {"seq":N, ...fields..., "prev":"<hash of line N-1>","hash":"<h>"}
  *
- * where h is the SHA-256 of the line's text up to and excluding
+ * where h is the HMAC-SHA-256 (keyed from root.key) of the line's text up
+ * to and excluding
  * ,"hash":... with the closing brace appended, i.e. of the object as it
  * was before "hash" was added. Line 1 has prev = 64 zeros. Editing,
  * deleting or reordering any line breaks the chain at that line. The
@@ -19,7 +20,10 @@
  * response is sent, so a killed server loses none it acknowledged.
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,6 +33,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "ward/crypto.h"
 
 #define KMSD_AUDIT_ANCHOR_EVERY 256
 #define KMSD_AUDIT_LINE_MAX (64 * 1024)
@@ -36,6 +41,7 @@
 
 struct kmsd_audit {
 	pthread_mutex_t lock;
+	uint8_t key[32]; /* secret: the chain's HMAC key */
 	int fd;
 	sqlite3 *db; /* for the anchor */
 	uint64_t seq;
@@ -43,13 +49,32 @@ struct kmsd_audit {
 	uint64_t anchored;
 };
 
+/*
+ * The chain is keyed: h = HMAC-SHA-256(audit key, line), the audit key
+ * derived from root.key with HKDF. Someone who can edit audit.log but not
+ * read root.key cannot compute a valid hash for a changed line, so lines
+ * after the last anchor cannot be rewritten either (with a plain hash
+ * they could be, after a crash, back to the anchor).
+ */
 static void
-sha256_hex(const void *p, size_t n, char out[65])
+mac_hex(const uint8_t key[32], const void *p, size_t n, char out[65])
 {
 	uint8_t d[SHA256_DIGEST_LENGTH];
+	unsigned int dl = sizeof(d);
 
-	SHA256(p, n, d);
+	if (HMAC(EVP_sha256(), key, 32, p, n, d, &dl) == NULL)
+		memset(d, 0, sizeof(d)); /* never verifies */
 	ward_hex_encode(d, sizeof(d), out);
+	ward_cleanse(d, sizeof(d));
+}
+
+static int
+audit_key(const struct kmsd_state *s, uint8_t key[32])
+{
+	static const char info[] = "ward kms audit log v1";
+
+	return ward_hkdf("SHA256", NULL, 0, s->root_key, sizeof(s->root_key),
+	    (const uint8_t *)info, strlen(info), key, 32);
 }
 
 /*
@@ -57,8 +82,8 @@ sha256_hex(const void *p, size_t n, char out[65])
  * on success *seq and hash hold this line's.
  */
 static int
-check_line(
-    const char *line, size_t n, uint64_t lineno, uint64_t *seq, char hash[65])
+check_line(const uint8_t key[32], const char *line, size_t n, uint64_t lineno,
+    uint64_t *seq, char hash[65])
 {
 	size_t tail = strlen(HASH_TAIL) + 64 + 2;
 	char *body = NULL, want[65], prev[65];
@@ -77,7 +102,7 @@ check_line(
 	memcpy(body, line, n - tail);
 	body[n - tail] = '}';
 	body[n - tail + 1] = '\0';
-	sha256_hex(body, n - tail + 1, want);
+	mac_hex(key, body, n - tail + 1, want);
 	if (memcmp(want, line + n - 66, 64) != 0) {
 		r = ward_errf(WARD_EAUTH,
 		    "audit log line %llu: its hash does not match its text "
@@ -120,8 +145,8 @@ out:
 
 /* Walk the whole log; call back for each verified line's seq/hash. */
 static int
-scan(int fd, uint64_t *seq, char hash[65], uint64_t anchor_seq,
-    const char *anchor_hash, bool *anchor_seen)
+scan(const uint8_t key[32], int fd, uint64_t *seq, char hash[65],
+    uint64_t anchor_seq, const char *anchor_hash, bool *anchor_seen)
 {
 	FILE *f;
 	char *line = NULL;
@@ -155,7 +180,7 @@ scan(int fd, uint64_t *seq, char hash[65], uint64_t anchor_seq,
 			break;
 		}
 		if ((r = check_line(
-		         line, (size_t)got - 1, lineno, seq, hash)) != 0)
+		         key, line, (size_t)got - 1, lineno, seq, hash)) != 0)
 			break;
 		if (anchor_seen != NULL && *seq == anchor_seq)
 			*anchor_seen = strcmp(hash, anchor_hash) == 0;
@@ -240,13 +265,15 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	pthread_mutex_init(&a->lock, NULL);
 	a->fd = -1;
 	if ((r = kmsd_state_open(dir, &s)) != 0 ||
+	    (r = audit_key(s, a->key)) != 0 ||
 	    (r = kmsd_db_open(s, &a->db)) != 0 ||
 	    (r = open_log(dir, O_RDWR | O_APPEND | O_CREAT, &a->fd)) != 0 ||
 	    (r = anchor_read(a->db, &aseq, ahash)) != 0)
 		goto out;
 	/* Refuse to extend a log that no longer verifies: appending would
 	 * hide the damage behind fresh, valid lines. */
-	if ((r = scan(a->fd, &a->seq, a->hash, aseq, ahash, &seen)) != 0) {
+	if ((r = scan(a->key, a->fd, &a->seq, a->hash, aseq, ahash, &seen)) !=
+	    0) {
 		r = ward_err_prefix(r,
 		    "refusing to append to the audit log "
 		    "of %s ('ward kms audit verify' explains)",
@@ -274,6 +301,8 @@ kmsd_audit_append(struct kmsd_audit *a, json_t *obj)
 {
 	char *fields = NULL, *text = NULL, h[65], seq[32];
 	size_t fn, n, cap;
+	ssize_t got;
+	struct stat sb;
 	int r = 0;
 
 	/* Everything but seq and prev is formatted outside the lock. */
@@ -288,8 +317,7 @@ kmsd_audit_append(struct kmsd_audit *a, json_t *obj)
 		return ward_enomem();
 	}
 	pthread_mutex_lock(&a->lock);
-	snprintf(seq, sizeof(seq), "{\"seq\":%llu",
-	    (unsigned long long)(a->seq + 1));
+	snprintf(seq, sizeof(seq), "{\"seq\":%" PRIu64, a->seq + 1);
 	n = strlen(seq);
 	memcpy(text, seq, n);
 	if (fn > 2) {
@@ -298,7 +326,7 @@ kmsd_audit_append(struct kmsd_audit *a, json_t *obj)
 		n += fn - 2;
 	}
 	n += (size_t)snprintf(text + n, cap - n, ",\"prev\":\"%s\"}", a->hash);
-	sha256_hex(text, n, h);
+	mac_hex(a->key, text, n, h);
 	/* Replace the closing brace with the hash member. */
 	n--;
 	memcpy(text + n, HASH_TAIL, strlen(HASH_TAIL));
@@ -307,8 +335,15 @@ kmsd_audit_append(struct kmsd_audit *a, json_t *obj)
 	n += 64;
 	memcpy(text + n, "\"}\n", 3);
 	n += 3;
-	if (write(a->fd, text, n) != (ssize_t)n) {
-		r = ward_errf(WARD_EIO, "audit log: %s", strerror(errno));
+	if ((got = write(a->fd, text, n)) != (ssize_t)n) {
+		r = ward_errf(WARD_EIO, "audit log: %s",
+		    got < 0 ? strerror(errno) : "short write");
+		/* Take back a partial line, or every later line would
+		 * follow a broken one. */
+		if (got > 0 && fstat(a->fd, &sb) == 0 && sb.st_size >= got &&
+		    ftruncate(a->fd, sb.st_size - got) != 0)
+			ward_warn("audit log: cannot remove a partial line: %s",
+			    strerror(errno));
 	} else {
 		a->seq++;
 		memcpy(a->hash, h, 65);
@@ -331,6 +366,7 @@ kmsd_audit_close(struct kmsd_audit *a)
 		close(a->fd);
 	}
 	sqlite3_close(a->db);
+	ward_cleanse(a->key, sizeof(a->key));
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
@@ -344,14 +380,15 @@ ward_kmsd_audit_verify(const char *dir, json_t **out)
 	uint64_t seq = 0, aseq = 0;
 	char hash[65] = "", ahash[65] = "";
 	bool seen = false;
+	uint8_t key[32] = {0};
 
 	*out = NULL;
 	if ((r = kmsd_state_open(dir, &s)) != 0 ||
-	    (r = kmsd_db_open(s, &db)) != 0 ||
+	    (r = audit_key(s, key)) != 0 || (r = kmsd_db_open(s, &db)) != 0 ||
 	    (r = anchor_read(db, &aseq, ahash)) != 0 ||
 	    (r = open_log(dir, O_RDONLY, &fd)) != 0)
 		goto out;
-	r = scan(fd, &seq, hash, aseq, ahash, &seen);
+	r = scan(key, fd, &seq, hash, aseq, ahash, &seen);
 	if (r == 0 && aseq > 0 && !seen)
 		r = ward_errf(WARD_EAUTH,
 		    "audit log: line %llu, anchored in the database, is "
@@ -364,6 +401,7 @@ ward_kmsd_audit_verify(const char *dir, json_t **out)
 out:
 	if (fd >= 0)
 		close(fd);
+	ward_cleanse(key, sizeof(key));
 	sqlite3_close(db);
 	kmsd_state_close(s);
 	return r;

@@ -88,7 +88,7 @@ kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
 		return r;
 	h = out->p;
 	memcpy(h, magic, 3);
-	if ((r = kmsd_uuid_to_bytes(key_id, h + 3)) != 0)
+	if (kmsd_uuid_to_bytes(key_id, h + 3) != 0)
 		return ward_errf(
 		    WARD_EINTERNAL, "key id %s is not a UUID", key_id);
 	ward_store32(h + 19, version);

@@ -41,8 +41,8 @@ void kmsd_state_close(struct kmsd_state *s);
 int kmsd_db_open(const struct kmsd_state *s, sqlite3 **out);
 int kmsd_db_err(sqlite3 *db, const char *what);
 /* Cached prepared statements (store.c explains). */
-int kmsd_prepare(sqlite3 *db, const char *sql, int n, sqlite3_stmt **st,
-    const char **tail);
+int kmsd_prepare(
+    sqlite3 *db, const char *sql, int n, sqlite3_stmt **st, const char **tail);
 void kmsd_finish(sqlite3_stmt *st);
 void kmsd_db_close(sqlite3 *db);
 /* Free what this thread cached (the root key's cipher context, parsed
@@ -69,9 +69,8 @@ int kmsd_principal_create(struct kmsd_state *s, sqlite3 *db,
 /* SigV4 lookup: the principal's secret (marked secret) by access key, and
  * the hex SHA-256 of its session token ("" for long-term keys). Returns
  * -WARD_EAUTH for an unknown key. */
-int kmsd_principal_lookup(struct kmsd_state *s, sqlite3 *db,
-    const char *akid, struct kmsd_principal *p, struct ward_buf *secret,
-    char token_sha256[65]);
+int kmsd_principal_lookup(struct kmsd_state *s, sqlite3 *db, const char *akid,
+    struct kmsd_principal *p, struct ward_buf *secret, char token_sha256[65]);
 
 struct kmsd_key {
 	char id[KMSD_KEY_ID_LEN + 1];
@@ -91,6 +90,21 @@ void kmsd_key_free(struct kmsd_key *k);
 int kmsd_key_get(sqlite3 *db, const char *id, struct kmsd_key *k);
 int kmsd_key_put(sqlite3 *db, const struct kmsd_key *k, bool insert);
 int kmsd_key_delete(sqlite3 *db, const char *id);
+/* Write one group of columns of an existing key (store.c explains). For
+ * KMSD_SET_VERSION the row changes only if its version is still
+ * old_version; for KMSD_SET_DELETION only if it is pending deletion
+ * (old_version 1) or not (0); KMSD_SET_STATE never changes a key pending
+ * deletion. *changed (may be NULL) says whether a row changed. */
+enum kmsd_key_set {
+	KMSD_SET_STATE,
+	KMSD_SET_DELETION, /* state, deletion_date, pending_days */
+	KMSD_SET_DESCRIPTION,
+	KMSD_SET_POLICY,
+	KMSD_SET_ROTATION,
+	KMSD_SET_VERSION, /* version, rotated */
+};
+int kmsd_key_update(sqlite3 *db, const struct kmsd_key *k,
+    enum kmsd_key_set what, uint32_t old_version, bool *changed);
 /* Material of version v, unwrapped into out (secret). */
 int kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id,
     uint32_t v, uint8_t out[32]);
@@ -111,12 +125,12 @@ void kmsd_rollback(sqlite3 *db);
  */
 #define KMSD_BLOB_HDR 35
 #define KMSD_BLOB_OVERHEAD (KMSD_BLOB_HDR + 16)
-int kmsd_blob_seal(const char *key_id, uint32_t version,
-    const uint8_t key[32], const struct ward_ec *ec, const uint8_t *pt,
-    size_t n, struct ward_buf *out);
+int kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
+    const struct ward_ec *ec, const uint8_t *pt, size_t n,
+    struct ward_buf *out);
 /* Parse the header only: the key id and material version. */
-int kmsd_blob_peek(const uint8_t *p, size_t n,
-    char key_id[KMSD_KEY_ID_LEN + 1], uint32_t *version);
+int kmsd_blob_peek(const uint8_t *p, size_t n, char key_id[KMSD_KEY_ID_LEN + 1],
+    uint32_t *version);
 int kmsd_blob_open(const uint8_t *p, size_t n, const uint8_t key[32],
     const struct ward_ec *ec, struct ward_buf *out);
 int kmsd_uuid_to_bytes(const char *id, uint8_t out[16]);
@@ -151,6 +165,8 @@ struct kmsd_req {
 	char module_id[WARD_ATTEST_MODULE_ID_MAX + 1];
 	char pcr0[97];
 	char why[512];
+	char source_key_arn[KMSD_ARN_MAX]; /* ReEncrypt's source */
+	char source_why[512];
 	bool explicit_deny; /* the last authorization failed on a Deny */
 };
 

@@ -26,7 +26,9 @@ now_d(void)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
+	/* milliseconds, as AWS's timestamps have */
+	return (double)ts.tv_sec +
+	    (double)(ts.tv_nsec - ts.tv_nsec % 1000000) / 1e9;
 }
 
 #define FAIL(rq, code, type, ...)                                              \
@@ -489,7 +491,7 @@ get_recipient(struct kmsd_req *rq, struct attestation *a)
 	if ((r = get_blob(rq, rcp, "AttestationDocument", true,
 	         WARD_KMS_ATTESTATION_MAX, &doc, NULL)) != 0)
 		goto out;
-	if ((r = ward_attest_parse(doc.p, doc.len, &a->doc)) != 0) {
+	if (ward_attest_parse(doc.p, doc.len, &a->doc) != 0) {
 		r = VALIDATION(rq,
 		    "Recipient.AttestationDocument is not an "
 		    "attestation document: %s",
@@ -533,8 +535,8 @@ seal_for(struct kmsd_req *rq, const struct attestation *a, const uint8_t *pt,
 	struct ward_buf ct = {0};
 	int r;
 
-	if ((r = ward_cms_seal(a->doc->public_key.v.p, a->doc->public_key.v.len,
-	         pt, n, &ct)) != 0) {
+	if (ward_cms_seal(a->doc->public_key.v.p, a->doc->public_key.v.len, pt,
+	        n, &ct) != 0) {
 		r = VALIDATION(rq,
 		    "cannot encrypt to the attestation "
 		    "document's public_key: %s",
@@ -606,7 +608,7 @@ grant_constraints_hold(const json_t *cons, const struct ward_ec *ec)
 			return false;
 		sub = eq;
 	}
-	if (sub != NULL)
+	if (sub != NULL) {
 		json_object_foreach((json_t *)sub, k, v)
 		{
 			const struct ward_ec_pair *p =
@@ -617,6 +619,7 @@ grant_constraints_hold(const json_t *cons, const struct ward_ec *ec)
 			        p->value_len) != 0)
 				return false;
 		}
+	}
 	return true;
 }
 
@@ -627,7 +630,6 @@ grant_allows(struct kmsd_req *rq, const struct kmsd_key *k,
 {
 	sqlite3_stmt *st = NULL;
 	char root[64];
-	int rc;
 
 	*allowed = false;
 	snprintf(
@@ -640,7 +642,7 @@ grant_allows(struct kmsd_req *rq, const struct kmsd_key *k,
 	sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rq->caller.arn, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, root, -1, SQLITE_STATIC);
-	while (!*allowed && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (!*allowed && sqlite3_step(st) == SQLITE_ROW) {
 		json_t *ops = json_loads(
 		    (const char *)sqlite3_column_text(st, 1), 0, NULL);
 		json_t *cons = json_loads(
@@ -836,32 +838,41 @@ static int
 rotate(struct kmsd_req *rq, struct kmsd_key *k, bool force)
 {
 	int r;
-	struct kmsd_key cur;
+	bool changed = false;
+	uint32_t old;
+	char id[KMSD_KEY_ID_LEN + 1];
 
 	if (!force &&
 	    (k->rotation == 0 || now_d() < k->rotated + k->rotation * DAY))
 		return 0;
 	if ((r = kmsd_begin(rq->db)) != 0)
 		return internal(rq, r);
-	/* Another thread may have rotated it meanwhile. */
-	if ((r = kmsd_key_get(rq->db, k->id, &cur)) != 0)
+	/* Another request may have rotated it meanwhile: read the current
+	 * version inside the transaction and move it on only from there. */
+	memcpy(id, k->id, sizeof(id));
+	kmsd_key_free(k);
+	if ((r = kmsd_key_get(rq->db, id, k)) != 0)
 		goto out;
-	if (!force && cur.version != k->version) {
+	if (!force && now_d() < k->rotated + k->rotation * DAY) {
 		kmsd_rollback(rq->db);
-		kmsd_key_free(k);
-		*k = cur;
 		return 0;
 	}
-	cur.version++;
-	cur.rotated = now_d();
-	if ((r = kmsd_material_add(rq->st, rq->db, cur.id, cur.version)) != 0 ||
-	    (r = kmsd_key_put(rq->db, &cur, false)) != 0 ||
-	    (r = kmsd_commit(rq->db)) != 0) {
-		kmsd_key_free(&cur);
+	old = k->version;
+	k->version = old + 1;
+	k->rotated = now_d();
+	if ((r = kmsd_material_add(rq->st, rq->db, k->id, k->version)) != 0 ||
+	    (r = kmsd_key_update(rq->db, k, KMSD_SET_VERSION, old, &changed)) !=
+	        0)
+		goto out;
+	if (!changed) {
+		r = ward_errf(WARD_EINTERNAL,
+		    "key %s changed version during "
+		    "rotation",
+		    k->id);
 		goto out;
 	}
-	kmsd_key_free(k);
-	*k = cur;
+	if ((r = kmsd_commit(rq->db)) != 0)
+		goto out;
 	return 0;
 out:
 	kmsd_rollback(rq->db);
@@ -880,11 +891,25 @@ check_policy_text(struct kmsd_req *rq, const char *policy, const char *account,
 	struct ward_policy_key keys[2];
 	const char *acct[1] = {rq->caller.account};
 	const char *parn[1] = {rq->caller.arn};
+	const char *unsup;
 	int r;
 
 	if ((r = ward_policy_parse(policy, strlen(policy), &pol, &rq->err)) !=
 	    0)
 		return r;
+	if ((unsup = ward_policy_unsupported_key(pol)) != NULL) {
+		r = FAIL(rq, WARD_EFORMAT, "MalformedPolicyDocumentException",
+		    "Condition key '%s' is not supported by ward kms: a "
+		    "condition on it could never hold here, so a Deny on it "
+		    "would never apply. Supported: kms:CallerAccount, "
+		    "kms:EncryptionContext:*, kms:EncryptionContextKeys, "
+		    "kms:RecipientAttestation:ImageSha384, "
+		    "kms:RecipientAttestation:PCR0-PCR31, aws:PrincipalArn, "
+		    "aws:PrincipalAccount, ward:AttestationRoot",
+		    ward_quotes(unsup));
+		ward_policy_free(pol);
+		return r;
+	}
 	/* The lockout safety check: the caller must still be able to change
 	 * the policy afterwards, unless told to bypass it. */
 	keys[0] = (struct ward_policy_key){"kms:CallerAccount", acct, 1};
@@ -1094,7 +1119,7 @@ op_list_keys(struct kmsd_req *rq)
 	sqlite3_stmt *st = NULL;
 	json_t *keys = json_array();
 	char last[KMSD_KEY_ID_LEN + 1] = "";
-	int r, rc;
+	int r;
 	long long n = 0;
 	bool more = false;
 
@@ -1117,7 +1142,7 @@ op_list_keys(struct kmsd_req *rq)
 	sqlite3_bind_text(st, 1, rq->caller.account, -1, SQLITE_STATIC);
 	sqlite3_bind_text(
 	    st, 2, marker != NULL ? marker : "", -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (sqlite3_step(st) == SQLITE_ROW) {
 		if (n == limit) {
 			more = true;
 			break;
@@ -1271,12 +1296,14 @@ op_delete_alias(struct kmsd_req *rq)
 	         &name)) != 0 ||
 	    (r = alias_lookup(rq, rq->caller.account, name, cur)) != 0)
 		return r;
-	if (load_key(rq, cur, &k) == 0) {
+	if ((r = load_key(rq, cur, &k)) == 0) {
 		snprintf(rq->key_arn, sizeof(rq->key_arn), "%s", k.arn);
 		r = authorize(rq, &k, "kms:DeleteAlias", NULL, NULL, NULL);
 		kmsd_key_free(&k);
 		if (r != 0)
 			return r;
+	} else if (r != -WARD_EKEY) {
+		return r; /* only a key that is gone skips the check */
 	}
 	return exec_alias(rq,
 	    "DELETE FROM aliases WHERE account = ?1 AND name = ?2 AND"
@@ -1294,7 +1321,7 @@ op_list_aliases(struct kmsd_req *rq)
 	json_t *list = json_array();
 	char last[KMSD_ALIAS_MAX + 1] = "", filter[KMSD_KEY_ID_LEN + 1] = "";
 	bool more = false;
-	int r, rc;
+	int r;
 
 	if (list == NULL)
 		return internal(rq, ward_enomem());
@@ -1326,7 +1353,7 @@ op_list_aliases(struct kmsd_req *rq)
 	    st, 2, marker != NULL ? marker : "", -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, filter, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 4, filter, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (sqlite3_step(st) == SQLITE_ROW) {
 		char arn[KMSD_ARN_MAX + KMSD_ALIAS_MAX];
 
 		if (n == limit) {
@@ -1613,6 +1640,8 @@ op_reencrypt(struct kmsd_req *rq)
 	         "SourceEncryptionContext", "kms:ReEncryptFrom",
 	         "ReEncryptFrom", NULL, &src, &sec, &pt)) != 0)
 		goto out;
+	snprintf(rq->source_key_arn, sizeof(rq->source_key_arn), "%s", src.arn);
+	snprintf(rq->source_why, sizeof(rq->source_why), "%s", rq->why);
 	snprintf(rq->key_arn, sizeof(rq->key_arn), "%s", dst.arn);
 	if ((r = check_state(rq, &dst, USE_CRYPTO)) == 0 &&
 	    (r = authorize(rq, &dst, "kms:ReEncryptTo", &dec, NULL,
@@ -1783,16 +1812,42 @@ managed_key(struct kmsd_req *rq, enum use u, const char *action,
 }
 
 static int
-save_key(struct kmsd_req *rq, const struct kmsd_key *k)
+save_key(struct kmsd_req *rq, const struct kmsd_key *k, enum kmsd_key_set what)
 {
 	int r;
 
-	if ((r = kmsd_begin(rq->db)) != 0 ||
-	    (r = kmsd_key_put(rq->db, k, false)) != 0 ||
-	    (r = kmsd_commit(rq->db)) != 0) {
-		kmsd_rollback(rq->db);
+	if ((r = kmsd_key_update(rq->db, k, what, 0, NULL)) != 0)
 		return internal(rq, r);
-	}
+	return 0;
+}
+
+/* A state change that lost a race with ScheduleKeyDeletion (or the
+ * reverse) is refused as the state it met would have been. */
+static int
+save_state(struct kmsd_req *rq, const struct kmsd_key *k)
+{
+	bool changed = false;
+	int r;
+
+	if ((r = kmsd_key_update(rq->db, k, KMSD_SET_STATE, 0, &changed)) != 0)
+		return internal(rq, r);
+	if (!changed)
+		return INVALIDSTATE(rq, "%s is pending deletion.", k->arn);
+	return 0;
+}
+
+static int
+save_deletion(struct kmsd_req *rq, const struct kmsd_key *k, int pending)
+{
+	bool changed = false;
+	int r;
+
+	if ((r = kmsd_key_update(rq->db, k, KMSD_SET_DELETION,
+	         (uint32_t)pending, &changed)) != 0)
+		return internal(rq, r);
+	if (!changed)
+		return INVALIDSTATE(rq, "%s is %spending deletion.", k->arn,
+		    pending ? "not " : "");
 	return 0;
 }
 
@@ -1847,7 +1902,7 @@ op_put_key_policy(struct kmsd_req *rq)
 	    0) {
 		old = k.policy;
 		k.policy = (char *)policy;
-		r = save_key(rq, &k);
+		r = save_key(rq, &k, KMSD_SET_POLICY);
 		k.policy = old;
 	}
 	kmsd_key_free(&k);
@@ -1878,7 +1933,7 @@ set_state(struct kmsd_req *rq, const char *action, const char *state)
 	if ((r = managed_key(rq, USE_MANAGE, action, NULL, &k)) != 0)
 		return r;
 	snprintf(k.state, sizeof(k.state), "%s", state);
-	r = save_key(rq, &k);
+	r = save_state(rq, &k);
 	kmsd_key_free(&k);
 	return r;
 }
@@ -1914,7 +1969,7 @@ op_schedule_key_deletion(struct kmsd_req *rq)
 	snprintf(k.state, sizeof(k.state), "PendingDeletion");
 	k.pending_days = (int)days;
 	k.deletion_date = floor(now_d()) + (double)days * DAY;
-	if ((r = save_key(rq, &k)) == 0 &&
+	if ((r = save_deletion(rq, &k, 0)) == 0 &&
 	    (r = out_set(rq, "KeyId", json_string(k.arn))) == 0 &&
 	    (r = out_set(rq, "DeletionDate", json_real(k.deletion_date))) ==
 	        0 &&
@@ -1941,7 +1996,7 @@ op_cancel_key_deletion(struct kmsd_req *rq)
 	snprintf(k.state, sizeof(k.state), "Disabled");
 	k.deletion_date = 0;
 	k.pending_days = 0;
-	if ((r = save_key(rq, &k)) == 0)
+	if ((r = save_deletion(rq, &k, 1)) == 0)
 		r = out_set(rq, "KeyId", json_string(k.arn));
 out:
 	kmsd_key_free(&k);
@@ -1963,7 +2018,7 @@ op_update_key_description(struct kmsd_req *rq)
 		return r;
 	old = k.description;
 	k.description = (char *)desc;
-	r = save_key(rq, &k);
+	r = save_key(rq, &k, KMSD_SET_DESCRIPTION);
 	k.description = old;
 	kmsd_key_free(&k);
 	return r;
@@ -1986,7 +2041,7 @@ op_enable_key_rotation(struct kmsd_req *rq)
 	         rq, USE_GRANT, "kms:EnableKeyRotation", NULL, &k)) != 0)
 		return r;
 	k.rotation = (int)days;
-	r = save_key(rq, &k);
+	r = save_key(rq, &k, KMSD_SET_ROTATION);
 	kmsd_key_free(&k);
 	return r;
 }
@@ -2001,7 +2056,7 @@ op_disable_key_rotation(struct kmsd_req *rq)
 	         rq, USE_GRANT, "kms:DisableKeyRotation", NULL, &k)) != 0)
 		return r;
 	k.rotation = 0;
-	r = save_key(rq, &k);
+	r = save_key(rq, &k, KMSD_SET_ROTATION);
 	kmsd_key_free(&k);
 	return r;
 }
@@ -2059,11 +2114,13 @@ op_tag_resource(struct kmsd_req *rq)
 		    "be null");
 	if ((r = managed_key(rq, USE_MANAGE, "kms:TagResource", NULL, &k)) != 0)
 		return r;
-	if ((r = kmsd_begin(rq->db)) != 0)
+	if ((r = kmsd_begin(rq->db)) == 0) {
+		if ((r = put_tags(rq, k.id, tags)) == 0 &&
+		    (r = kmsd_commit(rq->db)) != 0)
+			r = internal(rq, r);
+	} else {
 		r = internal(rq, r);
-	else if ((r = put_tags(rq, k.id, tags)) == 0 &&
-	    (r = kmsd_commit(rq->db)) != 0)
-		r = internal(rq, r);
+	}
 	kmsd_rollback(rq->db);
 	kmsd_key_free(&k);
 	return r;

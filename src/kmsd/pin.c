@@ -29,7 +29,7 @@ find_key(sqlite3 *db, const char *ident, char id[KMSD_KEY_ID_LEN + 1])
 	sqlite3_stmt *st = NULL;
 	const char *name = ident, *account = NULL;
 	char acct[KMSD_ACCOUNT_LEN + 1];
-	int rc, n = 0;
+	int n = 0;
 	uint8_t b[16];
 
 	if (strncmp(ident, "arn:aws:kms:", 12) == 0) {
@@ -61,7 +61,7 @@ find_key(sqlite3 *db, const char *ident, char id[KMSD_KEY_ID_LEN + 1])
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (account != NULL)
 		sqlite3_bind_text(st, 2, account, -1, SQLITE_STATIC);
-	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+	while (sqlite3_step(st) == SQLITE_ROW) {
 		snprintf(id, KMSD_KEY_ID_LEN + 1, "%s",
 		    (const char *)sqlite3_column_text(st, 0));
 		n++;
@@ -104,7 +104,7 @@ ward_kmsd_pin(const char *dir, const char *key, const struct ward_pcr_pin *pins,
 		goto out;
 	old = k.policy;
 	k.policy = policy;
-	r = kmsd_key_put(db, &k, false);
+	r = kmsd_key_update(db, &k, KMSD_SET_POLICY, 0, NULL);
 	k.policy = old;
 	if (r != 0 || (r = kmsd_commit(db)) != 0)
 		goto out;

@@ -247,10 +247,12 @@ rfc3339_now(char out[64])
 	    tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
-static void
+/* Returns < 0 when the line could not be written. */
+static int
 audit(struct server *s, const struct kmsd_req *rq, const char *source,
     const char *claimed, int status)
 {
+	int r;
 	char t[64];
 	json_t *o;
 	const char *decision = status == 200 ? "allow"
@@ -268,7 +270,14 @@ audit(struct server *s, const struct kmsd_req *rq, const char *source,
 	    rq->key_arn[0] != '\0' ? rq->key_arn : NULL, "source", source,
 	    "decision", decision);
 	if (o == NULL)
-		return;
+		return ward_enomem();
+	if (rq->source_key_arn[0] != '\0') {
+		json_object_set_new(
+		    o, "source_key", json_string(rq->source_key_arn));
+		if (rq->source_why[0] != '\0')
+			json_object_set_new(
+			    o, "source_reason", json_string(rq->source_why));
+	}
 	if (rq->module_id[0] != '\0')
 		json_object_set_new(o, "attestation",
 		    json_pack("{s:s, s:s}", "module_id", rq->module_id, "pcr0",
@@ -279,9 +288,10 @@ audit(struct server *s, const struct kmsd_req *rq, const char *source,
 	} else if (rq->why[0] != '\0') {
 		json_object_set_new(o, "reason", json_string(rq->why));
 	}
-	if (kmsd_audit_append(s->audit, o) != 0)
+	if ((r = kmsd_audit_append(s->audit, o)) != 0)
 		ward_warn("audit log: %s", ward_errmsg());
 	json_decref(o);
+	return r;
 }
 
 /* The response body as a buffer MHD frees through us, zeroed. */
@@ -319,8 +329,10 @@ respond(struct MHD_Connection *c, int status, json_t *body)
 	    n, b + sizeof(size_t), free_body);
 	if (resp == NULL) {
 		free_body(b + sizeof(size_t));
+		// cppcheck-suppress memleak
 		return MHD_NO;
 	}
+	/* b is MHD's now: free_body releases it with the response. */
 	MHD_add_response_header(resp, "Content-Type", JSON_TYPE);
 	if (ward_random(rid, sizeof(rid)) == 0) {
 		rid[6] = (uint8_t)((rid[6] & 0x0f) | 0x40);
@@ -358,7 +370,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	char source[128], op[64] = "", claimed[160] = "";
 	bool dup;
 	json_error_t jerr;
-	int status = 400, r;
+	int status = 400;
 
 	memset(&rq, 0, sizeof(rq));
 	rq.st = s->st;
@@ -412,7 +424,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 		    "Content-Type must be " JSON_TYPE);
 		goto done;
 	}
-	if ((r = thread_db(s, &rq.db)) != 0) {
+	if (thread_db(s, &rq.db) != 0) {
 		status = 500;
 		ward_warn("%s", ward_errmsg());
 		ward_kms_err(&rq.err, WARD_EIO, 500, "KMSInternalException",
@@ -432,8 +444,8 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	lctx.s = s;
 	lctx.db = rq.db;
 	lctx.p = &rq.caller;
-	if ((r = ward_sigv4_verify(&sreq, s->st->region, "kms", time(NULL),
-	         lookup_secret, &lctx, &auth, &rq.err)) != 0) {
+	if (ward_sigv4_verify(&sreq, s->st->region, "kms", time(NULL),
+	        lookup_secret, &lctx, &auth, &rq.err) != 0) {
 		/* The access key id the request claimed, for the log. */
 		const char *a = header(&hs, "Authorization", &dup);
 		const char *cred = a != NULL ? strstr(a, "Credential=") : NULL;
@@ -458,7 +470,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 		    rq.in == NULL ? ": " : "", rq.in == NULL ? jerr.text : "");
 		goto done;
 	}
-	if ((r = kmsd_dispatch(&rq)) == 0) {
+	if (kmsd_dispatch(&rq) == 0) {
 		status = 200;
 		*out = json_incref(rq.out);
 	} else {
@@ -466,7 +478,17 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	}
 done:
 	ward_buf_free(&secret);
-	audit(s, &rq, source, claimed[0] != '\0' ? claimed : NULL, status);
+	if (audit(s, &rq, source, claimed[0] != '\0' ? claimed : NULL,
+	        status) != 0 &&
+	    status == 200) {
+		/* Nothing is released that the log does not record. */
+		json_decref(*out);
+		*out = NULL;
+		status = 500;
+		ward_kms_err(&rq.err, WARD_EIO, 500, "KMSInternalException",
+		    "The request could not be recorded in the audit log; the "
+		    "server log has the cause.");
+	}
 	if (status != 200)
 		*out = error_body(&rq.err);
 	json_decref(rq.in);
@@ -551,6 +573,8 @@ listen_on(const char *addr, int *fd_out, char *bound, size_t bound_len)
 	int fd = -1, r = 0, one = 1;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+
+	memset(&ss, 0, sizeof(ss));
 
 	*fd_out = -1;
 	if (strncmp(addr, "unix:", 5) == 0) {
@@ -687,7 +711,7 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	s.max_body = o->max_body != 0 ? o->max_body : DEFAULT_MAX_BODY;
 	if (threads == 0)
 		threads = ncpu > 2 ? (unsigned)ncpu : 2;
-	if ((r = pthread_key_create(&s.dbkey, db_close)) != 0)
+	if (pthread_key_create(&s.dbkey, db_close) != 0)
 		return ward_errf(WARD_EINTERNAL, "pthread_key_create failed");
 	json_set_alloc_funcs(malloc, cleansing_free);
 	if ((r = kmsd_state_open(o->dir, &s.st)) != 0 ||

@@ -697,6 +697,70 @@ kmsd_key_put(sqlite3 *db, const struct kmsd_key *k, bool insert)
 	return r;
 }
 
+/*
+ * One column (or one group that changes together) at a time: handlers
+ * read a key, check, then write only what they change, so two requests
+ * on one key never undo each other's acknowledged change.
+ */
+static const char *const update_sql[] = {
+    /* Enable/Disable never touch a key pending deletion. */
+    [KMSD_SET_STATE] = "UPDATE keys SET state = ?2 WHERE id = ?1"
+                       " AND state <> 'PendingDeletion'",
+    /* Schedule (?5 = 0) only from not pending, cancel (?5 = 1) only
+     * from pending. */
+    [KMSD_SET_DELETION] = "UPDATE keys SET state = ?2, deletion_date = ?3,"
+                          " pending_days = ?4 WHERE id = ?1"
+                          " AND (state = 'PendingDeletion') = ?5",
+    [KMSD_SET_DESCRIPTION] = "UPDATE keys SET description = ?2 WHERE id = ?1",
+    [KMSD_SET_POLICY] = "UPDATE keys SET policy = ?2 WHERE id = ?1",
+    [KMSD_SET_ROTATION] = "UPDATE keys SET rotation = ?2 WHERE id = ?1",
+    [KMSD_SET_VERSION] = "UPDATE keys SET version = ?2, rotated = ?3"
+                         " WHERE id = ?1 AND version = ?4",
+};
+
+int
+kmsd_key_update(sqlite3 *db, const struct kmsd_key *k, enum kmsd_key_set what,
+    uint32_t old_version, bool *changed)
+{
+	sqlite3_stmt *st = NULL;
+	int r = 0;
+
+	if (kmsd_prepare(db, update_sql[what], -1, &st, NULL) != SQLITE_OK)
+		return kmsd_db_err(db, "writing key");
+	sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
+	switch (what) {
+	case KMSD_SET_STATE:
+		sqlite3_bind_text(st, 2, k->state, -1, SQLITE_STATIC);
+		break;
+	case KMSD_SET_DELETION:
+		sqlite3_bind_text(st, 2, k->state, -1, SQLITE_STATIC);
+		sqlite3_bind_double(st, 3, k->deletion_date);
+		sqlite3_bind_int(st, 4, k->pending_days);
+		sqlite3_bind_int(st, 5, old_version != 0);
+		break;
+	case KMSD_SET_DESCRIPTION:
+		sqlite3_bind_text(st, 2, k->description, -1, SQLITE_STATIC);
+		break;
+	case KMSD_SET_POLICY:
+		sqlite3_bind_text(st, 2, k->policy, -1, SQLITE_STATIC);
+		break;
+	case KMSD_SET_ROTATION:
+		sqlite3_bind_int(st, 2, k->rotation);
+		break;
+	case KMSD_SET_VERSION:
+		sqlite3_bind_int64(st, 2, k->version);
+		sqlite3_bind_double(st, 3, k->rotated);
+		sqlite3_bind_int64(st, 4, old_version);
+		break;
+	}
+	if (sqlite3_step(st) != SQLITE_DONE)
+		r = kmsd_db_err(db, "writing key");
+	else if (changed != NULL)
+		*changed = sqlite3_changes(db) > 0;
+	kmsd_finish(st);
+	return r;
+}
+
 int
 kmsd_key_delete(sqlite3 *db, const char *id)
 {

@@ -133,8 +133,8 @@ call(const char *op, json_t *req, json_t **resp, char *msg, size_t msgn)
 	if (msg != NULL)
 		snprintf(msg, msgn, "%s", e.message);
 	if (r != 0) {
-		snprintf(type, sizeof(type), "%s",
-		    e.type[0] ? e.type : "transport");
+		snprintf(
+		    type, sizeof(type), "%s", e.type[0] ? e.type : "transport");
 		ward_errclear();
 		return type;
 	}
@@ -154,8 +154,8 @@ create_key(const char *policy)
 
 	t = call("CreateKey",
 	    policy ? json_pack("{s:s, s:b}", "Policy", policy,
-			 "BypassPolicyLockoutSafetyCheck", 0)
-		   : json_object(),
+	                 "BypassPolicyLockoutSafetyCheck", 0)
+	           : json_object(),
 	    &rs, NULL, 0);
 	if (*t)
 		die(t);
@@ -173,14 +173,14 @@ policy_with(const char *cond)
 	char *p = NULL;
 
 	if (asprintf(&p,
-		"{\"Version\":\"2012-10-17\",\"Statement\":["
-		"{\"Sid\":\"Admin\",\"Effect\":\"Allow\",\"Principal\":{\"AWS\":"
-		"\"arn:aws:iam::%s:root\"},\"NotAction\":[\"kms:Decrypt\","
-		"\"kms:GenerateDataKey\"],\"Resource\":\"*\"},"
-		"{\"Sid\":\"Enclave\",\"Effect\":\"Allow\",\"Principal\":{\"AWS\":"
-		"\"arn:aws:iam::%s:root\"},\"Action\":[\"kms:Decrypt\","
-		"\"kms:GenerateDataKey\"],\"Resource\":\"*\",\"Condition\":%s}]}",
-		account, account, cond) < 0)
+	        "{\"Version\":\"2012-10-17\",\"Statement\":["
+	        "{\"Sid\":\"Admin\",\"Effect\":\"Allow\",\"Principal\":{\"AWS\":"
+	        "\"arn:aws:iam::%s:root\"},\"NotAction\":[\"kms:Decrypt\","
+	        "\"kms:GenerateDataKey\"],\"Resource\":\"*\"},"
+	        "{\"Sid\":\"Enclave\",\"Effect\":\"Allow\",\"Principal\":{\"AWS\":"
+	        "\"arn:aws:iam::%s:root\"},\"Action\":[\"kms:Decrypt\","
+	        "\"kms:GenerateDataKey\"],\"Resource\":\"*\",\"Condition\":%s}]}",
+	        account, account, cond) < 0)
 		die("asprintf");
 	return p;
 }
@@ -197,7 +197,7 @@ encrypt(const char *arn, const char *pt)
 	ward_b64_encode((const uint8_t *)pt, strlen(pt), ptb);
 	t = call("Encrypt",
 	    json_pack("{s:s, s:s, s:{s:s}}", "KeyId", arn, "Plaintext", ptb,
-		"EncryptionContext", "purpose", "test"),
+	        "EncryptionContext", "purpose", "test"),
 	    &rs, NULL, 0);
 	free(ptb);
 	if (*t)
@@ -230,8 +230,8 @@ decrypt_as(const struct ward_buf *blob, const struct enclave *e,
 	    "EncryptionContext", "purpose", "test");
 	free(b64);
 	if (e != NULL)
-		json_object_set_new(rq, "Recipient",
-		    recipient(e, "RSAES_OAEP_SHA_256"));
+		json_object_set_new(
+		    rq, "Recipient", recipient(e, "RSAES_OAEP_SHA_256"));
 	t = call("Decrypt", rq, &rs, msg, msgn);
 	if (*t)
 		return t;
@@ -243,7 +243,7 @@ decrypt_as(const struct ward_buf *blob, const struct enclave *e,
 	if (json_object_get(rs, "Plaintext") != NULL)
 		snprintf(verdict, sizeof(verdict), "Plaintext-present");
 	else if ((cfr = json_string_value(
-		      json_object_get(rs, "CiphertextForRecipient"))) == NULL)
+	              json_object_get(rs, "CiphertextForRecipient"))) == NULL)
 		snprintf(verdict, sizeof(verdict), "no-CiphertextForRecipient");
 	else {
 		ward_buf_reserve(&raw, strlen(cfr));
@@ -252,7 +252,7 @@ decrypt_as(const struct ward_buf *blob, const struct enclave *e,
 		else if (ward_cms_open(e->key, raw.p, n, &pt) != 0)
 			snprintf(verdict, sizeof(verdict), "cms-open-failed");
 		else if (pt.len != strlen(want) ||
-			 memcmp(pt.p, want, pt.len) != 0)
+		    memcmp(pt.p, want, pt.len) != 0)
 			snprintf(verdict, sizeof(verdict), "wrong-plaintext");
 	}
 	ward_buf_free(&raw);
@@ -261,12 +261,14 @@ decrypt_as(const struct ward_buf *blob, const struct enclave *e,
 	return strcmp(verdict, "opened") == 0 ? "" : verdict;
 }
 
-#define EXPECT(got, want, what)                                            \
-	do {                                                                \
-		const char *g_ = (got);                                     \
-		check(strcmp(g_, (want)) == 0, "%s: %s%s%s", what,           \
-		    *g_ ? g_ : "allowed", strcmp(g_, (want)) == 0 ? "" : ", expected ", \
-		    strcmp(g_, (want)) == 0 ? "" : (*(want) ? (want) : "allowed")); \
+#define EXPECT(got, want, what)                                                \
+	do {                                                                   \
+		const char *g_ = (got);                                        \
+		check(strcmp(g_, (want)) == 0, "%s: %s%s%s", what,             \
+		    *g_ ? g_ : "allowed",                                      \
+		    strcmp(g_, (want)) == 0 ? "" : ", expected ",              \
+		    strcmp(g_, (want)) == 0 ? ""                               \
+		                            : (*(want) ? (want) : "allowed")); \
 	} while (0)
 
 int
@@ -363,8 +365,8 @@ main(int argc, char **argv)
 	/* GenerateDataKey with Recipient: the key only for the enclave. */
 	t = call("GenerateDataKey",
 	    json_pack("{s:s, s:s, s:{s:s}, s:o}", "KeyId", k1, "KeySpec",
-		"AES_256", "EncryptionContext", "purpose", "test", "Recipient",
-		recipient(&good, "RSAES_OAEP_SHA_256")),
+	        "AES_256", "EncryptionContext", "purpose", "test", "Recipient",
+	        recipient(&good, "RSAES_OAEP_SHA_256")),
 	    &rs, NULL, 0);
 	EXPECT(t, "", "GenerateDataKey with Recipient, PCR0 X");
 	if (!*t) {
@@ -379,13 +381,14 @@ main(int argc, char **argv)
 
 		if (ok) {
 			ward_buf_reserve(&raw, strlen(cfr));
-			ok = ward_b64_decode(cfr, strlen(cfr), raw.p, raw.cap,
-				 &n) == 0 &&
+			ok = ward_b64_decode(
+			         cfr, strlen(cfr), raw.p, raw.cap, &n) == 0 &&
 			    ward_cms_open(good.key, raw.p, n, &dk) == 0 &&
 			    dk.len == 32;
 		}
-		check(ok, "GenerateDataKey answer: CiphertextForRecipient "
-			  "opens to 32 bytes, no Plaintext");
+		check(ok,
+		    "GenerateDataKey answer: CiphertextForRecipient "
+		    "opens to 32 bytes, no Plaintext");
 		if (ok) {
 			/* Its CiphertextBlob decrypts (attested) to the same
 			 * key. */
@@ -413,15 +416,15 @@ main(int argc, char **argv)
 				t = call("Decrypt", rq, &r2, NULL, 0);
 				ok = !*t;
 				if (ok) {
-					const char *c2 = json_string_value(
-					    json_object_get(r2,
-						"CiphertextForRecipient"));
+					const char *c2 =
+					    json_string_value(json_object_get(
+					        r2, "CiphertextForRecipient"));
 					struct ward_buf raw2 = {0}, out = {0};
 					ward_buf_reserve(&raw2, strlen(c2));
 					ok = ward_b64_decode(c2, strlen(c2),
-						 raw2.p, raw2.cap, &n) == 0 &&
+					         raw2.p, raw2.cap, &n) == 0 &&
 					    ward_cms_open(good.key, raw2.p, n,
-						&out) == 0 &&
+					        &out) == 0 &&
 					    out.len == 32 &&
 					    memcmp(out.p, want, 32) == 0;
 					ward_buf_free(&raw2);
@@ -429,8 +432,9 @@ main(int argc, char **argv)
 				}
 				json_decref(r2);
 			}
-			check(ok, "the data key's CiphertextBlob decrypts "
-				  "(attested) to the same key");
+			check(ok,
+			    "the data key's CiphertextBlob decrypts "
+			    "(attested) to the same key");
 		}
 		ward_buf_free(&raw);
 		ward_buf_free(&dk);
@@ -441,17 +445,17 @@ main(int argc, char **argv)
 	}
 	t = call("GenerateDataKey",
 	    json_pack("{s:s, s:s, s:{s:s}, s:o}", "KeyId", k1, "KeySpec",
-		"AES_256", "EncryptionContext", "purpose", "test", "Recipient",
-		recipient(&other, "RSAES_OAEP_SHA_256")),
+	        "AES_256", "EncryptionContext", "purpose", "test", "Recipient",
+	        recipient(&other, "RSAES_OAEP_SHA_256")),
 	    NULL, NULL, 0);
 	EXPECT(t, "AccessDeniedException",
 	    "GenerateDataKey with Recipient, PCR0 Y");
 	t = call("GenerateRandom",
 	    json_pack("{s:i, s:o}", "NumberOfBytes", 16, "Recipient",
-		recipient(&good, "RSAES_OAEP_SHA_256")),
+	        recipient(&good, "RSAES_OAEP_SHA_256")),
 	    &rs, NULL, 0);
 	check(!*t && json_object_get(rs, "Plaintext") == NULL &&
-		json_object_get(rs, "CiphertextForRecipient") != NULL,
+	        json_object_get(rs, "CiphertextForRecipient") != NULL,
 	    "GenerateRandom with Recipient: CiphertextForRecipient only (%s)",
 	    *t ? t : "ok");
 	json_decref(rs);
@@ -467,10 +471,11 @@ main(int argc, char **argv)
 
 		for (int i = 0; i < 4; i++) {
 			pins[i].index = idx[i];
-			snprintf(pins[i].hex, sizeof(pins[i].hex), "%s", vals[i]);
+			snprintf(
+			    pins[i].hex, sizeof(pins[i].hex), "%s", vals[i]);
 		}
 		if (ward_policy_pin(def, strlen(def), account, pins, 4, false,
-			&pinned, &e) != 0)
+		        &pinned, &e) != 0)
 			die("ward_policy_pin");
 		k2 = create_key(pinned);
 		free(pinned);
@@ -505,7 +510,7 @@ main(int argc, char **argv)
 		char upx[97];
 		for (int i = 0; i < 97; i++)
 			upx[i] = (char)(x[i] >= 'a' && x[i] <= 'f' ? x[i] - 32
-								  : x[i]);
+			                                           : x[i]);
 		snprintf(cond, sizeof(cond),
 		    "{\"StringEqualsIgnoreCase\":{\"kms:RecipientAttestation:"
 		    "PCR0\":\"%s\"},\"StringEquals\":{\"ward:AttestationRoot\":"
@@ -528,7 +533,9 @@ main(int argc, char **argv)
 	k5 = create_key(pol);
 	free(pol);
 	b5 = encrypt(k5, "five");
-	t = call("DisableKey", json_pack("{s:s}", "KeyId", k5), NULL, NULL, 0);
+	EXPECT(
+	    call("DisableKey", json_pack("{s:s}", "KeyId", k5), NULL, NULL, 0),
+	    "", "disable K5");
 	EXPECT(decrypt_as(&b5, &good, "", NULL, 0), "DisabledException",
 	    "disabled key, matching document");
 	call("EnableKey", json_pack("{s:s}", "KeyId", k5), NULL, NULL, 0);
@@ -559,7 +566,7 @@ main(int argc, char **argv)
 	pol = policy_with(cond);
 	t = call("PutKeyPolicy",
 	    json_pack("{s:s, s:s, s:s}", "KeyId", k1, "PolicyName", "default",
-		"Policy", pol),
+	        "Policy", pol),
 	    NULL, NULL, 0);
 	free(pol);
 	EXPECT(t, "", "re-pin K1 to Y");

@@ -1254,10 +1254,12 @@ test_pin_default_and_debug(void **state)
 	assert_int_equal(
 	    eval(p, ALICE, "kms:Decrypt", bad, 2, why, sizeof(why)), XDENY);
 	assert_non_null(strstr(why, "ward-pin-ImageSha384"));
-	assert_int_equal(eval(p, ALICE, "kms:Decrypt", NULL, 0, NULL, 0), XDENY);
+	assert_int_equal(
+	    eval(p, ALICE, "kms:Decrypt", NULL, 0, NULL, 0), XDENY);
 	assert_int_equal(
 	    eval(p, ALICE, "kms:ReEncryptFrom", NULL, 0, NULL, 0), XDENY);
-	assert_int_equal(eval(p, ALICE, "kms:Encrypt", NULL, 0, NULL, 0), ALLOW);
+	assert_int_equal(
+	    eval(p, ALICE, "kms:Encrypt", NULL, 0, NULL, 0), ALLOW);
 	assert_int_equal(
 	    eval(p, ALICE, "kms:GenerateDataKey", NULL, 0, NULL, 0), ALLOW);
 	ward_policy_free(p);
@@ -1353,6 +1355,70 @@ test_pin_default_and_debug(void **state)
 	free(def);
 }
 
+/* The key service refuses conditions on keys it never fills in: a Deny
+ * on one would silently never apply. */
+static void
+test_supported_keys(void **state)
+{
+	static const char *const yes[] = {"kms:CallerAccount",
+	    "KMS:callerAccount", "kms:EncryptionContext:App",
+	    "kms:EncryptionContextKeys", "aws:PrincipalArn",
+	    "aws:PrincipalAccount", "ward:AttestationRoot",
+	    "kms:RecipientAttestation:ImageSha384",
+	    "kms:RecipientAttestation:PCR0", "kms:RecipientAttestation:PCR31"};
+	static const char *const no[] = {"kms:GrantIsForAWSResource",
+	    "kms:GrantOperations", "kms:EncryptionAlgorithm",
+	    "aws:SecureTransport",
+	    "kms:EncryptionContext:", "kms:RecipientAttestation:PCR32",
+	    "kms:RecipientAttestation:PCR01", "kms:RecipientAttestation:PCR",
+	    "kms:ViaService"};
+	const char *pol = J({
+		"Version" : "2012-10-17",
+		"Statement" : [
+			{
+				"Effect" : "Allow",
+				"Principal" : {"AWS" : "111122223333"},
+				"Action" : "kms:*",
+				"Resource" : "*",
+				"Condition" : {
+					"StringEquals" :
+					    {"kms:CallerAccount" : "1"}
+				}
+			},
+			{
+				"Effect" : "Deny",
+				"Principal" : "*",
+				"Action" : "kms:CreateGrant",
+				"Resource" : "*",
+				"Condition" : {
+					"Bool" : {
+						"kms:GrantIsForAWSResource" :
+						    false
+					}
+				}
+			}
+		]
+	});
+	struct ward_policy *p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++)
+		assert_true(ward_policy_key_supported(yes[i]));
+	for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+		assert_false(ward_policy_key_supported(no[i]));
+	p = parse_ok(pol);
+	assert_string_equal(
+	    ward_policy_unsupported_key(p), "kms:GrantIsForAWSResource");
+	ward_policy_free(p);
+	{
+		char *def = ward_policy_default(ACCT_A);
+		p = parse_ok(def);
+		assert_null(ward_policy_unsupported_key(p));
+		ward_policy_free(p);
+		free(def);
+	}
+}
+
 static void
 test_pin_errors(void **state)
 {
@@ -1441,6 +1507,7 @@ main(void)
 	    cmocka_unit_test(test_pin_replace),
 	    cmocka_unit_test(test_pin_default_and_debug),
 	    cmocka_unit_test(test_pin_errors),
+	    cmocka_unit_test(test_supported_keys),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
