@@ -7,7 +7,6 @@
  * the caller's account; ARNs name any account (cross-account use needs the
  * key owner's policy to allow it).
  */
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -380,7 +379,7 @@ resolve(
 			    "Invalid arn %s: this key service "
 			    "serves region %s",
 			    ward_quotes(ident), rq->st->region);
-		snprintf(account, sizeof(account), "%s", part[4]);
+		memcpy(account, part[4], sizeof(account)); /* 12 + NUL */
 		res = part[5];
 		if (strncmp(res, "key/", 4) == 0 && is_uuid(res + 4)) {
 			memcpy(id, res + 4, sizeof(id));
@@ -1968,7 +1967,7 @@ op_schedule_key_deletion(struct kmsd_req *rq)
 		return r;
 	snprintf(k.state, sizeof(k.state), "PendingDeletion");
 	k.pending_days = (int)days;
-	k.deletion_date = floor(now_d()) + (double)days * DAY;
+	k.deletion_date = (double)(int64_t)now_d() + (double)days * DAY;
 	if ((r = save_deletion(rq, &k, 0)) == 0 &&
 	    (r = out_set(rq, "KeyId", json_string(k.arn))) == 0 &&
 	    (r = out_set(rq, "DeletionDate", json_real(k.deletion_date))) ==
