@@ -104,7 +104,10 @@ diff -r app restored >/dev/null && ok "restored tree matches" || bad "restored t
 expect 11 "restore over a non-empty directory" "$WARD" decrypt --raw-key key -o restored app.ward
 cp app.ward app-bad.ward
 size=$(stat -c %s app-bad.ward)
-printf '\x01' | dd of=app-bad.ward bs=1 seek=$((size - 20)) conv=notrunc 2>/dev/null
+# flip a bit (overwriting with a constant would leave it unchanged 1 time in 256)
+b=$(od -An -tu1 -j $((size - 20)) -N1 app-bad.ward | tr -d ' ')
+printf "\\x$(printf %02x $((b ^ 1)))" | dd of=app-bad.ward bs=1 seek=$((size - 20)) conv=notrunc 2>/dev/null
+cmp -s app.ward app-bad.ward && bad "the tampered copy equals the original"
 expect 5 "tampered directory message" "$WARD" decrypt --raw-key key -o restored2 app-bad.ward
 absent restored2 "tampered directory"
 ls -d ./*.ward-tmp-* >/dev/null 2>&1 && bad "temporary directory left" || ok "no temporary directory left"

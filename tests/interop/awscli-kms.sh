@@ -333,7 +333,9 @@ awserr "decrypt with the wrong --key-id" IncorrectKeyException kms decrypt \
 head -c 120 /dev/urandom >garbage.bin
 awserr "decrypt of a garbage blob" InvalidCiphertextException kms decrypt --ciphertext-blob fileb://garbage.bin
 cp ct1.bin ct1-flipped.bin
-printf '\x00' | dd of=ct1-flipped.bin bs=1 seek=$(($(stat -c %s ct1.bin) - 3)) conv=notrunc 2>/dev/null
+off=$(($(stat -c %s ct1.bin) - 3))
+b=$(od -An -tu1 -j "$off" -N1 ct1.bin | tr -d ' ')
+printf "\\x$(printf %02x $((b ^ 1)))" | dd of=ct1-flipped.bin bs=1 seek="$off" conv=notrunc 2>/dev/null
 awserr "decrypt of a blob with a flipped byte" InvalidCiphertextException kms decrypt \
 	--ciphertext-blob fileb://ct1-flipped.bin --encryption-context purpose=test,tenant=acme
 run "re-encrypt to a second key" kms re-encrypt --ciphertext-blob fileb://ct1.bin \
