@@ -622,15 +622,22 @@ grant_constraints_hold(const json_t *cons, const struct ward_ec *ec)
 	return true;
 }
 
-/* Does a grant on k give the caller grant_op? */
+/*
+ * The caller's grants on k (granted to its ARN or to its account), one at
+ * a time: fn gets each grant's id, operations and constraints (NULL when
+ * none) and returns true to stop. The why of the grant that stopped the
+ * walk is recorded.
+ */
+typedef bool (*grant_fn)(const json_t *ops, const json_t *cons, void *ctx);
+
 static int
-grant_allows(struct kmsd_req *rq, const struct kmsd_key *k,
-    const char *grant_op, const struct ward_ec *ec, bool *allowed)
+each_grant(struct kmsd_req *rq, const struct kmsd_key *k, grant_fn fn,
+    void *ctx, bool *found)
 {
 	sqlite3_stmt *st = NULL;
 	char root[64];
 
-	*allowed = false;
+	*found = false;
 	snprintf(
 	    root, sizeof(root), "arn:aws:iam::%s:root", rq->caller.account);
 	if (kmsd_prepare(rq->db,
@@ -641,30 +648,55 @@ grant_allows(struct kmsd_req *rq, const struct kmsd_key *k,
 	sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 2, rq->caller.arn, -1, SQLITE_STATIC);
 	sqlite3_bind_text(st, 3, root, -1, SQLITE_STATIC);
-	while (!*allowed && sqlite3_step(st) == SQLITE_ROW) {
+	while (!*found && sqlite3_step(st) == SQLITE_ROW) {
+		const char *ctext = (const char *)sqlite3_column_text(st, 2);
 		json_t *ops = json_loads(
 		    (const char *)sqlite3_column_text(st, 1), 0, NULL);
-		json_t *cons = json_loads(
-		    (const char *)sqlite3_column_text(st, 2), 0, NULL);
-		size_t i;
-		json_t *o;
+		json_t *cons =
+		    ctext != NULL && *ctext ? json_loads(ctext, 0, NULL) : NULL;
 
-		json_array_foreach(ops, i, o)
-		{
-			if (json_is_string(o) &&
-			    strcmp(json_string_value(o), grant_op) == 0 &&
-			    grant_constraints_hold(cons, ec)) {
-				*allowed = true;
-				snprintf(rq->why, sizeof(rq->why),
-				    "allowed by grant %s",
-				    (const char *)sqlite3_column_text(st, 0));
-			}
+		if (json_is_array(ops) && fn(ops, cons, ctx)) {
+			*found = true;
+			snprintf(rq->why, sizeof(rq->why),
+			    "allowed by grant %s",
+			    (const char *)sqlite3_column_text(st, 0));
 		}
 		json_decref(ops);
 		json_decref(cons);
 	}
 	kmsd_finish(st);
 	return 0;
+}
+
+struct op_ctx {
+	const char *op;
+	const struct ward_ec *ec;
+};
+
+static bool
+grant_has_op(const json_t *ops, const json_t *cons, void *ctx)
+{
+	const struct op_ctx *c = ctx;
+	size_t i;
+	json_t *o;
+
+	json_array_foreach(ops, i, o)
+	{
+		if (json_is_string(o) &&
+		    strcmp(json_string_value(o), c->op) == 0)
+			return grant_constraints_hold(cons, c->ec);
+	}
+	return false;
+}
+
+/* Does a grant on k give the caller grant_op? */
+static int
+grant_allows(struct kmsd_req *rq, const struct kmsd_key *k,
+    const char *grant_op, const struct ward_ec *ec, bool *allowed)
+{
+	struct op_ctx c = {grant_op, ec};
+
+	return each_grant(rq, k, grant_has_op, &c, allowed);
 }
 
 /*
@@ -2220,58 +2252,45 @@ valid_principal_arn(const char *s)
  * Does one of the caller's grants on k include CreateGrant and cover the
  * requested operations, with constraints no looser than the new grant's?
  */
+struct covers_ctx {
+	const json_t *ops, *cons;
+};
+
+static bool
+grant_covers_one(const json_t *have, const json_t *hcons, void *ctx)
+{
+	const struct covers_ctx *c = ctx;
+	bool has_cg = false;
+	size_t i, j;
+	json_t *o, *h;
+
+	json_array_foreach(have, j, h)
+	{
+		has_cg = has_cg ||
+		    (json_is_string(h) &&
+		        strcmp(json_string_value(h), "CreateGrant") == 0);
+	}
+	if (!has_cg)
+		return false;
+	json_array_foreach(c->ops, i, o)
+	{
+		bool found = false;
+		json_array_foreach(have, j, h) found =
+		    found || json_equal(o, h);
+		if (!found)
+			return false;
+	}
+	/* constraints: none on the parent, or exactly the parent's */
+	return hcons == NULL || (c->cons != NULL && json_equal(hcons, c->cons));
+}
+
 static int
 grant_covers(struct kmsd_req *rq, const struct kmsd_key *k, const json_t *ops,
     const json_t *cons, bool *ok)
 {
-	sqlite3_stmt *st = NULL;
-	char root[64];
+	struct covers_ctx c = {ops, cons};
 
-	*ok = false;
-	snprintf(
-	    root, sizeof(root), "arn:aws:iam::%s:root", rq->caller.account);
-	if (kmsd_prepare(rq->db,
-	        "SELECT id, operations, constraints FROM grants"
-	        " WHERE key_id = ? AND (grantee = ? OR grantee = ?)",
-	        -1, &st, NULL) != SQLITE_OK)
-		return internal(rq, kmsd_db_err(rq->db, "reading grants"));
-	sqlite3_bind_text(st, 1, k->id, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 2, rq->caller.arn, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 3, root, -1, SQLITE_STATIC);
-	while (!*ok && sqlite3_step(st) == SQLITE_ROW) {
-		json_t *have = json_loads(
-		    (const char *)sqlite3_column_text(st, 1), 0, NULL);
-		const char *ctext = (const char *)sqlite3_column_text(st, 2);
-		json_t *hcons =
-		    ctext != NULL && *ctext ? json_loads(ctext, 0, NULL) : NULL;
-		bool all = json_is_array(have), has_cg = false;
-		size_t i, j;
-		json_t *o, *h;
-
-		json_array_foreach(have, j, h) has_cg = has_cg ||
-		    (json_is_string(h) &&
-		        strcmp(json_string_value(h), "CreateGrant") == 0);
-		json_array_foreach(ops, i, o)
-		{
-			bool found = false;
-			json_array_foreach(have, j, h) found =
-			    found || json_equal(o, h);
-			all = all && found;
-		}
-		/* constraints: none on the parent, or exactly the parent's */
-		if (has_cg && all &&
-		    (hcons == NULL ||
-		        (cons != NULL && json_equal(hcons, cons)))) {
-			*ok = true;
-			snprintf(rq->why, sizeof(rq->why),
-			    "allowed by grant %s",
-			    (const char *)sqlite3_column_text(st, 0));
-		}
-		json_decref(have);
-		json_decref(hcons);
-	}
-	kmsd_finish(st);
-	return 0;
+	return each_grant(rq, k, grant_covers_one, &c, ok);
 }
 
 static int
