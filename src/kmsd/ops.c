@@ -2055,10 +2055,24 @@ op_update_key_description(struct kmsd_req *rq)
 	return r;
 }
 
+/* EnableKeyRotation (days > 0) and DisableKeyRotation (days 0). */
+static int
+set_rotation(struct kmsd_req *rq, const char *action, int days)
+{
+	struct kmsd_key k;
+	int r;
+
+	if ((r = managed_key(rq, USE_GRANT, action, NULL, &k)) != 0)
+		return r;
+	k.rotation = days;
+	r = save_key(rq, &k, KMSD_SET_ROTATION);
+	kmsd_key_free(&k);
+	return r;
+}
+
 static int
 op_enable_key_rotation(struct kmsd_req *rq)
 {
-	struct kmsd_key k;
 	long long days = 365;
 	bool has;
 	int r;
@@ -2066,30 +2080,13 @@ op_enable_key_rotation(struct kmsd_req *rq)
 	if ((r = get_int(rq, rq->in, "RotationPeriodInDays", 90, 2560, &has,
 	         &days)) != 0)
 		return r;
-	if (!has)
-		days = 365;
-	if ((r = managed_key(
-	         rq, USE_GRANT, "kms:EnableKeyRotation", NULL, &k)) != 0)
-		return r;
-	k.rotation = (int)days;
-	r = save_key(rq, &k, KMSD_SET_ROTATION);
-	kmsd_key_free(&k);
-	return r;
+	return set_rotation(rq, "kms:EnableKeyRotation", has ? (int)days : 365);
 }
 
 static int
 op_disable_key_rotation(struct kmsd_req *rq)
 {
-	struct kmsd_key k;
-	int r;
-
-	if ((r = managed_key(
-	         rq, USE_GRANT, "kms:DisableKeyRotation", NULL, &k)) != 0)
-		return r;
-	k.rotation = 0;
-	r = save_key(rq, &k, KMSD_SET_ROTATION);
-	kmsd_key_free(&k);
-	return r;
+	return set_rotation(rq, "kms:DisableKeyRotation", 0);
 }
 
 static int
