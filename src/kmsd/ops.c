@@ -1130,12 +1130,15 @@ get_page(struct kmsd_req *rq, long long *limit, const char **marker)
 	return 0;
 }
 
+/* Set the list member (name) and the page fields of the answer. */
 static int
-page_finish(struct kmsd_req *rq, json_t *list, bool more, const char *last)
+page_finish(struct kmsd_req *rq, const char *name, json_t *list, bool more,
+    const char *last)
 {
 	int r;
 
-	if ((r = out_set(rq, "Truncated", json_boolean(more))) != 0)
+	if ((r = out_set(rq, name, json_incref(list))) != 0 ||
+	    (r = out_set(rq, "Truncated", json_boolean(more))) != 0)
 		return r;
 	if (more && (r = out_set(rq, "NextMarker", json_string(last))) != 0)
 		return r;
@@ -1185,8 +1188,7 @@ op_list_keys(struct kmsd_req *rq)
 		        (const char *)sqlite3_column_text(st, 1)));
 		n++;
 	}
-	if ((r = out_set(rq, "Keys", json_incref(keys))) == 0)
-		r = page_finish(rq, keys, more, last);
+	r = page_finish(rq, "Keys", keys, more, last);
 out:
 	kmsd_finish(st);
 	json_decref(keys);
@@ -1403,8 +1405,7 @@ op_list_aliases(struct kmsd_req *rq)
 		        "LastUpdatedDate", sqlite3_column_double(st, 3)));
 		n++;
 	}
-	if ((r = out_set(rq, "Aliases", json_incref(list))) == 0)
-		r = page_finish(rq, list, more, last);
+	r = page_finish(rq, "Aliases", list, more, last);
 out:
 	kmsd_finish(st);
 	json_decref(list);
@@ -2520,8 +2521,7 @@ op_list_grants(struct kmsd_req *rq)
 		n++;
 	}
 	kmsd_key_free(&k);
-	if ((r = out_set(rq, "Grants", json_incref(list))) == 0)
-		r = page_finish(rq, list, more, last);
+	r = page_finish(rq, "Grants", list, more, last);
 out:
 	kmsd_finish(st);
 	json_decref(list);
