@@ -263,9 +263,8 @@ pin_remote(const struct args *a, const char *key, char **policy_out)
 	struct ward_kms_client_opts o;
 	struct ward_kms_client *c = NULL;
 	struct ward_kms_error e;
-	json_t *rq = NULL, *rs = NULL;
+	json_t *rq = NULL, *desc = NULL, *got = NULL, *put = NULL, *meta;
 	const char *arn, *account, *policy;
-	char *arn_copy = NULL;
 	int r;
 
 	memset(&o, 0, sizeof(o));
@@ -275,55 +274,37 @@ pin_remote(const struct args *a, const char *key, char **policy_out)
 	if ((r = ward_kms_client_new(&c, &o)) != 0)
 		goto out;
 	rq = json_pack("{s:s}", "KeyId", key);
-	if ((r = ward_kms_call(c, "DescribeKey", rq, &rs, &e)) != 0)
+	if ((r = ward_kms_call(c, "DescribeKey", rq, &desc, &e)) != 0)
 		goto out;
-	arn = json_string_value(
-	    json_object_get(json_object_get(rs, "KeyMetadata"), "Arn"));
-	account = json_string_value(json_object_get(
-	    json_object_get(rs, "KeyMetadata"), "AWSAccountId"));
+	meta = json_object_get(desc, "KeyMetadata");
+	arn = json_string_value(json_object_get(meta, "Arn"));
+	account = json_string_value(json_object_get(meta, "AWSAccountId"));
 	if (arn == NULL || account == NULL) {
-		r = ward_errf(
-		    WARD_EFORMAT, "DescribeKey: no Arn in the answer");
-		goto out;
-	}
-	if ((arn_copy = strdup(arn)) == NULL) {
-		r = ward_enomem();
+		r = ward_errf(WARD_EFORMAT,
+		    "DescribeKey: no Arn or AWSAccountId in the answer");
 		goto out;
 	}
 	json_decref(rq);
-	rq =
-	    json_pack("{s:s, s:s}", "KeyId", arn_copy, "PolicyName", "default");
-	{
-		json_t *keep = rs;
-		rs = NULL;
-		if ((r = ward_kms_call(c, "GetKeyPolicy", rq, &rs, &e)) != 0) {
-			json_decref(keep);
-			goto out;
-		}
-		policy = json_string_value(json_object_get(rs, "Policy"));
-		if (policy == NULL) {
-			json_decref(keep);
-			r = ward_errf(WARD_EFORMAT, "GetKeyPolicy: no Policy");
-			goto out;
-		}
-		r = ward_policy_pin(policy, strlen(policy),
-		    json_string_value(json_object_get(
-		        json_object_get(keep, "KeyMetadata"), "AWSAccountId")),
-		    a->pins, a->npins, a->debug_allowed, policy_out, &e);
-		json_decref(keep);
-		if (r != 0)
-			goto out;
+	rq = json_pack("{s:s, s:s}", "KeyId", arn, "PolicyName", "default");
+	if ((r = ward_kms_call(c, "GetKeyPolicy", rq, &got, &e)) != 0)
+		goto out;
+	if ((policy = json_string_value(json_object_get(got, "Policy"))) ==
+	    NULL) {
+		r = ward_errf(WARD_EFORMAT, "GetKeyPolicy: no Policy");
+		goto out;
 	}
+	if ((r = ward_policy_pin(policy, strlen(policy), account, a->pins,
+	         a->npins, a->debug_allowed, policy_out, &e)) != 0)
+		goto out;
 	json_decref(rq);
-	json_decref(rs);
-	rs = NULL;
-	rq = json_pack("{s:s, s:s, s:s}", "KeyId", arn_copy, "PolicyName",
-	    "default", "Policy", *policy_out);
-	r = ward_kms_call(c, "PutKeyPolicy", rq, &rs, &e);
+	rq = json_pack("{s:s, s:s, s:s}", "KeyId", arn, "PolicyName", "default",
+	    "Policy", *policy_out);
+	r = ward_kms_call(c, "PutKeyPolicy", rq, &put, &e);
 out:
-	free(arn_copy);
 	json_decref(rq);
-	json_decref(rs);
+	json_decref(desc);
+	json_decref(got);
+	json_decref(put);
 	ward_kms_client_free(c);
 	return r;
 }

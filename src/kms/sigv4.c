@@ -742,11 +742,16 @@ signing_key_cached(const char *secret, size_t secret_len, const char *date,
 	return 0;
 }
 
-/* hex(HMAC(kSigning, string to sign)) for the scope date/region/service. */
+/*
+ * hex(HMAC(kSigning, string to sign)) for the scope date/region/service.
+ * Only the verifier caches the signing key (a server sees the same
+ * credentials all day, and releases the cache as its threads end); a
+ * client signs a few requests and keeps nothing of its secret.
+ */
 static int
 signature(const char *secret, size_t secret_len, const char *amz,
     const char *region, const char *service, const char *creq, size_t creq_len,
-    char sig[static 65])
+    bool cache, char sig[static 65])
 {
 	struct ward_buf sts = {0};
 	char date[9], scope[9 + 2 * (SCOPE_PART_MAX + 1) + sizeof(TERMINATOR)];
@@ -759,7 +764,7 @@ signature(const char *secret, size_t secret_len, const char *amz,
 	    service);
 	if ((r = ward_sigv4_string_to_sign(amz, scope, creq, creq_len, &sts)) !=
 	        0 ||
-	    (r = signing_key_cached(
+	    (r = (cache ? signing_key_cached : ward_sigv4_signing_key)(
 	         secret, secret_len, date, region, service, key)) != 0)
 		goto out;
 	if ((r = hmac(key, sizeof(key), sts.p, sts.len, mac)) == 0)
@@ -902,7 +907,7 @@ ward_sigv4_sign(const struct ward_sigv4_request *req,
 	    (r = ward_sigv4_canonical_request(
 	         req, (char *)names.p, &creq, &e)) != 0 ||
 	    (r = signature(cred->secret_access_key, secret_len, amz, region,
-	         service, (char *)creq.p, creq.len, sig)) != 0)
+	         service, (char *)creq.p, creq.len, false, sig)) != 0)
 		goto out;
 	out->len = 0;
 	if ((r = append(out, ALGORITHM " Credential=")) != 0 ||
@@ -1205,7 +1210,7 @@ ward_sigv4_verify(const struct ward_sigv4_request *req, const char *region,
 	if ((r = ward_sigv4_canonical_request(
 	         req, a.signed_headers, &creq, e)) != 0 ||
 	    (r = signature((char *)secret.p, secret.len, amz, region, service,
-	         (char *)creq.p, creq.len, want)) != 0)
+	         (char *)creq.p, creq.len, true, want)) != 0)
 		goto out;
 	/* The canonical request is not logged: it may hold the session
 	 * token. */

@@ -88,7 +88,8 @@ struct kmsd_key {
 };
 void kmsd_key_free(struct kmsd_key *k);
 int kmsd_key_get(sqlite3 *db, const char *id, struct kmsd_key *k);
-int kmsd_key_put(sqlite3 *db, const struct kmsd_key *k, bool insert);
+/* A new key row; later changes go through kmsd_key_update. */
+int kmsd_key_insert(sqlite3 *db, const struct kmsd_key *k);
 int kmsd_key_delete(sqlite3 *db, const char *id);
 /* Write one group of columns of an existing key (store.c explains). For
  * KMSD_SET_VERSION the row changes only if its version is still

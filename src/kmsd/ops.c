@@ -914,8 +914,8 @@ out:
 /* Keys                                                               */
 
 static int
-check_policy_text(struct kmsd_req *rq, const char *policy, const char *account,
-    const char *arn, bool bypass)
+check_policy_text(
+    struct kmsd_req *rq, const char *policy, const char *arn, bool bypass)
 {
 	struct ward_policy *pol = NULL;
 	struct ward_policy_request prq;
@@ -958,7 +958,6 @@ check_policy_text(struct kmsd_req *rq, const char *policy, const char *account,
 		    "The new key policy will not allow you to update the key "
 		    "policy in the future.");
 	ward_policy_free(pol);
-	(void)account;
 	return r;
 }
 
@@ -1068,8 +1067,7 @@ op_create_key(struct kmsd_req *rq)
 		if ((defpol = ward_policy_default(k.account)) == NULL)
 			return internal(rq, ward_enomem());
 		policy = defpol;
-	} else if ((r = check_policy_text(
-	                rq, policy, k.account, k.arn, bypass)) != 0) {
+	} else if ((r = check_policy_text(rq, policy, k.arn, bypass)) != 0) {
 		return r;
 	}
 	snprintf(k.state, sizeof(k.state), "Enabled");
@@ -1081,7 +1079,7 @@ op_create_key(struct kmsd_req *rq)
 		r = internal(rq, r);
 		goto out;
 	}
-	if ((r = kmsd_key_put(rq->db, &k, true)) != 0 ||
+	if ((r = kmsd_key_insert(rq->db, &k)) != 0 ||
 	    (r = kmsd_material_add(rq->st, rq->db, k.id, 1)) != 0) {
 		r = internal(rq, r);
 		goto out;
@@ -1930,8 +1928,7 @@ op_put_key_policy(struct kmsd_req *rq)
 		return r;
 	if ((r = managed_key(rq, USE_ANY, "kms:PutKeyPolicy", NULL, &k)) != 0)
 		return r;
-	if ((r = check_policy_text(rq, policy, k.account, k.arn, bypass)) ==
-	    0) {
+	if ((r = check_policy_text(rq, policy, k.arn, bypass)) == 0) {
 		old = k.policy;
 		k.policy = (char *)policy;
 		r = save_key(rq, &k, KMSD_SET_POLICY);

@@ -44,7 +44,6 @@ struct server {
 struct conn {
 	struct ward_buf body; /* secret: may hold plaintext */
 	bool too_big;
-	bool started;
 };
 
 /* jansson's strings may hold plaintext (base64 in requests, responses):
@@ -363,8 +362,6 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	struct kmsd_req rq;
 	struct headers hs = {0};
 	struct ward_sigv4_request sreq;
-	struct ward_sigv4_auth auth;
-	struct ward_buf secret = {.secret = true};
 	struct lookup_ctx lctx;
 	const char *target, *ctype;
 	char source[128], op[64] = "", claimed[160] = "";
@@ -445,7 +442,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	lctx.db = rq.db;
 	lctx.p = &rq.caller;
 	if (ward_sigv4_verify(&sreq, s->st->region, "kms", time(NULL),
-	        lookup_secret, &lctx, &auth, &rq.err) != 0) {
+	        lookup_secret, &lctx, NULL, &rq.err) != 0) {
 		/* The access key id the request claimed, for the log. */
 		const char *a = header(&hs, "Authorization", &dup);
 		const char *cred = a != NULL ? strstr(a, "Credential=") : NULL;
@@ -456,7 +453,6 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 		status = rq.err.status != 0 ? rq.err.status : 400;
 		goto done;
 	}
-	ward_buf_free(&secret);
 
 	if (cn->body.len == 0)
 		rq.in = json_object();
@@ -477,7 +473,6 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 		status = rq.err.status != 0 ? rq.err.status : 400;
 	}
 done:
-	ward_buf_free(&secret);
 	if (audit(s, &rq, source, claimed[0] != '\0' ? claimed : NULL,
 	        status) != 0 &&
 	    status == 200) {

@@ -664,18 +664,14 @@ out:
 }
 
 int
-kmsd_key_put(sqlite3 *db, const struct kmsd_key *k, bool insert)
+kmsd_key_insert(sqlite3 *db, const struct kmsd_key *k)
 {
+	static const char sql[] =
+	    "INSERT INTO keys(arn, account, state, created, deletion_date,"
+	    " pending_days, description, policy, rotation, rotated, version,"
+	    " id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
 	sqlite3_stmt *st = NULL;
 	int r = 0;
-	const char *sql = insert
-	    ? "INSERT INTO keys(arn, account, state, created, deletion_date,"
-	      " pending_days, description, policy, rotation, rotated, version,"
-	      " id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-	    : "UPDATE keys SET arn = ?, account = ?, state = ?, created = ?,"
-	      " deletion_date = ?, pending_days = ?, description = ?,"
-	      " policy = ?, rotation = ?, rotated = ?, version = ?"
-	      " WHERE id = ?";
 
 	if (kmsd_prepare(db, sql, -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(db, "writing key");

@@ -239,11 +239,9 @@ decrypt_as(const struct ward_buf *blob, const struct enclave *e,
     const char *want, char *msg, size_t msgn)
 {
 	json_t *rq, *rs = NULL;
-	const char *t, *cfr;
+	const char *t, *verdict = "";
 	char *b64 = malloc(ward_b64_len(blob->len) + 1);
-	struct ward_buf raw = {0}, pt = {0};
-	size_t n;
-	static char verdict[64];
+	struct ward_buf pt = {0};
 
 	ward_b64_encode(blob->p, blob->len, b64);
 	rq = json_pack("{s:s, s:{s:s}}", "CiphertextBlob", b64,
@@ -255,30 +253,18 @@ decrypt_as(const struct ward_buf *blob, const struct enclave *e,
 	t = call("Decrypt", rq, &rs, msg, msgn);
 	if (*t)
 		return t;
-	if (e == NULL) {
-		json_decref(rs);
-		return "";
-	}
-	snprintf(verdict, sizeof(verdict), "opened");
-	if (json_object_get(rs, "Plaintext") != NULL)
-		snprintf(verdict, sizeof(verdict), "Plaintext-present");
-	else if ((cfr = json_string_value(
-	              json_object_get(rs, "CiphertextForRecipient"))) == NULL)
-		snprintf(verdict, sizeof(verdict), "no-CiphertextForRecipient");
-	else {
-		ward_buf_reserve(&raw, strlen(cfr));
-		if (ward_b64_decode(cfr, strlen(cfr), raw.p, raw.cap, &n) != 0)
-			snprintf(verdict, sizeof(verdict), "bad-base64");
-		else if (ward_cms_open(e->key, raw.p, n, &pt) != 0)
-			snprintf(verdict, sizeof(verdict), "cms-open-failed");
+	if (e != NULL) {
+		if (json_object_get(rs, "Plaintext") != NULL)
+			verdict = "Plaintext-present";
+		else if (!open_cfr(rs, e->key, &pt))
+			verdict = "CiphertextForRecipient-does-not-open";
 		else if (pt.len != strlen(want) ||
 		    memcmp(pt.p, want, pt.len) != 0)
-			snprintf(verdict, sizeof(verdict), "wrong-plaintext");
+			verdict = "wrong-plaintext";
 	}
-	ward_buf_free(&raw);
 	ward_buf_free(&pt);
 	json_decref(rs);
-	return strcmp(verdict, "opened") == 0 ? "" : verdict;
+	return verdict;
 }
 
 #define EXPECT(got, want, what)                                                \
