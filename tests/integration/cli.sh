@@ -70,7 +70,10 @@ head -c 60000 ctx.ward >truncated.ward
 expect 4 "truncated" "$WARD" decrypt --raw-key key -o out4 truncated.ward
 grep -q 'truncated' err.log && ok "truncated message" || bad "truncated message"
 absent out4 "truncated"
-expect 4 "not a message" "$WARD" decrypt --raw-key key -o out5 model.orig
+# A fixed non-message (random bytes start with 0x01 or 0x02, a version,
+# 1 time in 128, and then fail as an unsupported suite instead).
+printf 'this is not an encrypted message\n' >not-a-message.txt
+expect 4 "not a message" "$WARD" decrypt --raw-key key -o out5 not-a-message.txt
 absent out5 "not a message"
 base64 -w0 ctx.ward >b64.ward
 expect 4 "base64 input" "$WARD" decrypt --raw-key key -o out6 b64.ward
