@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -93,10 +94,16 @@ ward_nsm_open(const char *where, struct ward_nsm **out)
 		goto out;
 	}
 	n->sock = strncmp(where, "unix:", 5) == 0;
-	if (n->sock)
+	if (n->sock) {
 		r = open_socket(where + 5, &n->fd);
-	else
-		r = open_device(where, &n->fd);
+	} else {
+		struct stat st;
+
+		/* a ward sandbox enclave's /dev/nsm is the monitor's socket */
+		n->sock = stat(where, &st) == 0 && S_ISSOCK(st.st_mode);
+		r = n->sock ? open_socket(where, &n->fd)
+		            : open_device(where, &n->fd);
+	}
 out:
 	if (r != 0) {
 		ward_nsm_close(n);

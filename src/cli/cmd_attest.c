@@ -1,5 +1,6 @@
 /* ward attest verify, ward ca init: flags to the attest module; the work
  * is in src/attest. */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -41,7 +42,16 @@ static const char attest_help[] =
     "expectation failed; the JSON is still printed, with \"Verified\": false\n"
     "and the reason in \"Error\".\n"
     "Sandbox documents only ever verify against the local root that signed\n"
-    "them, never against the AWS root.\n";
+    "them, never against the AWS root.\n"
+    "\n"
+    "usage: ward attest nsm [--nonce HEX] [--user-data HEX]\n"
+    "                       [--public-key FILE] [--base64] [-o FILE]\n"
+    "\n"
+    "Inside an enclave: ask this enclave's NSM (/dev/nsm, the Nitro device or\n"
+    "a ward sandbox's socket; $WARD_NSM overrides) for an attestation document\n"
+    "and write it (raw CBOR, or base64 with --base64) to FILE or standard\n"
+    "output. --public-key puts a DER public key in the document (up to 1024\n"
+    "bytes); nonce and user data up to 512 bytes each.\n";
 
 static const char ca_help[] =
     "usage: ward ca init [--dir DIR] [--force]\n"
@@ -452,6 +462,95 @@ out:
 	return 0;
 }
 
+/* ward attest nsm: a document from this enclave's NSM, as the agent gets
+ * one. */
+static int
+attest_nsm(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"nonce", required_argument, NULL, 'n'},
+	    {"user-data", required_argument, NULL, 'u'},
+	    {"public-key", required_argument, NULL, 'k'},
+	    {"base64", no_argument, NULL, 'b'},
+	    {"output", required_argument, NULL, 'o'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	uint8_t nonce[512], ud[512];
+	struct ward_nsm_opt o_nonce = {0}, o_ud = {0}, o_pk = {0};
+	struct ward_buf pk = {0}, doc = {0};
+	struct ward_nsm *n = NULL;
+	const char *out = NULL;
+	char *text = NULL;
+	bool b64 = false;
+	size_t len;
+	int c, r = 0;
+
+	while ((c = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'n':
+		case 'u':
+			if (ward_hex_decode(optarg, strlen(optarg),
+			        c == 'n' ? nonce : ud, 512, &len) != 0) {
+				r = ward_errf(WARD_EUSAGE,
+				    "--%s: up to 512 bytes in hex",
+				    c == 'n' ? "nonce" : "user-data");
+				goto out;
+			}
+			*(c == 'n' ? &o_nonce : &o_ud) = (struct ward_nsm_opt){
+			    true, {c == 'n' ? nonce : ud, len}};
+			break;
+		case 'k':
+			if ((r = ward_read_file(optarg, 1024, &pk)) != 0)
+				goto out;
+			o_pk = (struct ward_nsm_opt){true, {pk.p, pk.len}};
+			break;
+		case 'b':
+			b64 = true;
+			break;
+		case 'o':
+			out = optarg;
+			break;
+		case 'h':
+			fputs(attest_help, stdout);
+			return 0;
+		default:
+			fputs(attest_help, stderr);
+			return ward_exit_code(-WARD_EUSAGE);
+		}
+	}
+	if (optind != argc) {
+		fputs(attest_help, stderr);
+		return ward_exit_code(-WARD_EUSAGE);
+	}
+	if ((r = ward_nsm_open(NULL, &n)) != 0 ||
+	    (r = ward_nsm_attestation(n, &o_ud, &o_nonce, &o_pk, &doc)) != 0)
+		goto out;
+	if (b64) {
+		if ((text = malloc(ward_b64_len(doc.len) + 2)) == NULL) {
+			r = ward_enomem();
+			goto out;
+		}
+		ward_b64_encode(doc.p, doc.len, text);
+		len = strlen(text);
+		text[len++] = '\n';
+	}
+	if (out != NULL)
+		r = ward_write_file_atomic(out, b64 ? (uint8_t *)text : doc.p,
+		    b64 ? len : doc.len, 0644, true);
+	else if (fwrite(b64 ? (uint8_t *)text : doc.p, 1, b64 ? len : doc.len,
+	             stdout) != (b64 ? len : doc.len) ||
+	    fflush(stdout) != 0)
+		r = ward_errf(
+		    WARD_EIO, "writing the document: %s", strerror(errno));
+out:
+	free(text);
+	ward_nsm_close(n);
+	ward_buf_free(&doc);
+	ward_buf_free(&pk);
+	return r != 0 ? cli_fail("attest nsm", r) : 0;
+}
+
 int
 cmd_attest_main(int argc, char **argv)
 {
@@ -462,10 +561,11 @@ cmd_attest_main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "verify") == 0)
 		return attest_verify(argc - 1, argv + 1);
+	if (strcmp(argv[1], "nsm") == 0)
+		return attest_nsm(argc - 1, argv + 1);
 	return cli_fail("attest",
 	    ward_errf(WARD_EUSAGE,
-	        "unknown subcommand %s (ward attest verify; asking a running "
-	        "enclave arrives with the enclave runtime)",
+	        "unknown subcommand %s (ward attest verify | nsm)",
 	        ward_quotes(argv[1])));
 }
 

@@ -23,6 +23,13 @@ static const struct ward_cmd commands[] = {
         "print the PCR of a file or of a signing certificate"},
     {"kms", cmd_kms_main,
         "the local key service (AWS KMS API, key policies, Recipient)"},
+    {"run-enclave", cmd_run_enclave_main,
+        "start an enclave (sandbox here, nitro-cli on Nitro hosts)"},
+    {"describe-enclaves", cmd_describe_enclaves_main,
+        "list running enclaves as JSON"},
+    {"terminate-enclave", cmd_terminate_enclave_main,
+        "stop an enclave and remove what it held"},
+    {"console", cmd_console_main, "stream a debug-mode enclave's console"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -36,7 +43,7 @@ usage(FILE *f)
 	    "ward ships encrypted applications and models to enclaves whose measured\nimage a key policy names. Commands:\n\n");
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fprintf(
-		    f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+		    f, "  %-17s %s\n", commands[i].name, commands[i].summary);
 	fprintf(f,
 	    "\nExit status: 0 on success; otherwise a code naming the failure\n(see ward(1), EXIT STATUS). Documentation: docs/ in the source tree.\n");
 }
