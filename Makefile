@@ -36,6 +36,7 @@ bench: build
 	@./bench/attest $(BUILD)
 	@./bench/eif $(BUILD)/ward
 	@./bench/kms $(BUILD)
+	@./bench/enclave $(BUILD)
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

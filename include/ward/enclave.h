@@ -38,8 +38,8 @@ struct ward_allocator {
  * highest-numbered CPUs this process may run on, so CPU 0 stays with the
  * host when it can, as Nitro keeps it.
  */
-int ward_allocator_parse(const char *text, size_t len, const char *name,
-    struct ward_allocator *out);
+int ward_allocator_parse(
+    const char *text, size_t len, const char *name, struct ward_allocator *out);
 /*
  * Load path (NULL: $WARD_ALLOCATOR, else WARD_ALLOCATOR_PATH). A missing
  * default file gives the built-in defaults: a quarter of physical memory
@@ -65,9 +65,9 @@ void ward_cpu_list_format(const cpu_set_t *set, char *out, size_t cap);
  * left is WARD_ELIMIT with a message that says what was asked, what the
  * allocator allows (a->source), what is in use and what is free.
  */
-int ward_allocator_reserve(const struct ward_allocator *a,
-    uint64_t used_mib, const cpu_set_t *used_cpus, uint64_t memory_mib,
-    unsigned cpu_count, cpu_set_t *got);
+int ward_allocator_reserve(const struct ward_allocator *a, uint64_t used_mib,
+    const cpu_set_t *used_cpus, uint64_t memory_mib, unsigned cpu_count,
+    cpu_set_t *got);
 
 /* ---- what to run ------------------------------------------------------ */
 

@@ -132,8 +132,8 @@ parse_u64(const char *flag, const char *s, uint64_t max, uint64_t *out)
 	unsigned long long v;
 
 	if (s[0] < '0' || s[0] > '9')
-		return ward_errf(WARD_EUSAGE, "%s: not a number: %s", flag,
-		    ward_quotes(s));
+		return ward_errf(
+		    WARD_EUSAGE, "%s: not a number: %s", flag, ward_quotes(s));
 	errno = 0;
 	v = strtoull(s, &end, 10);
 	if (errno != 0 || *end != '\0' || v > max)
@@ -183,7 +183,8 @@ cmd_run_enclave_main(int argc, char **argv)
 				return cli_fail("run-enclave", r);
 			break;
 		case 'c':
-			if ((r = parse_u64("--cpu-count", optarg, 4096, &v)) != 0)
+			if ((r = parse_u64("--cpu-count", optarg, 4096, &v)) !=
+			    0)
 				return cli_fail("run-enclave", r);
 			o.cpu_count = (unsigned)v;
 			if (v == 0)
@@ -195,8 +196,8 @@ cmd_run_enclave_main(int argc, char **argv)
 			o.cpu_ids = optarg;
 			break;
 		case 'C':
-			if ((r = parse_u64("--enclave-cid", optarg, UINT32_MAX,
-			         &v)) != 0)
+			if ((r = parse_u64(
+			         "--enclave-cid", optarg, UINT32_MAX, &v)) != 0)
 				return cli_fail("run-enclave", r);
 			o.cid = (uint32_t)v;
 			break;
@@ -223,8 +224,8 @@ cmd_run_enclave_main(int argc, char **argv)
 		return ward_exit_code(-WARD_EUSAGE);
 	}
 	if (use_nitro())
-		return nitro("run-enclave", ward_nitro_run_argv(&o, &nargv),
-		    nargv);
+		return nitro(
+		    "run-enclave", ward_nitro_run_argv(&o, &nargv), nargv);
 	fprintf(stderr, "Start allocating memory...\n");
 	if ((r = ward_enclave_run(&o, &json, &note, &console)) != 0)
 		return cli_fail("run-enclave", r);
@@ -349,6 +350,7 @@ cmd_console_main(int argc, char **argv)
 	}
 	if (use_nitro())
 		return nitro("console",
-		    ward_nitro_console_argv(match, (int)timeout, &nargv), nargv);
+		    ward_nitro_console_argv(match, (int)timeout, &nargv),
+		    nargv);
 	return stream_console("console", match, (int)timeout);
 }

@@ -70,8 +70,8 @@ static int
 make_dir(const char *p)
 {
 	if (mkdir(p, 0755) != 0 && errno != EEXIST)
-		return ward_errf(WARD_EIO, "creating cgroup %s: %s", p,
-		    strerror(errno));
+		return ward_errf(
+		    WARD_EIO, "creating cgroup %s: %s", p, strerror(errno));
 	return 0;
 }
 
@@ -115,7 +115,8 @@ find(const char *controller, char *mnt, size_t mcap, char *own, size_t ocap)
 				if (strcmp(o, controller) == 0)
 					found = true;
 		}
-		if (found && (size_t)snprintf(mnt, mcap, "%s", fields[4]) >= mcap)
+		if (found &&
+		    (size_t)snprintf(mnt, mcap, "%s", fields[4]) >= mcap)
 			found = false;
 	}
 	fclose(f);
@@ -142,8 +143,9 @@ find(const char *controller, char *mnt, size_t mcap, char *own, size_t ocap)
 				if (strcmp(o, controller) == 0)
 					found = true;
 		}
-		if (found && (size_t)snprintf(own, ocap, "%s",
-		                 strcmp(b + 1, "/") == 0 ? "" : b + 1) >= ocap)
+		if (found &&
+		    (size_t)snprintf(own, ocap, "%s",
+		        strcmp(b + 1, "/") == 0 ? "" : b + 1) >= ocap)
 			found = false;
 	}
 	fclose(f);
@@ -244,8 +246,8 @@ enable(const char *dir)
 			n += (size_t)snprintf(want + n, sizeof(want) - n,
 			    "%s+%s", n ? " " : "", ctl[i]);
 	if (strstr(have, "memory") == NULL)
-		return ward_errf(WARD_EIO,
-		    "cgroup v2 %s has no memory controller", dir);
+		return ward_errf(
+		    WARD_EIO, "cgroup v2 %s has no memory controller", dir);
 	return put(dir, "cgroup.subtree_control", want);
 }
 
@@ -382,12 +384,13 @@ enc_cgroup_destroy(char (*paths)[320], size_t n)
 		if (paths[i][0] == '\0')
 			continue;
 		/* the kernel empties a cgroup asynchronously after SIGKILL */
-		while (rmdir(paths[i]) != 0 && errno == EBUSY && tries++ < 300) {
+		while (
+		    rmdir(paths[i]) != 0 && errno == EBUSY && tries++ < 300) {
 			kill_all(paths[i]);
 			nanosleep(&ts, NULL);
 		}
 		if (access(paths[i], F_OK) == 0)
-			ward_warn("cgroup %s could not be removed: %s", paths[i],
-			    strerror(errno));
+			ward_warn("cgroup %s could not be removed: %s",
+			    paths[i], strerror(errno));
 	}
 }

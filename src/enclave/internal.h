@@ -69,8 +69,8 @@ struct json_t *enc_record_json(const struct enc_record *r, bool describe);
  * Every enclave under run, live ones in *live (n_live), after removing
  * what dead monitors left behind (reap = true; needs the run lock).
  */
-int enc_list(const char *run, bool reap, struct enc_record **live,
-    size_t *n_live);
+int enc_list(
+    const char *run, bool reap, struct enc_record **live, size_t *n_live);
 /* Remove what an enclave leaves on the host: processes in its cgroups,
  * cgroups, the vsock mount and directory, sockets, the record. */
 void enc_cleanup(const struct enc_paths *p, const struct enc_record *r);
@@ -119,8 +119,8 @@ struct enc_child {
  * PID 1 and run its command. Never returns. */
 void enc_child_main(struct enc_child *c) __attribute__((noreturn));
 /* The enclave's init: read cmd and env lines from the customer ramdisk */
-int enc_ramdisk_lines(const uint8_t *p, size_t n, const char *name,
-    char ***lines);
+int enc_ramdisk_lines(
+    const uint8_t *p, size_t n, const char *name, char ***lines);
 void enc_lines_free(char **lines);
 
 /* ---- the monitor (monitor.c) ------------------------------------------ */

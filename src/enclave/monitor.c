@@ -79,8 +79,8 @@ listen_unix(const char *path, mode_t mode, uid_t owner, int *fd)
 	    chmod(path, mode) != 0 ||
 	    (owner != (uid_t)-1 && chown(path, owner, owner) != 0) ||
 	    listen(*fd, 64) != 0)
-		return ward_errf(WARD_EIO, "listening on %s: %s", path,
-		    strerror(errno));
+		return ward_errf(
+		    WARD_EIO, "listening on %s: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -99,7 +99,8 @@ vsock_dir(struct monitor *m)
 		return 0; /* the user's own runtime directory */
 	/* a tmpfs of its own: the enclave can write here, and must not
 	 * fill the host's /run or leave files behind */
-	snprintf(opts, sizeof(opts), "size=64k,nr_inodes=1024,mode=0755,uid=%u,gid=%u",
+	snprintf(opts, sizeof(opts),
+	    "size=64k,nr_inodes=1024,mode=0755,uid=%u,gid=%u",
 	    (unsigned)s->rec.host_uid, (unsigned)s->rec.host_uid);
 	if (mount("ward-vsock", s->paths.vsock_own, "tmpfs",
 	        MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) != 0)
@@ -222,8 +223,8 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	    (r = enc_cgroup_attach(&m->cg, pid)) != 0)
 		goto out;
 	if (write(sync_p[1], "g", 1) != 1) {
-		r = ward_errf(WARD_EIO, "the enclave did not start: %s",
-		    strerror(errno));
+		r = ward_errf(
+		    WARD_EIO, "the enclave did not start: %s", strerror(errno));
 		goto out;
 	}
 	/* EOF: the command was exec'd; bytes: why the set-up failed */
@@ -403,7 +404,8 @@ console_read(struct monitor *m)
 static void
 console_accept(struct monitor *m)
 {
-	int fd = accept4(m->console_listen, NULL, NULL, SOCK_CLOEXEC), slot = -1;
+	int fd = accept4(m->console_listen, NULL, NULL, SOCK_CLOEXEC),
+	    slot = -1;
 	size_t start;
 
 	if (fd < 0)
@@ -468,7 +470,8 @@ loop(struct monitor *m)
 
 		p[n++] = (struct pollfd){.fd = m->sig, .events = POLLIN};
 		p[n++] = (struct pollfd){.fd = m->nsm_listen, .events = POLLIN};
-		p[n++] = (struct pollfd){.fd = m->console_read, .events = POLLIN};
+		p[n++] =
+		    (struct pollfd){.fd = m->console_read, .events = POLLIN};
 		p[n++] =
 		    (struct pollfd){.fd = m->console_listen, .events = POLLIN};
 		for (int i = 0; i < CONSOLE_CLIENTS; i++)
@@ -595,8 +598,8 @@ enc_monitor_main(struct enc_start *s)
 			memcpy(s->rec.cgroups[i], m->cg.paths[i],
 			    sizeof(s->rec.cgroups[i]));
 		s->rec.n_cgroups = m->cg.n;
-		_Static_assert(sizeof(s->rec.limits) == sizeof(m->cg.limits),
-		    "limits");
+		_Static_assert(
+		    sizeof(s->rec.limits) == sizeof(m->cg.limits), "limits");
 		memcpy(s->rec.limits, m->cg.limits, sizeof(s->rec.limits));
 		if ((r = vsock_dir(m)) != 0)
 			goto fail;

@@ -56,18 +56,15 @@ enc_paths(const char *id, uint32_t cid, struct enc_paths *p)
 	snprintf(c, sizeof(c), "%u", cid);
 	if ((r = fmt(p->dir, sizeof(p->dir), p->run, "/enclaves/", id)) ||
 	    (r = fmt(p->lock, sizeof(p->lock), p->dir, "/", "lock")) ||
-	    (r = fmt(p->state, sizeof(p->state), p->dir, "/",
-	         "state.json")) ||
+	    (r = fmt(p->state, sizeof(p->state), p->dir, "/", "state.json")) ||
 	    (r = fmt(p->nsm, sizeof(p->nsm), p->dir, "/", "nsm.sock")) ||
 	    (r = fmt(p->console, sizeof(p->console), p->dir, "/",
 	         "console.sock")) ||
-	    (r = fmt(p->log, sizeof(p->log), p->dir, "/",
-	         "monitor.log")) ||
+	    (r = fmt(p->log, sizeof(p->log), p->dir, "/", "monitor.log")) ||
 	    (r = fmt(p->root, sizeof(p->root), p->dir, "/", "root")) ||
-	    (r = fmt(p->vsock_parent, sizeof(p->vsock_parent), p->run,
-	         "/", "vsock/3")) ||
-	    (r = fmt(p->vsock_own, sizeof(p->vsock_own), p->run,
-	         "/vsock/", c)))
+	    (r = fmt(p->vsock_parent, sizeof(p->vsock_parent), p->run, "/",
+	         "vsock/3")) ||
+	    (r = fmt(p->vsock_own, sizeof(p->vsock_own), p->run, "/vsock/", c)))
 		return r;
 	/* the console socket path must fit sun_path */
 	if (strlen(p->console) >= 108 || strlen(p->nsm) >= 108)
@@ -85,9 +82,9 @@ mkdir_mode(const char *path, mode_t mode)
 
 	if (mkdir(path, mode) == 0)
 		return chmod(path, mode) == 0
-		           ? 0
-		           : ward_errf(WARD_EIO, "chmod %s: %s", path,
-		                 strerror(errno));
+		    ? 0
+		    : ward_errf(
+		          WARD_EIO, "chmod %s: %s", path, strerror(errno));
 	if (errno != EEXIST)
 		return ward_errf(
 		    WARD_EIO, "creating %s: %s", path, strerror(errno));
@@ -98,7 +95,8 @@ mkdir_mode(const char *path, mode_t mode)
 	 * makes 0700) */
 	if ((st.st_mode & 07777) != mode && st.st_uid == geteuid() &&
 	    chmod(path, mode) != 0)
-		return ward_errf(WARD_EIO, "chmod %s: %s", path, strerror(errno));
+		return ward_errf(
+		    WARD_EIO, "chmod %s: %s", path, strerror(errno));
 	return 0;
 }
 
@@ -135,8 +133,8 @@ enc_lock(const char *path, int timeout_ms, int *fd, bool *got)
 	int f, rc, waited = 0;
 
 	*got = false;
-	if ((f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW,
-	         0600)) < 0)
+	if ((f = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) <
+	    0)
 		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
 	for (;;) {
 		rc = flock(f, timeout_ms < 0 ? LOCK_EX : LOCK_EX | LOCK_NB);
@@ -191,9 +189,11 @@ enc_record_json(const struct enc_record *r, bool describe)
 	json_object_set_new(o, "EnclaveID", json_string(r->id));
 	json_object_set_new(o, "ProcessID", json_integer(r->monitor));
 	json_object_set_new(o, "EnclaveCID", json_integer(r->cid));
-	json_object_set_new(o, "NumberOfCPUs", json_integer(CPU_COUNT(&r->cpus)));
+	json_object_set_new(
+	    o, "NumberOfCPUs", json_integer(CPU_COUNT(&r->cpus)));
 	json_object_set_new(o, "CPUIDs", cpu_array(&r->cpus));
-	json_object_set_new(o, "MemoryMiB", json_integer((json_int_t)r->memory_mib));
+	json_object_set_new(
+	    o, "MemoryMiB", json_integer((json_int_t)r->memory_mib));
 	if (!describe)
 		return o;
 	json_object_set_new(o, "State", json_string(r->state));
@@ -279,20 +279,24 @@ enc_record_read(const char *path, struct enc_record *r)
 	if ((o = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) == NULL)
 		return ward_errf(errno == ENOENT ? WARD_EIO : WARD_EFORMAT,
 		    "enclave record %s: %s", path, je.text);
-	bad |= copy_str(r->name, sizeof(r->name), json_object_get(o, "EnclaveName"));
+	bad |= copy_str(
+	    r->name, sizeof(r->name), json_object_get(o, "EnclaveName"));
 	bad |= copy_str(r->id, sizeof(r->id), json_object_get(o, "EnclaveID"));
-	bad |= copy_str(r->state, sizeof(r->state), json_object_get(o, "State"));
-	if (copy_str(r->limits, sizeof(r->limits), json_object_get(o, "Limits")))
+	bad |=
+	    copy_str(r->state, sizeof(r->state), json_object_get(o, "State"));
+	if (copy_str(
+	        r->limits, sizeof(r->limits), json_object_get(o, "Limits")))
 		r->limits[0] = '\0';
 	r->monitor = (pid_t)json_integer_value(json_object_get(o, "ProcessID"));
 	r->init = (pid_t)json_integer_value(json_object_get(o, "InitPID"));
 	r->cid = (uint32_t)json_integer_value(json_object_get(o, "EnclaveCID"));
-	r->memory_mib = (uint64_t)json_integer_value(json_object_get(o, "MemoryMiB"));
+	r->memory_mib =
+	    (uint64_t)json_integer_value(json_object_get(o, "MemoryMiB"));
 	r->host_uid = (uid_t)json_integer_value(json_object_get(o, "HostUID"));
 	r->vsock_mounted = json_is_true(json_object_get(o, "VsockMounted"));
 	r->debug = strcmp(json_string_value(json_object_get(o, "Flags")) != NULL
-	                      ? json_string_value(json_object_get(o, "Flags"))
-	                      : "",
+	                   ? json_string_value(json_object_get(o, "Flags"))
+	                   : "",
 	               "DEBUG_MODE") == 0;
 	CPU_ZERO(&r->cpus);
 	json_array_foreach(json_object_get(o, "CPUIDs"), i, v)
@@ -318,15 +322,16 @@ enc_record_read(const char *path, struct enc_record *r)
 	json_array_foreach(cg, i, v)
 	{
 		if (r->n_cgroups >= ENC_CGROUPS_MAX ||
-		    copy_str(r->cgroups[r->n_cgroups], sizeof(r->cgroups[0]), v))
+		    copy_str(
+		        r->cgroups[r->n_cgroups], sizeof(r->cgroups[0]), v))
 			bad = -1;
 		else
 			r->n_cgroups++;
 	}
 	json_decref(o);
 	if (bad || r->monitor <= 0 || r->cid == 0)
-		return ward_errf(WARD_EFORMAT,
-		    "enclave record %s is damaged", path);
+		return ward_errf(
+		    WARD_EFORMAT, "enclave record %s is damaged", path);
 	return 0;
 }
 
@@ -346,7 +351,7 @@ enc_cleanup(const struct enc_paths *p, const struct enc_record *r)
 	if (r != NULL && r->init > 0 && r->n_cgroups == 0)
 		kill(r->init, SIGKILL); /* rlimit mode: no cgroup to empty */
 	if (r != NULL)
-		enc_cgroup_destroy((char (*)[320])r->cgroups, r->n_cgroups);
+		enc_cgroup_destroy((char(*)[320])r->cgroups, r->n_cgroups);
 	if (r != NULL && r->vsock_mounted &&
 	    umount2(p->vsock_own, MNT_DETACH) != 0 && errno != EINVAL &&
 	    errno != ENOENT)
@@ -363,8 +368,8 @@ enc_cleanup(const struct enc_paths *p, const struct enc_record *r)
 		if (d != NULL)
 			closedir(d);
 		if (rmdir(p->vsock_own) != 0 && errno != ENOENT)
-			ward_warn("removing %s: %s", p->vsock_own,
-			    strerror(errno));
+			ward_warn(
+			    "removing %s: %s", p->vsock_own, strerror(errno));
 	}
 	unlink_quiet(p->nsm);
 	unlink_quiet(p->console);
@@ -400,8 +405,7 @@ by_cid(const void *a, const void *b)
 }
 
 int
-enc_list(const char *run, bool reap, struct enc_record **live,
-    size_t *n_live)
+enc_list(const char *run, bool reap, struct enc_record **live, size_t *n_live)
 {
 	char dir[320];
 	DIR *d = NULL;
@@ -413,9 +417,9 @@ enc_list(const char *run, bool reap, struct enc_record **live,
 	if ((r = fmt(dir, sizeof(dir), run, "/", "enclaves")) != 0)
 		return r;
 	if ((d = opendir(dir)) == NULL)
-		return errno == ENOENT ? 0
-		                       : ward_errf(WARD_EIO, "%s: %s", dir,
-		                             strerror(errno));
+		return errno == ENOENT
+		    ? 0
+		    : ward_errf(WARD_EIO, "%s: %s", dir, strerror(errno));
 	while ((e = readdir(d)) != NULL) {
 		struct enc_paths p;
 		struct enc_record rec;

@@ -40,8 +40,8 @@ run_lock(const char *run, int *fd)
 		close(*fd);
 		*fd = -1;
 		return ward_errf(WARD_EIO,
-		    "%s is held by another ward command for more than %d s",
-		    p, RUN_LOCK_MS / 1000);
+		    "%s is held by another ward command for more than %d s", p,
+		    RUN_LOCK_MS / 1000);
 	}
 	return 0;
 }
@@ -60,12 +60,14 @@ read_eif(const char *path, uint64_t memory_mib, uint8_t **buf, size_t *len)
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
 		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < 548) {
-		r = ward_errf(WARD_EFORMAT, "%s: not an enclave image file",
-		    path);
+		r = ward_errf(
+		    WARD_EFORMAT, "%s: not an enclave image file", path);
 		goto out;
 	}
 	/* nitro-cli E26: the image must fit four times in the memory */
-	need = ((uint64_t)st.st_size * WARD_EIF_MEMORY_RATIO + (1u << 20) - 1) >> 20;
+	need =
+	    ((uint64_t)st.st_size * WARD_EIF_MEMORY_RATIO + (1u << 20) - 1) >>
+	    20;
 	if (need > memory_mib) {
 		r = ward_errf(WARD_EUSAGE,
 		    "insufficient memory requested: %s is %llu MiB, so "
@@ -115,15 +117,16 @@ make_id(char *out, size_t cap)
 		size_t j = 0;
 
 		if (fgets(line, sizeof(line), f) != NULL) {
-			for (size_t i = 0; line[i] != '\0' && j + 1 < sizeof(tag);
-			     i++)
+			for (size_t i = 0;
+			     line[i] != '\0' && j + 1 < sizeof(tag); i++)
 				if (line[i] > ' ' && line[i] < 0x7f &&
 				    line[i] != '/')
 					tag[j++] = line[i];
 			if (j > 2 && strncmp(line, "i-", 2) == 0)
 				tag[j] = '\0';
 			else
-				snprintf(tag, sizeof(tag), "i-0000000000000000");
+				snprintf(
+				    tag, sizeof(tag), "i-0000000000000000");
 		}
 		fclose(f);
 	}
@@ -266,8 +269,8 @@ check_image(const char *path, const struct ward_eif_image *img)
 	for (size_t i = 0; i < img->num_sections; i++)
 		ramdisks += img->sections[i].type == WARD_EIF_SEC_RAMDISK;
 	if (ramdisks == 0)
-		return ward_errf(WARD_EFORMAT, "%s: the image has no ramdisk",
-		    path);
+		return ward_errf(
+		    WARD_EFORMAT, "%s: the image has no ramdisk", path);
 	return 0;
 }
 
@@ -396,8 +399,8 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return ward_enomem();
 	st->lock_fd = st->status_fd = -1;
-	if ((r = read_eif(o->eif_path, o->memory_mib, &st->eif,
-	         &st->eif_len)) != 0)
+	if ((r = read_eif(
+	         o->eif_path, o->memory_mib, &st->eif, &st->eif_len)) != 0)
 		goto out;
 	/* measured from the bytes the enclave will get, read once */
 	mr.p = st->eif;
@@ -456,8 +459,8 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	rec.is_signed = st->img.is_signed;
 	memcpy(rec.pcr8, st->img.pcr8, WARD_PCR_LEN);
 	rec.host_uid = geteuid() == 0
-	                   ? ENC_UID_BASE + (rec.cid % ENC_UID_SLOTS) * ENC_UID_BLOCK
-	                   : getuid();
+	    ? ENC_UID_BASE + (rec.cid % ENC_UID_SLOTS) * ENC_UID_BLOCK
+	    : getuid();
 	if ((r = ensure_ca()) != 0)
 		goto out;
 	host_identity("WARD_HOST_ROLE_ARN", WARD_HOST_ROLE_FILE, st->host_role,
@@ -466,7 +469,8 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	    st->host_instance, sizeof(st->host_instance));
 	if ((r = enc_paths(rec.id, rec.cid, &st->paths)) != 0)
 		goto out;
-	if (mkdir(st->paths.dir, 0711) != 0 || chmod(st->paths.dir, 0711) != 0) {
+	if (mkdir(st->paths.dir, 0711) != 0 ||
+	    chmod(st->paths.dir, 0711) != 0) {
 		r = ward_errf(WARD_EIO, "creating %s: %s", st->paths.dir,
 		    strerror(errno));
 		goto out;
@@ -587,8 +591,8 @@ stop_one(const struct enc_record *rec)
 		return errno == ENOENT ? 0 : r;
 	if (!got) {
 		if (kill(rec->monitor, SIGTERM) != 0 && errno != ESRCH)
-			ward_warn("signalling monitor %d: %s", (int)rec->monitor,
-			    strerror(errno));
+			ward_warn("signalling monitor %d: %s",
+			    (int)rec->monitor, strerror(errno));
 		close(fd);
 		fd = -1;
 		if ((r = enc_lock(p.lock, TERMINATE_MS, &fd, &got)) != 0)
@@ -607,9 +611,9 @@ stop_one(const struct enc_record *rec)
 		enc_cleanup(&p, rec); /* whatever a killed monitor left */
 	if (fd >= 0)
 		close(fd);
-	return got ? 0
-	           : ward_errf(WARD_EIO, "enclave %s could not be stopped",
-	                 rec->id);
+	return got
+	    ? 0
+	    : ward_errf(WARD_EIO, "enclave %s could not be stopped", rec->id);
 }
 
 int
@@ -638,8 +642,8 @@ ward_enclave_terminate(const char *match, bool all, char **json)
 		         : NULL;
 		json_decref(o);
 		if (line == NULL ||
-		    asprintf(&joined, "%s%s%s\n", *json ? *json : "",
-		        "", line) < 0) {
+		    asprintf(&joined, "%s%s%s\n", *json ? *json : "", "",
+		        line) < 0) {
 			free(line);
 			r = ward_enomem();
 			goto out;
@@ -649,8 +653,9 @@ ward_enclave_terminate(const char *match, bool all, char **json)
 		*json = joined;
 	}
 	if (done == 0 && !all)
-		r = ward_errf(WARD_EUSAGE, "no running enclave has the ID or "
-		                           "name %s (see ward describe-enclaves)",
+		r = ward_errf(WARD_EUSAGE,
+		    "no running enclave has the ID or "
+		    "name %s (see ward describe-enclaves)",
 		    ward_quotes(match));
 	if (done == 0 && all && (*json = strdup("")) == NULL)
 		r = ward_enomem();
@@ -680,8 +685,9 @@ ward_enclave_console_connect(const char *match, int *fd, uint32_t *cid)
 		if (matches(&v[i], match))
 			rec = &v[i];
 	if (rec == NULL) {
-		r = ward_errf(WARD_EUSAGE, "no running enclave has the ID or "
-		                           "name %s (see ward describe-enclaves)",
+		r = ward_errf(WARD_EUSAGE,
+		    "no running enclave has the ID or "
+		    "name %s (see ward describe-enclaves)",
 		    ward_quotes(match));
 		goto out;
 	}
@@ -730,8 +736,8 @@ ward_enclave_console_stream(int fd, int disconnect_timeout, int out_fd)
 
 			clock_gettime(CLOCK_MONOTONIC, &now);
 			left = (long long)disconnect_timeout * 1000 -
-			       ((now.tv_sec - t0.tv_sec) * 1000LL +
-			           (now.tv_nsec - t0.tv_nsec) / 1000000);
+			    ((now.tv_sec - t0.tv_sec) * 1000LL +
+			        (now.tv_nsec - t0.tv_nsec) / 1000000);
 			if (left <= 0)
 				return 0;
 			wait_ms = (int)left;
@@ -752,7 +758,8 @@ ward_enclave_console_stream(int fd, int disconnect_timeout, int out_fd)
 		if (got == 0)
 			return 0; /* the enclave ended */
 		for (ssize_t off = 0; off < got;) {
-			ssize_t w = write(out_fd, buf + off, (size_t)(got - off));
+			ssize_t w =
+			    write(out_fd, buf + off, (size_t)(got - off));
 
 			if (w < 0 && errno == EINTR)
 				continue;

@@ -76,7 +76,8 @@ fail(const char *fmt, ...)
 	n = vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
 	if (n > 0 && err_fd >= 0) {
-		size_t len = (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
+		size_t len =
+		    (size_t)n < sizeof(msg) ? (size_t)n : sizeof(msg) - 1;
 		ssize_t k = write(err_fd, msg, len);
 
 		(void)k;
@@ -102,8 +103,7 @@ enc_lines_free(char **lines)
  * when the file is absent.
  */
 int
-enc_ramdisk_lines(
-    const uint8_t *p, size_t n, const char *name, char ***lines)
+enc_ramdisk_lines(const uint8_t *p, size_t n, const char *name, char ***lines)
 {
 	struct ward_cpio_reader rd;
 	struct ward_cpio_entry e;
@@ -114,7 +114,8 @@ enc_ramdisk_lines(
 	*lines = NULL;
 	ward_cpio_reader_init(&rd, p, n);
 	while ((r = ward_cpio_next(&rd, &e)) == 1) {
-		const char *nm = strncmp(e.name, "./", 2) == 0 ? e.name + 2 : e.name;
+		const char *nm =
+		    strncmp(e.name, "./", 2) == 0 ? e.name + 2 : e.name;
 		size_t i = 0;
 
 		if (strcmp(nm, name) != 0 || !S_ISREG(e.mode))
@@ -179,8 +180,8 @@ open_in_root(int root, const char *path, int flags)
 {
 	struct open_how how = {
 	    .flags = (uint64_t)(flags | O_CLOEXEC),
-	    .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS |
-	               RESOLVE_NO_XDEV,
+	    .resolve =
+	        RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV,
 	};
 
 	return (int)syscall(SYS_openat2, root, path, &how, sizeof(how));
@@ -239,8 +240,9 @@ unpack_entry(int root, const struct ward_cpio_entry *e, const char *rel)
 		if (mkdirat(d, base, perm) != 0 && errno != EEXIST)
 			fail("unpacking %s: %s", ward_quotes(e->name),
 			    strerror(errno));
-		if ((fd = openat(d, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
-		                              O_CLOEXEC)) < 0 ||
+		if ((fd = openat(d, base,
+		         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) <
+		        0 ||
 		    fchmod(fd, perm) != 0)
 			fail("unpacking %s: %s", ward_quotes(e->name),
 			    strerror(errno));
@@ -297,7 +299,8 @@ unpack(int root, const uint8_t *p, size_t n)
 		     "(compressed ramdisks are not supported by the sandbox)");
 	ward_cpio_reader_init(&rd, p, n);
 	while ((r = ward_cpio_next(&rd, &e)) == 1) {
-		const char *nm = strncmp(e.name, "./", 2) == 0 ? e.name + 2 : e.name;
+		const char *nm =
+		    strncmp(e.name, "./", 2) == 0 ? e.name + 2 : e.name;
 
 		if (strncmp(nm, "rootfs/", 7) != 0 || nm[7] == '\0')
 			continue; /* cmd, env, rootfs itself */
@@ -367,8 +370,8 @@ make_view(struct enc_child *c, int root)
 	snprintf(p, sizeof(p), "run/ward/vsock/%u", c->cid);
 	real_dir(root, p);
 
-	do_mount("proc", at("/proc"), "proc",
-	    MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+	do_mount("proc", at("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+	    NULL);
 	do_mount("dev", at("/dev"), "tmpfs", MS_NOSUID | MS_NOEXEC,
 	    "size=256k,nr_inodes=256,mode=0755");
 	for (size_t i = 0; i < sizeof(nodes) / sizeof(nodes[0]); i++) {
@@ -389,11 +392,9 @@ make_view(struct enc_child *c, int root)
 		fail("/dev links: %s", strerror(errno));
 
 	/* the parent's vsock ports: reachable, but nobody here may add one */
-	do_mount(c->vsock_parent, at("/run/ward/vsock/3"), NULL, MS_BIND,
-	    NULL);
+	do_mount(c->vsock_parent, at("/run/ward/vsock/3"), NULL, MS_BIND, NULL);
 	do_mount(NULL, at("/run/ward/vsock/3"), NULL,
-	    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV |
-	        MS_NOEXEC,
+	    MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
 	    NULL);
 	snprintf(q, sizeof(q), "%s/run/ward/vsock/%u", stage, c->cid);
 	do_mount(c->vsock_own, q, NULL, MS_BIND, NULL);
@@ -401,7 +402,8 @@ make_view(struct enc_child *c, int root)
 	    MS_BIND | MS_REMOUNT | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	{
 		int fd = open(at("/run/ward/vsock/local-cid"),
-		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0444);
+		    O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC,
+		    0444);
 		int n = snprintf(q, sizeof(q), "%u\n", c->cid);
 
 		if (fd < 0 || write(fd, q, (size_t)n) != n)
@@ -457,8 +459,10 @@ drop_capabilities(void)
 	        0, 0, 0) != 0)
 		fail("securebits: %s", strerror(errno));
 	for (int cap = 0; cap <= 63; cap++)
-		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 && errno != EINVAL)
-			fail("dropping capability %d: %s", cap, strerror(errno));
+		if (prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0 &&
+		    errno != EINVAL)
+			fail(
+			    "dropping capability %d: %s", cap, strerror(errno));
 	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
 		fail("ambient capabilities: %s", strerror(errno));
 	if (syscall(SYS_capset, &h, d) != 0)
@@ -480,15 +484,15 @@ drop_capabilities(void)
 static const char *const denied[] = {"ptrace", "process_vm_readv",
     "process_vm_writev", "kcmp", "mount", "umount", "umount2", "pivot_root",
     "chroot", "move_mount", "open_tree", "fsopen", "fsconfig", "fsmount",
-    "fspick", "mount_setattr", "init_module", "finit_module",
-    "delete_module", "create_module", "kexec_load", "kexec_file_load", "bpf",
-    "perf_event_open", "keyctl", "add_key", "request_key", "unshare",
-    "setns", "swapon", "swapoff", "reboot", "settimeofday", "clock_settime",
-    "clock_adjtime", "adjtimex", "syslog", "acct", "quotactl",
-    "quotactl_fd", "open_by_handle_at", "name_to_handle_at", "userfaultfd",
-    "io_uring_setup", "io_uring_enter", "io_uring_register", "iopl",
-    "ioperm", "lookup_dcookie", "vhangup", "nfsservctl", "uselib",
-    "personality", "fanotify_init", "sethostname", "setdomainname"};
+    "fspick", "mount_setattr", "init_module", "finit_module", "delete_module",
+    "create_module", "kexec_load", "kexec_file_load", "bpf", "perf_event_open",
+    "keyctl", "add_key", "request_key", "unshare", "setns", "swapon", "swapoff",
+    "reboot", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+    "syslog", "acct", "quotactl", "quotactl_fd", "open_by_handle_at",
+    "name_to_handle_at", "userfaultfd", "io_uring_setup", "io_uring_enter",
+    "io_uring_register", "iopl", "ioperm", "lookup_dcookie", "vhangup",
+    "nfsservctl", "uselib", "personality", "fanotify_init", "sethostname",
+    "setdomainname"};
 
 static void
 load_seccomp(void)
@@ -506,8 +510,8 @@ load_seccomp(void)
 		int nr = seccomp_syscall_resolve_name(denied[i]);
 
 		if (nr != __NR_SCMP_ERROR)
-			rc = seccomp_rule_add(
-			    ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
+			rc =
+			    seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
 	}
 	for (size_t i = 0; rc == 0 && i < sizeof(ns) / sizeof(ns[0]); i++)
 		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM),
@@ -532,11 +536,11 @@ limits(const struct enc_child *c)
 	if (setrlimit(RLIMIT_CORE, &none) != 0)
 		fail("RLIMIT_CORE: %s", strerror(errno));
 	if (c->rlimits) {
-		struct rlimit as = {c->memory_mib << 20, c->memory_mib << 20};
 		struct rlimit np = {c->pids_max, c->pids_max};
 
-		if (setrlimit(RLIMIT_AS, &as) != 0 ||
-		    setrlimit(RLIMIT_NPROC, &np) != 0)
+		/* RLIMIT_AS is set in the command's process just before exec:
+		 * PID 1, a copy of the monitor, already maps more than that */
+		if (setrlimit(RLIMIT_NPROC, &np) != 0)
 			fail("rlimits: %s", strerror(errno));
 	}
 	if (sched_setaffinity(0, sizeof(c->cpus), &c->cpus) != 0)
@@ -627,6 +631,13 @@ enc_child_main(struct enc_child *c)
 	if (cmd == 0) {
 		setsid();
 		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+		if (c->rlimits) {
+			struct rlimit as = {
+			    c->memory_mib << 20, c->memory_mib << 20};
+
+			if (setrlimit(RLIMIT_AS, &as) != 0)
+				fail("RLIMIT_AS: %s", strerror(errno));
+		}
 		use_path(c->env);
 		execvpe(c->cmd[0], c->cmd, c->env);
 		fail("the image's command %s cannot be run: %s",
@@ -639,8 +650,9 @@ enc_child_main(struct enc_child *c)
 		if (w < 0 && errno != EINTR)
 			break;
 	if (WIFSIGNALED(status)) {
-		fprintf(stderr, "ward: the enclave's command was killed by "
-		                "signal %d\n",
+		fprintf(stderr,
+		    "ward: the enclave's command was killed by "
+		    "signal %d\n",
 		    WTERMSIG(status));
 		_exit(128 + WTERMSIG(status));
 	}

@@ -222,4 +222,31 @@ expect 0 "in debug mode it verifies with PCR0 all zero" \
 expect 5 "and --no-debug refuses it" "$WARD" attest verify doc.cbor --no-aws-root --root ca/root.pem --no-debug
 "$WARD" terminate-enclave --all >/dev/null 2>&1
 
+# ---- as an ordinary user ------------------------------------------------------
+NB=$(mktemp -d /tmp/ward-nb.XXXXXX)
+chmod 755 "$NB"
+cp serve.eif isolate.eif "$NB/" && cp "$WARD" "$PROBE" "$NB/" && chmod -R a+rX "$NB"
+as_nobody() {
+	setpriv --reuid=65534 --regid=65534 --clear-groups env -i PATH=/usr/bin:/bin \
+		HOME="$NB/home" WARD_RUN_DIR="$NB/home/run" WARD_ALLOCATOR="$WORK/allocator.yaml" "$@"
+}
+mkdir -p "$NB/home" && chown 65534:65534 "$NB/home"
+if ! command -v setpriv >/dev/null || ! as_nobody unshare -U -r -p -n -m --fork true 2>/dev/null; then
+	echo "SKIP: ordinary users may not make user namespaces here; the non-root checks need it"
+else
+	chmod a+r allocator.yaml
+	cd "$NB" || exit 1
+	expect 0 "run-enclave as nobody" as_nobody "$NB/ward" run-enclave --eif-path serve.eif --memory 64 --cpu-count 1
+	has 'rlimits\|cgroup' "stderr says which limits are in force" err.log
+	expect 0 "its enclave answers" as_nobody "$NB/enclave_probe" connect 16 5000
+	has 'ready' "the answer arrives"
+	expect 0 "the isolation probe as nobody" as_nobody "$NB/ward" run-enclave --eif-path isolate.eif --memory 64 --cpu-count 1 --attach-console
+	if grep -q ESCAPED out.log || ! grep -q 'ALL HELD' out.log; then bad "something escaped as nobody"; grep -E 'ESCAPED|held' out.log; else ok "nothing escaped as nobody"; fi
+	expect 0 "terminate as nobody" as_nobody "$NB/ward" terminate-enclave --all
+	left=$(ls "$NB/home/run/enclaves" | wc -l)
+	[ "$left" -eq 0 ] && ok "nothing left in the user's run directory" || bad "$left left"
+	cd "$WORK" || exit 1
+fi
+rm -rf "$NB"
+
 finish enclave

@@ -88,8 +88,8 @@ vsock_addr(unsigned cid, unsigned port, struct sockaddr_un *sa)
 	sa->sun_family = AF_UNIX;
 	return snprintf(sa->sun_path, sizeof(sa->sun_path), "%s/vsock/%u/%u",
 	           run_dir(), cid, port) >= (int)sizeof(sa->sun_path)
-	           ? -1
-	           : 0;
+	    ? -1
+	    : 0;
 }
 
 static int
@@ -391,8 +391,9 @@ main(int argc, char **argv)
 		    (unsigned)strtoul(argv[3], NULL, 10));
 	if (argc == 4 && strcmp(argv[1], "sink") == 0)
 		return sink((unsigned)strtoul(argv[2], NULL, 10), argv[3]);
-	fprintf(stderr, "usage: enclave_probe serve PORT | isolate TCPPORT "
-	                "FILE | memhog | forkbomb | relay PORT CMD... | sink "
-	                "PORT FILE | connect CID PORT\n");
+	fprintf(stderr,
+	    "usage: enclave_probe serve PORT | isolate TCPPORT "
+	    "FILE | memhog | forkbomb | relay PORT CMD... | sink "
+	    "PORT FILE | connect CID PORT\n");
 	return 2;
 }
