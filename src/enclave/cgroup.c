@@ -204,6 +204,9 @@ v1_create(const char *id, uint64_t mib, const char *cpus, unsigned pids,
 		}
 		if ((r = make_dir(mine)) != 0)
 			return r;
+		if ((size_t)snprintf(cg->orig[cg->n], sizeof(cg->orig[0]),
+		        "%s%s", mnt, own) >= sizeof(cg->orig[0]))
+			return ward_errf(WARD_ELIMIT, "cgroup path too long");
 		memcpy(cg->paths[cg->n++], mine, sizeof(mine));
 		if (i == 0) {
 			snprintf(v, sizeof(v), "%llu",
@@ -256,6 +259,7 @@ v2_create(const char *id, uint64_t mib, const char *cpus, unsigned pids,
     struct enc_cgroup *cg)
 {
 	char mnt[256], own[256], base[CG_PATH], mine[CG_PATH], v[64], procs[64];
+	char here[CG_PATH];
 	int r;
 
 	if (find(NULL, mnt, sizeof(mnt), own, sizeof(own)) != 0)
@@ -264,6 +268,8 @@ v2_create(const char *id, uint64_t mib, const char *cpus, unsigned pids,
 	if ((size_t)snprintf(base, sizeof(base), "%s%s", mnt, own) >=
 	    sizeof(base))
 		return ward_errf(WARD_ELIMIT, "cgroup path too long");
+	_Static_assert(sizeof(here) == sizeof(base), "cgroup paths");
+	memcpy(here, base, sizeof(here));
 	if (own[0] != '\0' &&
 	    get(base, "cgroup.procs", procs, sizeof(procs)) == 0 &&
 	    procs[0] != '\0')
@@ -281,6 +287,7 @@ v2_create(const char *id, uint64_t mib, const char *cpus, unsigned pids,
 	if ((r = make_dir(base)) != 0 || (r = enable(base)) != 0 ||
 	    (r = make_dir(mine)) != 0)
 		return r;
+	memcpy(cg->orig[cg->n], here, sizeof(cg->orig[0]));
 	memcpy(cg->paths[cg->n++], mine, sizeof(mine));
 	snprintf(v, sizeof(v), "%llu", (unsigned long long)(mib << 20));
 	if ((r = put(mine, "memory.max", v)) != 0)
@@ -352,6 +359,51 @@ enc_cgroup_attach(const struct enc_cgroup *cg, pid_t pid)
 	return 0;
 }
 
+int
+enc_cgroup_join(struct enc_cgroup *cg)
+{
+	int r;
+
+	if (cg->n == 0)
+		return 0;
+	cg->joined = true;
+	if ((r = enc_cgroup_attach(cg, getpid())) != 0)
+		enc_cgroup_leave(cg);
+	return r;
+}
+
+int
+enc_cgroup_leave(struct enc_cgroup *cg)
+{
+	char v[32];
+	int r = 0, r2;
+
+	if (!cg->joined)
+		return 0;
+	snprintf(v, sizeof(v), "%d", (int)getpid());
+	for (size_t i = 0; i < cg->n; i++)
+		if ((r2 = put(cg->orig[i], "cgroup.procs", v)) != 0 && r == 0)
+			r = r2;
+	cg->joined = r != 0;
+	return r;
+}
+
+static bool
+self_in(const char *dir)
+{
+	char p[CG_PATH + 64], line[32];
+	FILE *f;
+	bool in = false;
+
+	snprintf(p, sizeof(p), "%s/cgroup.procs", dir);
+	if ((f = fopen(p, "re")) == NULL)
+		return false;
+	while (!in && fgets(line, sizeof(line), f) != NULL)
+		in = strtol(line, NULL, 10) == (long)getpid();
+	fclose(f);
+	return in;
+}
+
 static bool
 kill_all(const char *dir)
 {
@@ -359,7 +411,9 @@ kill_all(const char *dir)
 	FILE *f;
 	bool any = false;
 
-	if (exists(dir, "cgroup.kill") && put(dir, "cgroup.kill", "1") == 0)
+	/* never the caller itself (a monitor that has not left yet) */
+	if (exists(dir, "cgroup.kill") && !self_in(dir) &&
+	    put(dir, "cgroup.kill", "1") == 0)
 		return false; /* the kernel does it; rmdir waits below */
 	snprintf(p, sizeof(p), "%s/cgroup.procs", dir);
 	if ((f = fopen(p, "re")) == NULL)
@@ -367,7 +421,8 @@ kill_all(const char *dir)
 	while (fgets(line, sizeof(line), f) != NULL) {
 		long pid = strtol(line, NULL, 10);
 
-		if (pid > 1 && kill((pid_t)pid, SIGKILL) == 0)
+		if (pid > 1 && pid != getpid() &&
+		    kill((pid_t)pid, SIGKILL) == 0)
 			any = true;
 	}
 	fclose(f);

@@ -34,8 +34,11 @@ struct enc_paths {
 	char vsock_own[300]; /* <run>/vsock/<CID> */
 };
 int enc_paths(const char *id, uint32_t cid, struct enc_paths *p);
-/* mkdir -p <run>/enclaves and <run>/vsock/3 with their modes */
+/* mkdir -p <run>/enclaves and <run>/vsock/3 with their modes, then
+ * enc_run_check */
 int enc_run_dirs(const char *run);
+/* as root: refuse a run directory anyone but root could change */
+int enc_run_check(const char *run);
 /* flock(2) a lock file: exclusive, blocking (timeout_ms < 0), or not */
 int enc_lock(const char *path, int timeout_ms, int *fd, bool *got);
 
@@ -80,7 +83,9 @@ void enc_cleanup(const struct enc_paths *p, const struct enc_record *r);
 struct enc_cgroup {
 	int version; /* 1 or 2; 0: none could be made */
 	char paths[ENC_CGROUPS_MAX][320];
+	char orig[ENC_CGROUPS_MAX][320]; /* where this process was */
 	size_t n;
+	bool joined; /* this process is in paths[] (enc_cgroup_join) */
 	char limits[256]; /* for the record and describe */
 };
 /* Create the enclave's cgroups with its memory, pids and cpuset limits. A
@@ -88,6 +93,14 @@ struct enc_cgroup {
 int enc_cgroup_create(const char *id, uint64_t memory_mib,
     const cpu_set_t *cpus, unsigned pids_max, struct enc_cgroup *cg);
 int enc_cgroup_attach(const struct enc_cgroup *cg, pid_t pid);
+/*
+ * Move this process into the enclave's cgroups, so that what it clones is
+ * born there (v1 has no CLONE_INTO_CGROUP, and each cgroup.procs write
+ * waits for an RCU grace period: done here, it overlaps the measurement),
+ * and back to where it was.
+ */
+int enc_cgroup_join(struct enc_cgroup *cg);
+int enc_cgroup_leave(struct enc_cgroup *cg);
 /* SIGKILL everything left in the cgroups, then remove them (waits a
  * little for the kernel to empty them). */
 void enc_cgroup_destroy(char (*paths)[320], size_t n);
@@ -96,7 +109,8 @@ void enc_cgroup_destroy(char (*paths)[320], size_t n);
 
 struct enc_child {
 	/* borrowed from the monitor, valid in the child after clone */
-	const uint8_t *ramdisk; /* the customer ramdisk */
+	uint8_t *eif; /* the child's copy of the image, freed once unpacked */
+	const uint8_t *ramdisk; /* the customer ramdisk, inside eif */
 	size_t ramdisk_len;
 	char **cmd, **env; /* NULL-terminated */
 	uint64_t memory_mib;
@@ -128,7 +142,8 @@ void enc_lines_free(char **lines);
 struct enc_start {
 	struct enc_paths paths;
 	struct enc_record rec;
-	struct ward_eif_image img;
+	const char *eif_path; /* for messages */
+	struct ward_eif_image img; /* the monitor's measurement */
 	uint8_t *eif; /* the whole image, read once, measured from memory */
 	size_t eif_len;
 	int lock_fd; /* the enclave's lock, held for the monitor's life */

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -19,9 +20,11 @@
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -53,7 +56,7 @@ struct monitor {
 static void
 report(int fd, int code, const char *msg)
 {
-	char line[1024];
+	char line[4096];
 	int n = snprintf(line, sizeof(line), "%d %s", code, msg);
 
 	if (fd >= 0 && n > 0) {
@@ -92,7 +95,8 @@ vsock_dir(struct monitor *m)
 	struct enc_start *s = m->s;
 	char opts[128];
 
-	if (mkdir(s->paths.vsock_own, 0755) != 0 && errno != EEXIST)
+	if ((mkdir(s->paths.vsock_own, 0755) != 0 && errno != EEXIST) ||
+	    chmod(s->paths.vsock_own, 0755) != 0)
 		return ward_errf(WARD_EIO, "creating %s: %s",
 		    s->paths.vsock_own, strerror(errno));
 	if (geteuid() != 0)
@@ -102,8 +106,10 @@ vsock_dir(struct monitor *m)
 	snprintf(opts, sizeof(opts),
 	    "size=64k,nr_inodes=1024,mode=0755,uid=%u,gid=%u",
 	    (unsigned)s->rec.host_uid, (unsigned)s->rec.host_uid);
+	/* nosymfollow: a symlink the enclave plants here must not send the
+	 * host's clients elsewhere */
 	if (mount("ward-vsock", s->paths.vsock_own, "tmpfs",
-	        MS_NOSUID | MS_NODEV | MS_NOEXEC, opts) != 0)
+	        MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOSYMFOLLOW, opts) != 0)
 		return ward_errf(WARD_EIO, "mounting a tmpfs on %s: %s",
 		    s->paths.vsock_own, strerror(errno));
 	s->rec.vsock_mounted = true;
@@ -163,6 +169,7 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	int r = 0;
 	pid_t pid;
 
+	c.eif = m->s->eif;
 	c.ramdisk = ramdisk;
 	c.ramdisk_len = ramdisk_len;
 	c.cmd = cmd;
@@ -177,7 +184,8 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	c.vsock_parent = s->paths.vsock_parent;
 	c.vsock_own = s->paths.vsock_own;
 	c.stage = s->paths.root;
-	if (mkdir(s->paths.root, 0755) != 0 && errno != EEXIST) {
+	if ((mkdir(s->paths.root, 0755) != 0 && errno != EEXIST) ||
+	    chmod(s->paths.root, 0755) != 0) {
 		r = ward_errf(WARD_EIO, "creating %s: %s", s->paths.root,
 		    strerror(errno));
 		goto out;
@@ -219,14 +227,17 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	err_p[1] = -1;
 	close(cons[1]);
 	cons[1] = -1;
-	if ((r = map_ids(m, pid)) != 0 ||
-	    (r = enc_cgroup_attach(&m->cg, pid)) != 0)
+	/* born in the enclave's cgroups (enc_cgroup_join); the monitor
+	 * leaves them while the enclave sets itself up */
+	if ((r = map_ids(m, pid)) != 0)
 		goto out;
 	if (write(sync_p[1], "g", 1) != 1) {
 		r = ward_errf(
 		    WARD_EIO, "the enclave did not start: %s", strerror(errno));
 		goto out;
 	}
+	if ((r = enc_cgroup_leave(&m->cg)) != 0)
+		goto out;
 	/* EOF: the command was exec'd; bytes: why the set-up failed */
 	while ((k = read(err_p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
 		if (k < 0 && errno == EINTR)
@@ -313,12 +324,65 @@ nsm_setup(struct monitor *m)
 	return ward_nsm_server_lock_boot(m->nsm);
 }
 
+/* ---- measuring ------------------------------------------------------------ */
+
+static int
+check_image(const char *path, const struct ward_eif_image *img)
+{
+	size_t ramdisks = 0;
+
+	if (img->crc_header != img->crc_computed)
+		return ward_errf(WARD_EAUTH,
+		    "%s: CRC mismatch (stored %08x, computed %08x): the image "
+		    "is damaged",
+		    path, img->crc_header, img->crc_computed);
+	if (img->is_signed && !img->signature_ok)
+		return ward_errf(WARD_EAUTH,
+		    "%s: its signature does not verify (nitro-cli E59)", path);
+	for (size_t i = 0; i < img->num_sections; i++)
+		ramdisks += img->sections[i].type == WARD_EIF_SEC_RAMDISK;
+	if (ramdisks == 0)
+		return ward_errf(
+		    WARD_EFORMAT, "%s: the image has no ramdisk", path);
+	return 0;
+}
+
+struct measure {
+	struct enc_start *s;
+	int r;
+	char msg[512];
+};
+
+/* In a thread beside the cgroup set-up: CRC, PCR0/1/2/8, signature. */
+static void *
+measure_thread(void *arg)
+{
+	struct measure *mz = arg;
+	struct enc_start *s = mz->s;
+	struct ward_mem_reader mr = {.p = s->eif, .len = s->eif_len};
+
+	mz->r = ward_eif_read_stream(
+	    ward_mem_read, &mr, s->eif_len, s->eif_path, &s->img, NULL);
+	if (mz->r == 0)
+		mz->r = check_image(s->eif_path, &s->img);
+	if (mz->r != 0)
+		snprintf(mz->msg, sizeof(mz->msg), "%s", ward_errmsg());
+	return NULL;
+}
+
 /* ---- running ------------------------------------------------------------ */
 
 struct nsm_conn {
 	struct ward_nsm_server *nsm;
 	int fd;
 };
+
+/* the enclave must not make its monitor (outside its cgroups) spawn
+ * threads without end */
+#define NSM_CONNECTIONS_MAX 32
+#define NSM_IDLE_SECONDS 30
+static int nsm_live;
+static pthread_mutex_t nsm_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static void *
 nsm_thread(void *arg)
@@ -329,6 +393,9 @@ nsm_thread(void *arg)
 		ward_debug("NSM connection: %s", ward_errmsg());
 	close(c->fd);
 	free(c);
+	pthread_mutex_lock(&nsm_mu);
+	nsm_live--;
+	pthread_mutex_unlock(&nsm_mu);
 	return NULL;
 }
 
@@ -340,10 +407,27 @@ nsm_accept(struct monitor *m)
 	pthread_t t;
 	int fd = accept4(m->nsm_listen, NULL, NULL, SOCK_CLOEXEC);
 
+	struct timeval idle = {NSM_IDLE_SECONDS, 0};
+	bool full;
+
 	if (fd < 0)
 		return;
+	pthread_mutex_lock(&nsm_mu);
+	full = nsm_live >= NSM_CONNECTIONS_MAX;
+	if (!full)
+		nsm_live++;
+	pthread_mutex_unlock(&nsm_mu);
+	if (full) {
+		close(fd);
+		return;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, sizeof(idle));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &idle, sizeof(idle));
 	if ((c = malloc(sizeof(*c))) == NULL) {
 		close(fd);
+		pthread_mutex_lock(&nsm_mu);
+		nsm_live--;
+		pthread_mutex_unlock(&nsm_mu);
 		return;
 	}
 	c->nsm = m->nsm;
@@ -353,6 +437,9 @@ nsm_accept(struct monitor *m)
 	if (pthread_create(&t, &a, nsm_thread, c) != 0) {
 		close(fd);
 		free(c);
+		pthread_mutex_lock(&nsm_mu);
+		nsm_live--;
+		pthread_mutex_unlock(&nsm_mu);
 	}
 	pthread_attr_destroy(&a);
 }
@@ -505,9 +592,18 @@ loop(struct monitor *m)
 					snprintf(why, sizeof(why),
 					    "its command exited with status %d",
 					    WEXITSTATUS(status));
-				/* let the console readers have the end */
-				while (m->console_read >= 0)
+				/* let the console readers have the end, but
+				 * never wait on a pipe end the enclave passed
+				 * on to someone else */
+				for (int i = 0; i < 100 && m->console_read >= 0;
+				     i++) {
+					struct pollfd cp = {
+					    m->console_read, POLLIN, 0};
+
+					if (poll(&cp, 1, 10) != 1)
+						break;
 					console_read(m);
+				}
 				finish(m, why);
 			}
 		}
@@ -531,6 +627,8 @@ enc_monitor_main(struct enc_start *s)
 	struct monitor *m = &mon;
 	const struct ward_eif_section *rd = NULL;
 	char **cmd = NULL, **env = NULL;
+	struct measure mz = {.s = s};
+	pthread_t mt;
 	sigset_t set;
 	int r, logfd;
 
@@ -556,6 +654,18 @@ enc_monitor_main(struct enc_start *s)
 		}
 	}
 	prctl(PR_SET_NAME, "ward-monitor", 0, 0, 0);
+	/* it will hold the attestation signing key: no core dumps, nothing
+	 * relative to the caller; not dumpable once the enclave's ids are
+	 * mapped (an unprivileged monitor must write them, and a clone of a
+	 * non-dumpable process has root-owned /proc files) */
+	{
+		struct rlimit none = {0, 0};
+
+		setrlimit(RLIMIT_CORE, &none);
+	}
+	umask(077);
+	if (chdir("/") != 0)
+		ward_warn("chdir /: %s", strerror(errno));
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
@@ -568,6 +678,33 @@ enc_monitor_main(struct enc_start *s)
 		goto fail;
 	}
 	s->rec.monitor = getpid();
+
+	/* measure in one thread while the cgroups are made and joined in
+	 * this one (a cgroup.procs write waits for an RCU grace period) */
+	if (pthread_create(&mt, NULL, measure_thread, &mz) != 0) {
+		r = ward_errf(WARD_EINTERNAL, "cannot start a thread");
+		goto fail;
+	}
+	r = enc_cgroup_create(
+	    s->rec.id, s->rec.memory_mib, &s->rec.cpus, PIDS_MAX, &m->cg);
+	for (size_t i = 0; i < m->cg.n; i++)
+		memcpy(s->rec.cgroups[i], m->cg.paths[i],
+		    sizeof(s->rec.cgroups[i]));
+	s->rec.n_cgroups = m->cg.n;
+	if (r == 0)
+		r = enc_cgroup_join(&m->cg);
+	pthread_join(mt, NULL);
+	if (r != 0)
+		goto fail;
+	if (mz.r != 0) {
+		r = ward_errf(-mz.r, "%s", mz.msg);
+		goto fail;
+	}
+	memcpy(s->rec.pcr0, s->img.pcr0, WARD_PCR_LEN);
+	memcpy(s->rec.pcr1, s->img.pcr1, WARD_PCR_LEN);
+	memcpy(s->rec.pcr2, s->img.pcr2, WARD_PCR_LEN);
+	s->rec.is_signed = s->img.is_signed;
+	memcpy(s->rec.pcr8, s->img.pcr8, WARD_PCR_LEN);
 
 	/* the customer ramdisk: the last one (nitro-cli writes bootstrap,
 	 * customer) */
@@ -591,13 +728,6 @@ enc_monitor_main(struct enc_start *s)
 			r = ward_enomem();
 			goto fail;
 		}
-		if ((r = enc_cgroup_create(s->rec.id, s->rec.memory_mib,
-		         &s->rec.cpus, PIDS_MAX, &m->cg)) != 0)
-			goto fail;
-		for (size_t i = 0; i < m->cg.n; i++)
-			memcpy(s->rec.cgroups[i], m->cg.paths[i],
-			    sizeof(s->rec.cgroups[i]));
-		s->rec.n_cgroups = m->cg.n;
 		_Static_assert(
 		    sizeof(s->rec.limits) == sizeof(m->cg.limits), "limits");
 		memcpy(s->rec.limits, m->cg.limits, sizeof(s->rec.limits));
@@ -618,6 +748,7 @@ enc_monitor_main(struct enc_start *s)
 		if ((r = start(m, cmd, env, p, n)) != 0)
 			goto fail;
 	}
+	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* the image is no longer needed: the enclave has its own copy */
 	free(s->eif);
 	s->eif = NULL;
@@ -629,12 +760,24 @@ enc_monitor_main(struct enc_start *s)
 	snprintf(s->rec.state, sizeof(s->rec.state), "RUNNING");
 	if ((r = enc_record_write(&s->paths, &s->rec)) != 0)
 		goto fail;
-	report(s->status_fd, 0, "ok");
+	/* the record itself: a command that ends at once takes the record
+	 * file with it before run-enclave could read it */
+	{
+		json_t *j = enc_record_json(&s->rec, true);
+		char *text = j
+		    ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)
+		    : NULL;
+
+		report(s->status_fd, 0, text ? text : "{}");
+		free(text);
+		json_decref(j);
+	}
 	close(s->status_fd);
 	s->status_fd = -1;
 	loop(m);
 fail:
 	report(s->status_fd, -r, ward_errmsg());
+	enc_cgroup_leave(&m->cg);
 	enc_lines_free(cmd);
 	enc_lines_free(env);
 	if (m->child > 0) {

@@ -100,6 +100,51 @@ mkdir_mode(const char *path, mode_t mode)
 	return 0;
 }
 
+/*
+ * As root, every directory from / down to the run directory must be
+ * root's and writable by nobody else (a sticky one like /tmp may be, above
+ * the run directory): the monitor mounts, chmods and removes by path
+ * there, and trusts what the records say.
+ */
+int
+enc_run_check(const char *run)
+{
+	char p[256];
+	size_t n = strlen(run);
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (n == 0 || n >= sizeof(p) || run[0] != '/')
+		return ward_errf(WARD_EUNSAFE,
+		    "run directory %s: must be an absolute path",
+		    ward_quotes(run));
+	for (size_t i = 1; i <= n; i++) {
+		bool last = i == n;
+
+		if (!last && run[i] != '/')
+			continue;
+		memcpy(p, run, i);
+		p[i] = '\0';
+		if (lstat(p, &st) != 0)
+			return ward_errf(
+			    WARD_EIO, "%s: %s", p, strerror(errno));
+		if (!S_ISDIR(st.st_mode) || st.st_uid != 0 ||
+		    ((st.st_mode & 022) != 0 &&
+		        (last || (st.st_mode & S_ISVTX) == 0)))
+			return ward_errf(WARD_EUNSAFE,
+			    "%s: the run directory and every directory above it "
+			    "must be root's and writable only by root (it is "
+			    "%s, owner %u, mode %04o)",
+			    p,
+			    S_ISDIR(st.st_mode) ? "a directory"
+			                        : "not a directory",
+			    (unsigned)st.st_uid,
+			    (unsigned)(st.st_mode & 07777));
+	}
+	return 0;
+}
+
 int
 enc_run_dirs(const char *run)
 {
@@ -117,7 +162,7 @@ enc_run_dirs(const char *run)
 	if ((r = fmt(p, sizeof(p), run, "/", "vsock/3")) != 0 ||
 	    (r = mkdir_mode(p, 0755)) != 0)
 		return r;
-	return 0;
+	return enc_run_check(run);
 }
 
 /*
@@ -329,7 +374,22 @@ enc_record_read(const char *path, struct enc_record *r)
 			r->n_cgroups++;
 	}
 	json_decref(o);
-	if (bad || r->monitor <= 0 || r->cid == 0)
+	/* what cleanup will act on: never PID 1, the parent's CID or a
+	 * cgroup that is not this enclave's */
+	if (bad || r->monitor <= 1 || r->init < 0 || r->init == 1 ||
+	    r->cid <= 3 || r->cid == UINT32_MAX)
+		bad = -1;
+	for (size_t k = 0; !bad && k < r->n_cgroups; k++) {
+		const char *c = r->cgroups[k];
+		size_t cl = strlen(c), il = strlen(r->id);
+
+		if (strncmp(c, "/sys/fs/cgroup/", 15) != 0 ||
+		    strstr(c, "/../") != NULL || cl < il + 6 ||
+		    strcmp(c + cl - il, r->id) != 0 ||
+		    strncmp(c + cl - il - 6, "/ward/", 6) != 0)
+			bad = -1;
+	}
+	if (bad)
 		return ward_errf(
 		    WARD_EFORMAT, "enclave record %s is damaged", path);
 	return 0;

@@ -253,27 +253,6 @@ ensure_ca(void)
 	return 0;
 }
 
-static int
-check_image(const char *path, const struct ward_eif_image *img)
-{
-	size_t ramdisks = 0;
-
-	if (img->crc_header != img->crc_computed)
-		return ward_errf(WARD_EAUTH,
-		    "%s: CRC mismatch (stored %08x, computed %08x): the image "
-		    "is damaged",
-		    path, img->crc_header, img->crc_computed);
-	if (img->is_signed && !img->signature_ok)
-		return ward_errf(WARD_EAUTH,
-		    "%s: its signature does not verify (nitro-cli E59)", path);
-	for (size_t i = 0; i < img->num_sections; i++)
-		ramdisks += img->sections[i].type == WARD_EIF_SEC_RAMDISK;
-	if (ramdisks == 0)
-		return ward_errf(
-		    WARD_EFORMAT, "%s: the image has no ramdisk", path);
-	return 0;
-}
-
 static void
 close_fds_except(int a, int b)
 {
@@ -305,10 +284,9 @@ connect_console(const char *path, int *fd)
 
 /* Fork the monitor as a daemon and wait for its word. */
 static int
-spawn_monitor(struct enc_start *st, int *console_fd)
+spawn_monitor(struct enc_start *st, int *console_fd, char *msg, size_t cap)
 {
-	char msg[1100];
-	int sp[2], status, code = 0;
+	int sp[2], code = 0;
 	size_t got = 0;
 	ssize_t k;
 	pid_t a;
@@ -322,20 +300,17 @@ spawn_monitor(struct enc_start *st, int *console_fd)
 		return ward_errf(WARD_EIO, "fork: %s", strerror(errno));
 	}
 	if (a == 0) {
-		/* a new session, then fork again: the monitor is nobody's
-		 * child here and has no terminal */
+		/* a session of its own, without a terminal; when run-enclave
+		 * exits, the monitor is reparented (one fork, not two: each
+		 * fork copies the page tables of the image in memory) */
 		setsid();
-		if (fork() != 0)
-			_exit(0);
 		close(sp[0]);
 		st->status_fd = sp[1];
 		close_fds_except(st->lock_fd, st->status_fd);
 		enc_monitor_main(st);
 	}
 	close(sp[1]);
-	while (waitpid(a, &status, 0) < 0 && errno == EINTR)
-		;
-	while ((k = read(sp[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
+	while ((k = read(sp[0], msg + got, cap - 1 - got)) != 0) {
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k < 0)
@@ -349,7 +324,7 @@ spawn_monitor(struct enc_start *st, int *console_fd)
 			memmove(msg, msg + 2, got - 2);
 			got -= 2;
 		}
-		if (got == sizeof(msg) - 1)
+		if (got == cap - 1)
 			break;
 	}
 	close(sp[0]);
@@ -374,12 +349,14 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	struct ward_allocator alloc;
 	struct enc_record *live = NULL;
 	struct enc_start *st = NULL;
-	struct ward_mem_reader mr = {0};
 	struct enc_record rec;
 	cpu_set_t used, got;
 	uint64_t used_mib = 0;
 	size_t n_live = 0;
-	char run[256], cpus[256];
+	static const char *const extra[] = {
+	    "State", "Flags", "Measurements", "Backend", "Limits"};
+	char run[256], cpus[256], msg[4200];
+	const char *limits;
 	int lockfd = -1, r;
 	bool have_lock;
 	json_t *j = NULL;
@@ -402,13 +379,9 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	if ((r = read_eif(
 	         o->eif_path, o->memory_mib, &st->eif, &st->eif_len)) != 0)
 		goto out;
-	/* measured from the bytes the enclave will get, read once */
-	mr.p = st->eif;
-	mr.len = st->eif_len;
-	if ((r = ward_eif_read_stream(ward_mem_read, &mr, st->eif_len,
-	         o->eif_path, &st->img, NULL)) != 0 ||
-	    (r = check_image(o->eif_path, &st->img)) != 0)
-		goto out;
+	/* the monitor measures the image (from these bytes, read once) while
+	 * it sets up, so start-up pays for the slower of the two only */
+	st->eif_path = o->eif_path;
 	if ((r = ward_run_dir(run, sizeof(run))) != 0 ||
 	    (r = enc_run_dirs(run)) != 0 || (r = run_lock(run, &lockfd)) != 0)
 		goto out;
@@ -453,11 +426,6 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	rec.cpus = got;
 	rec.memory_mib = o->memory_mib;
 	rec.debug = o->debug || o->attach_console;
-	memcpy(rec.pcr0, st->img.pcr0, WARD_PCR_LEN);
-	memcpy(rec.pcr1, st->img.pcr1, WARD_PCR_LEN);
-	memcpy(rec.pcr2, st->img.pcr2, WARD_PCR_LEN);
-	rec.is_signed = st->img.is_signed;
-	memcpy(rec.pcr8, st->img.pcr8, WARD_PCR_LEN);
 	rec.host_uid = geteuid() == 0
 	    ? ENC_UID_BASE + (rec.cid % ENC_UID_SLOTS) * ENC_UID_BLOCK
 	    : getuid();
@@ -483,14 +451,15 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	}
 	st->rec = rec;
 	st->attach = o->attach_console;
-	if ((r = spawn_monitor(st, console_fd)) != 0)
+	if ((r = spawn_monitor(st, console_fd, msg, sizeof(msg))) != 0)
 		goto out;
-	if ((r = enc_record_read(st->paths.state, &rec)) != 0)
-		goto out;
-	if ((j = enc_record_json(&rec, false)) == NULL ||
-	    (*json = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
+	/* "0 " and the record as describe-enclaves shows it; run-enclave
+	 * prints nitro-cli's subset */
+	if ((j = json_loads(msg + 2, 0, NULL)) == NULL ||
+	    (limits = json_string_value(json_object_get(j, "Limits"))) ==
 	        NULL) {
-		r = ward_enomem();
+		r = ward_errf(
+		    WARD_EINTERNAL, "the monitor's answer is garbled");
 		goto out;
 	}
 	ward_cpu_list_format(&rec.cpus, cpus, sizeof(cpus));
@@ -498,10 +467,16 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	        "Started enclave with enclave-cid: %u, memory: %llu MiB, "
 	        "cpu-ids: [%s] (sandbox; %s)",
 	        rec.cid, (unsigned long long)rec.memory_mib, cpus,
-	        rec.limits) < 0) {
+	        limits) < 0) {
 		*note = NULL;
 		r = ward_enomem();
+		goto out;
 	}
+	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++)
+		json_object_del(j, extra[i]);
+	if ((*json = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
+	    NULL)
+		r = ward_enomem();
 out:
 	json_decref(j);
 	if (lockfd >= 0)
@@ -538,6 +513,8 @@ live_list(bool reap, char *run, size_t cap, struct enc_record **v, size_t *n)
 		return r;
 	if (stat(run, &st) != 0)
 		return 0; /* no enclave ever ran here */
+	if ((r = enc_run_check(run)) != 0)
+		return r;
 	if (reap && (r = run_lock(run, &lockfd)) != 0)
 		return r;
 	r = enc_list(run, reap, v, n);
@@ -578,7 +555,7 @@ matches(const struct enc_record *r, const char *match)
 }
 
 static int
-stop_one(const struct enc_record *rec)
+stop_one(const char *run, const struct enc_record *rec)
 {
 	struct enc_paths p;
 	bool got = false;
@@ -607,8 +584,17 @@ stop_one(const struct enc_record *rec)
 				return r;
 		}
 	}
-	if (got && access(p.dir, F_OK) == 0)
-		enc_cleanup(&p, rec); /* whatever a killed monitor left */
+	if (got && access(p.dir, F_OK) == 0) {
+		/* whatever a killed monitor left, under the run lock so that
+		 * no new enclave has taken its CID meanwhile */
+		int lk = -1;
+
+		if (run_lock(run, &lk) == 0) {
+			if (access(p.dir, F_OK) == 0)
+				enc_cleanup(&p, rec);
+			close(lk);
+		}
+	}
 	if (fd >= 0)
 		close(fd);
 	return got
@@ -633,7 +619,7 @@ ward_enclave_terminate(const char *match, bool all, char **json)
 
 		if (!all && !matches(&v[i], match))
 			continue;
-		if ((r = stop_one(&v[i])) != 0)
+		if ((r = stop_one(run, &v[i])) != 0)
 			goto out;
 		done++;
 		o = json_pack("{s:s,s:s,s:b}", "EnclaveName", v[i].name,

@@ -19,6 +19,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <linux/capability.h>
 #include <linux/openat2.h>
 #include <linux/securebits.h>
@@ -520,6 +521,14 @@ load_seccomp(void)
 	if (rc == 0)
 		rc = seccomp_rule_add(
 		    ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
+	/* real vsock would reach past the network namespace (AF_VSOCK is
+	 * not namespaced): the enclave's vsock is the emulation's sockets */
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT),
+		    SCMP_SYS(socket), 1, SCMP_A0(SCMP_CMP_EQ, AF_VSOCK));
+	if (rc == 0)
+		rc = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EAFNOSUPPORT),
+		    SCMP_SYS(socketpair), 1, SCMP_A0(SCMP_CMP_EQ, AF_VSOCK));
 	if (rc == 0)
 		rc = seccomp_load(ctx);
 	seccomp_release(ctx);
@@ -586,6 +595,9 @@ enc_child_main(struct enc_child *c)
 	close(c->sync_fd);
 	if (unshare(CLONE_NEWCGROUP) != 0)
 		fail("cgroup namespace: %s", strerror(errno));
+	/* no supplementary groups: as root they would be the host's */
+	if (setgroups(0, NULL) != 0 && errno != EPERM)
+		fail("dropping supplementary groups: %s", strerror(errno));
 	if (setresgid(0, 0, 0) != 0 || setresuid(0, 0, 0) != 0)
 		fail("becoming root in the enclave's user namespace: %s",
 		    strerror(errno));
@@ -608,6 +620,10 @@ enc_child_main(struct enc_child *c)
 	if ((root = open(stage, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		fail("%s: %s", stage, strerror(errno));
 	unpack(root, c->ramdisk, c->ramdisk_len);
+	/* this process's copy of the image: not the enclave's to keep */
+	free(c->eif);
+	c->eif = NULL;
+	c->ramdisk = NULL;
 	make_view(c, root);
 	close(root);
 	loopback_up();
@@ -629,6 +645,14 @@ enc_child_main(struct enc_child *c)
 	if ((cmd = fork()) < 0)
 		fail("fork: %s", strerror(errno));
 	if (cmd == 0) {
+		sigset_t none;
+
+		/* the command starts as on Nitro: no signal blocked or
+		 * ignored (the monitor blocks some and ignores SIGPIPE) */
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);
+		for (int sig = 1; sig < NSIG; sig++)
+			signal(sig, SIG_DFL);
 		setsid();
 		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 		if (c->rlimits) {

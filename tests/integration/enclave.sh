@@ -81,6 +81,17 @@ expect 2 "terminate-enclave of an unknown enclave" "$WARD" terminate-enclave --e
 expect 0 "describe-enclaves with nothing running" "$WARD" describe-enclaves
 json "describe-enclaves prints []" 'Array.isArray(j) && j.length === 0'
 
+# ---- a run directory others could change (as root) ------------------------------
+if [ "$(id -u)" = 0 ]; then
+	UNSAFE=$(mktemp -d /tmp/ward-unsafe.XXXXXX)
+	chown 65534 "$UNSAFE"
+	expect 10 "a run directory owned by another user is refused" env WARD_RUN_DIR="$UNSAFE" "$WARD" run-enclave --eif-path serve.eif --memory 128 --cpu-count 1
+	has "root's" "the reason is given" err.log
+	chown 0 "$UNSAFE" && chmod 777 "$UNSAFE"
+	expect 10 "a world-writable run directory is refused" env WARD_RUN_DIR="$UNSAFE" "$WARD" describe-enclaves
+	rm -rf "$UNSAFE"
+fi
+
 # ---- bad images -----------------------------------------------------------
 cp serve.eif corrupt.eif
 printf '\xff' | dd of=corrupt.eif bs=1 seek=$(($(stat -c %s serve.eif) - 100)) conv=notrunc status=none
@@ -173,7 +184,7 @@ absent "$RUN/vsock/$CID" "its vsock directory is removed"
 expect 0 "the isolation probe runs to its end (debug mode, console attached)" \
 	"$WARD" run-enclave --eif-path isolate.eif --memory 128 --cpu-count 1 --attach-console
 cp out.log isolate.log
-for t in tcp host-file processes ptrace mount module kexec bpf perf keyctl unshare write capabilities; do
+for t in tcp host-file processes ptrace mount module kexec bpf perf keyctl unshare write vsock capabilities groups; do
 	has "held $t" "from inside: $t is held" isolate.log
 done
 if grep -q ESCAPED isolate.log; then bad "something escaped"; grep ESCAPED isolate.log; else ok "nothing escaped"; fi

@@ -23,6 +23,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/vm_sockets.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <signal.h>
@@ -238,7 +239,16 @@ isolate(int tcp_port, const char *host_file)
 	if (fd >= 0)
 		close(fd);
 
-	/* no capabilities, and the filter in force */
+	/* real vsock is not namespaced: the filter refuses it */
+	if ((fd = socket(AF_VSOCK, SOCK_STREAM, 0)) >= 0) {
+		escaped("vsock", "made an AF_VSOCK socket");
+		close(fd);
+	} else {
+		held("vsock", "socket(AF_VSOCK)", errno);
+	}
+
+	/* no capabilities, no groups, no signals blocked or ignored, and
+	 * the filter in force */
 	if ((f = fopen("/proc/self/status", "r")) != NULL) {
 		while (fgets(line, sizeof(line), f) != NULL) {
 			if (strncmp(line, "CapEff:", 7) == 0 ||
@@ -248,6 +258,18 @@ isolate(int tcp_port, const char *host_file)
 				else
 					held("capabilities", "none", 0);
 			}
+			if (strncmp(line, "Groups:", 7) == 0) {
+				if (strspn(line + 7, " \t\n") !=
+				    strlen(line + 7))
+					escaped("groups", line);
+				else
+					held("groups",
+					    "no supplementary groups", 0);
+			}
+			if ((strncmp(line, "SigBlk:", 7) == 0 ||
+			        strncmp(line, "SigIgn:", 7) == 0) &&
+			    strtoull(line + 7, NULL, 16) != 0)
+				escaped("signals", line);
 			if (strncmp(line, "Seccomp:", 8) == 0 &&
 			    strtol(line + 8, NULL, 10) != 2)
 				escaped("seccomp", "no filter in force");
