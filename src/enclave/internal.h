@@ -100,6 +100,13 @@ int enc_cgroup_attach(const struct enc_cgroup *cg, pid_t pid);
  * and back to where it was.
  */
 int enc_cgroup_join(struct enc_cgroup *cg);
+/*
+ * A cgroup.procs write first waits for an RCU grace period (the
+ * threadgroup rwsem's writer side), and one that follows soon after does
+ * not. A no-op move of this process, started in a thread at the start of
+ * run-enclave, lets that wait overlap the rest of the start.
+ */
+void enc_cgroup_prewarm(void);
 int enc_cgroup_leave(struct enc_cgroup *cg);
 /* SIGKILL everything left in the cgroups, then remove them (waits a
  * little for the kernel to empty them). */
