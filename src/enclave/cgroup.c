@@ -210,7 +210,7 @@ v1_create(const char *id, uint64_t mib, const char *cpus, unsigned pids,
 		memcpy(cg->paths[cg->n++], mine, sizeof(mine));
 		if (i == 0) {
 			snprintf(v, sizeof(v), "%llu",
-			    (unsigned long long)(mib << 20));
+			    (unsigned long long)mib << 20);
 			if ((r = put(mine, "memory.limit_in_bytes", v)) != 0)
 				return r;
 			/* no swapping past the bound where swap is counted */
@@ -289,7 +289,7 @@ v2_create(const char *id, uint64_t mib, const char *cpus, unsigned pids,
 		return r;
 	memcpy(cg->orig[cg->n], here, sizeof(cg->orig[0]));
 	memcpy(cg->paths[cg->n++], mine, sizeof(mine));
-	snprintf(v, sizeof(v), "%llu", (unsigned long long)(mib << 20));
+	snprintf(v, sizeof(v), "%llu", (unsigned long long)mib << 20);
 	if ((r = put(mine, "memory.max", v)) != 0)
 		return r;
 	if (exists(mine, "memory.swap.max") &&

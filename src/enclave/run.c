@@ -309,6 +309,7 @@ connect_console(const char *path, int *fd)
 static int
 spawn_monitor(struct enc_start *st, int *console_fd, char *msg, size_t cap)
 {
+	char *end;
 	int sp[2], code = 0;
 	size_t got = 0;
 	ssize_t k;
@@ -352,7 +353,10 @@ spawn_monitor(struct enc_start *st, int *console_fd, char *msg, size_t cap)
 	}
 	close(sp[0]);
 	msg[got] = '\0';
-	if (got == 0 || sscanf(msg, "%d", &code) != 1)
+	errno = 0;
+	code = (int)strtol(msg, &end, 10);
+	if (got == 0 || errno != 0 || end == msg ||
+	    (*end != ' ' && *end != '\0'))
 		return ward_errf(WARD_EINTERNAL,
 		    "the enclave's monitor died while starting (see its log)");
 	if (code != 0) {

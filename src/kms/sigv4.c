@@ -1160,7 +1160,7 @@ ward_sigv4_verify(const struct ward_sigv4_request *req, const char *region,
 
 		if (nm == NULL || strncasecmp(nm, "x-amz-", 6) != 0)
 			continue;
-		for (k = 0; nm[k] != '\0' && k < WARD_SIGV4_NAME_MAX; k++)
+		for (k = 0; k < WARD_SIGV4_NAME_MAX && nm[k] != '\0'; k++)
 			low[k] = (char)tolower((unsigned char)nm[k]);
 		low[k] = '\0';
 		if (!signs(names, n, low)) {

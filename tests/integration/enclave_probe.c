@@ -401,7 +401,7 @@ main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "serve") == 0)
 		return serve((unsigned)strtoul(argv[2], NULL, 10));
 	if (argc == 4 && strcmp(argv[1], "isolate") == 0)
-		return isolate(atoi(argv[2]), argv[3]);
+		return isolate((int)strtol(argv[2], NULL, 10), argv[3]);
 	if (argc == 2 && strcmp(argv[1], "memhog") == 0)
 		return memhog();
 	if (argc == 2 && strcmp(argv[1], "forkbomb") == 0)
