@@ -651,8 +651,19 @@ enc_child_main(struct enc_child *c)
 		 * ignored (the monitor blocks some and ignores SIGPIPE) */
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
-		for (int sig = 1; sig < NSIG; sig++)
-			signal(sig, SIG_DFL);
+		/* the raw call: libc refuses to touch its own real-time
+		 * signals, which an instrumented monitor may have ignored */
+		for (int sig = 1; sig < NSIG; sig++) {
+			struct {
+				void (*handler)(int);
+				unsigned long flags;
+				void (*restorer)(void);
+				uint64_t mask;
+			} dfl = {SIG_DFL, 0, NULL, 0};
+
+			if (sig != SIGKILL && sig != SIGSTOP)
+				syscall(SYS_rt_sigaction, sig, &dfl, NULL, 8);
+		}
 		setsid();
 		prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
 		if (c->rlimits) {
