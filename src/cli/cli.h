@@ -22,6 +22,7 @@ int cmd_run_enclave_main(int argc, char **argv);
 int cmd_describe_enclaves_main(int argc, char **argv);
 int cmd_terminate_enclave_main(int argc, char **argv);
 int cmd_console_main(int argc, char **argv);
+int cmd_proxy_main(int argc, char **argv);
 
 /* Print "ward CMD: message" for a failed call and return its exit code. */
 int cli_fail(const char *cmd, int r);

@@ -30,6 +30,8 @@ static const struct ward_cmd commands[] = {
     {"terminate-enclave", cmd_terminate_enclave_main,
         "stop an enclave and remove what it held"},
     {"console", cmd_console_main, "stream a debug-mode enclave's console"},
+    {"proxy", cmd_proxy_main,
+        "relay enclaves' vsock connections to an allowlisted TCP server"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
