@@ -16,8 +16,8 @@
 #define ENC_CGROUPS_MAX 4 /* v1: memory, pids, cpuset; v2: one */
 #define ENC_CMD_MAX 4096 /* lines in cmd or env, as ward-init */
 #define ENC_CONSOLE_RING (64 * 1024)
-/* an enclave's uids and gids as root: 65536 of them from here, one block
- * per CID slot, so no two enclaves share a host uid by default */
+/* an enclave's uids and gids as root: a block of 65536 from here that no
+ * other running enclave has */
 #define ENC_UID_BASE 0x40000000u
 #define ENC_UID_BLOCK 65536u
 #define ENC_UID_SLOTS 16384u

@@ -237,6 +237,25 @@ pick_cid(const struct ward_enclave_opts *o, const struct enc_record *v,
 	return ward_errf(WARD_ELIMIT, "no free CID");
 }
 
+/* As root, each enclave's uids are a block of 65536 no other running
+ * enclave has: the first free one. */
+static int
+pick_uid_block(const struct enc_record *v, size_t n, uid_t *out)
+{
+	for (uint32_t slot = 0; slot < ENC_UID_SLOTS; slot++) {
+		uid_t base = ENC_UID_BASE + slot * ENC_UID_BLOCK;
+		bool used = false;
+
+		for (size_t i = 0; i < n && !used; i++)
+			used = v[i].host_uid == base;
+		if (!used) {
+			*out = base;
+			return 0;
+		}
+	}
+	return ward_errf(WARD_ELIMIT, "no free uid block for another enclave");
+}
+
 static void
 host_identity(const char *env, const char *file, char *out, size_t cap)
 {
@@ -454,9 +473,10 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	rec.cpus = got;
 	rec.memory_mib = o->memory_mib;
 	rec.debug = o->debug || o->attach_console;
-	rec.host_uid = geteuid() == 0
-	    ? ENC_UID_BASE + (rec.cid % ENC_UID_SLOTS) * ENC_UID_BLOCK
-	    : getuid();
+	if (geteuid() != 0)
+		rec.host_uid = getuid();
+	else if ((r = pick_uid_block(live, n_live, &rec.host_uid)) != 0)
+		goto out;
 	if ((r = ensure_ca()) != 0)
 		goto out;
 	host_identity("WARD_HOST_ROLE_ARN", WARD_HOST_ROLE_FILE, st->host_role,

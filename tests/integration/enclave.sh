@@ -136,6 +136,9 @@ if [ "$NCPU" -ge 2 ]; then
 	cp out.log run2.json
 	json "it gets CID 17, another name and another CPU" "j.EnclaveCID===17 && j.EnclaveName==='serve_1' && j.CPUIDs[0]!==$CPU1"
 	ID2=$(jget run2.json j.EnclaveID)
+	u1=$(grep -o '"HostUID": [0-9]*' "$RUN/enclaves/$(jget run1.json j.EnclaveID)/state.json")
+	u2=$(grep -o '"HostUID": [0-9]*' "$RUN/enclaves/$ID2/state.json")
+	[ -n "$u1" ] && [ "$u1" != "$u2" ] && ok "the two run as different host uids ($u1, $u2)" || bad "host uids $u1 / $u2"
 	expect 0 "the second answers" "$PROBE" connect 17 5000
 	expect 0 "the first still answers" "$PROBE" connect 16 5000
 	expect 9 "a third is beyond the allocator's CPUs" "$WARD" run-enclave --eif-path serve.eif --memory 128 --cpu-count 1
