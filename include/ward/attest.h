@@ -259,7 +259,10 @@ struct ward_ca;
 int ward_ca_init(const char *dir, bool force);
 int ward_ca_load(const char *dir, struct ward_ca **out);
 void ward_ca_free(struct ward_ca *ca);
-/* The default directory: $WARD_CA_DIR, else $HOME/.ward/ca. */
+/* The default directory: $WARD_CA_DIR, else WARD_CA_ROOT_DIR for root,
+ * else $HOME/.ward/ca. As root, ward_ca_load refuses a directory that
+ * anyone but root owns or may write. */
+#define WARD_CA_ROOT_DIR "/var/lib/ward/ca"
 int ward_ca_default_dir(char *out, size_t cap);
 struct ward_bytes ward_ca_root_der(const struct ward_ca *ca);
 

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -49,6 +50,10 @@ ward_ca_default_dir(char *out, size_t cap)
 
 	if (d != NULL && d[0] != '\0')
 		n = snprintf(out, cap, "%s", d);
+	else if (geteuid() == 0)
+		/* not $HOME: under sudo -E it is a user's, who would then
+		 * choose root's signing key */
+		n = snprintf(out, cap, "%s", WARD_CA_ROOT_DIR);
 	else if (home != NULL && home[0] != '\0')
 		n = snprintf(out, cap, "%s/.ward/ca", home);
 	else
@@ -206,6 +211,25 @@ ward_ca_free(struct ward_ca *ca)
 	free(ca);
 }
 
+/* As root, the keys must be root's alone: a directory someone else could
+ * write would let them choose what root signs with. */
+static int
+root_owned(const char *dir)
+{
+	struct stat st;
+
+	if (geteuid() != 0)
+		return 0;
+	if (stat(dir, &st) != 0)
+		return ward_errf(WARD_EIO, "%s: %s", dir, strerror(errno));
+	if (st.st_uid != 0 || (st.st_mode & 022) != 0)
+		return ward_errf(WARD_EUNSAFE,
+		    "%s: the attestation root's directory must be root's and "
+		    "writable only by root (owner %u, mode %04o)",
+		    dir, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777));
+	return 0;
+}
+
 int
 ward_ca_load(const char *dir, struct ward_ca **out)
 {
@@ -215,6 +239,8 @@ ward_ca_load(const char *dir, struct ward_ca **out)
 	int r;
 
 	*out = NULL;
+	if ((r = root_owned(dir)) != 0)
+		return r;
 	if ((ca = calloc(1, sizeof(*ca))) == NULL)
 		return ward_enomem();
 	if ((r = path_in(path, sizeof(path), dir, "root.pem")) != 0 ||

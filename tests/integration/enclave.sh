@@ -90,6 +90,13 @@ if [ "$(id -u)" = 0 ]; then
 	chown 0 "$UNSAFE" && chmod 777 "$UNSAFE"
 	expect 10 "a world-writable run directory is refused" env WARD_RUN_DIR="$UNSAFE" "$WARD" describe-enclaves
 	rm -rf "$UNSAFE"
+	mkdir -p userca && cp -r ca/. userca/ 2>/dev/null || "$WARD" ca init --dir userca >/dev/null
+	chown -R 65534 userca
+	expect 10 "an attestation root someone else owns is refused" env WARD_CA_DIR="$WORK/userca" "$WARD" run-enclave --eif-path serve.eif --memory 128 --cpu-count 1
+	has "root's" "the reason is given" err.log
+	expect 0 "and nothing is left running" "$WARD" describe-enclaves
+	json "describe-enclaves is empty" 'j.length===0'
+	rm -rf userca
 fi
 
 # ---- bad images -----------------------------------------------------------
