@@ -37,6 +37,7 @@ bench: build
 	@./bench/eif $(BUILD)/ward
 	@./bench/kms $(BUILD)
 	@./bench/enclave $(BUILD)
+	@./bench/proxy $(BUILD)
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

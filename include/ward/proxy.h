@@ -99,7 +99,8 @@ enum ward_proxy_match {
  * share an address; then *match is IP and *target holds exactly the
  * shared addresses, the only ones the proxy may connect to. An entry that
  * does not resolve is skipped. When nothing admits it: WARD_EUSAGE with
- * WARD_PROXY_NOT_ALLOWED and the reason. target may be NULL; on a name
+ * WARD_PROXY_NOT_ALLOWED and the reason. An IP literal of the family -4
+ * or -6 excludes is WARD_EUSAGE before any entry is looked at. target may be NULL; on a name
  * match it is left empty (resolve with ward_proxy_resolve).
  */
 int ward_proxy_allowlist_check(const struct ward_proxy_allowlist *a,
@@ -135,6 +136,14 @@ int ward_proxy_kms_route(const char *endpoint_url, const char *region,
 #define WARD_PROXY_DEFAULT_CONNECT_TIMEOUT 10u /* seconds */
 #define WARD_PROXY_DEFAULT_GRACE 5u /* seconds */
 
+/* --splice: AUTO splices remote-to-enclave and copies enclave-to-remote,
+ * what measured fastest (docs/proxy.md); the others are for comparison. */
+enum ward_proxy_splice {
+	WARD_PROXY_SPLICE_AUTO = 0,
+	WARD_PROXY_SPLICE_ALWAYS,
+	WARD_PROXY_SPLICE_NEVER,
+};
+
 struct ward_proxy_opts {
 	uint32_t local_port; /* the vsock port to listen on */
 	const char *remote_host; /* REMOTE_ADDR: a name or an IP */
@@ -146,7 +155,7 @@ struct ward_proxy_opts {
 	unsigned idle_timeout_s; /* 0: the default */
 	unsigned connect_timeout_s; /* 0: the default */
 	unsigned grace_s; /* after SIGTERM; 0: the default */
-	bool no_splice; /* relay with read/write only */
+	enum ward_proxy_splice splice; /* which directions splice(2) */
 	bool quiet; /* no line per connection */
 	/* Called once listening, with "vsock:CID:PORT" and "HOST:PORT". */
 	void (*ready)(void *ctx, const char *listen, const char *remote);
@@ -158,7 +167,7 @@ struct ward_proxy_opts {
  * local_port (ward_vsock_listen: AF_VSOCK, or the sandbox's emulation),
  * and relay every connection to the remote by TCP until SIGTERM, SIGINT
  * or SIGHUP. Those signals are blocked in the calling thread (and so in
- * the workers) and taken with sigtimedwait: the listener is closed (the
+ * the workers) and read from a signalfd: the listener is closed (the
  * emulation's socket file removed), connections in flight get up to
  * grace_s seconds to finish, and the call returns 0. One line per
  * connection goes to stderr when it ends (time, id, peer, remote, bytes

@@ -55,7 +55,9 @@ static const char proxy_help[] =
     "                           seconds per address (default 10)\n"
     "      --shutdown-grace S   after SIGTERM, how long connections in\n"
     "                           flight may take (default 5)\n"
-    "      --no-splice          relay with read/write, not splice(2)\n"
+    "      --splice WHEN        auto (default: splice(2) from the remote to\n"
+    "                           the enclave, read/write the other way, as\n"
+    "                           measured fastest), always or never\n"
     "  -q, --quiet              no line per connection\n"
     "  -v, --verbose            more log output\n"
     "  -h, --help\n"
@@ -78,7 +80,7 @@ enum {
 	OPT_IDLE,
 	OPT_CONNECT,
 	OPT_GRACE,
-	OPT_NOSPLICE,
+	OPT_SPLICE,
 };
 
 static const struct option longopts[] = {
@@ -93,7 +95,7 @@ static const struct option longopts[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT},
     {"shutdown-grace", required_argument, NULL, OPT_GRACE},
-    {"no-splice", no_argument, NULL, OPT_NOSPLICE},
+    {"splice", required_argument, NULL, OPT_SPLICE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
     {"help", no_argument, NULL, 'h'},
@@ -102,8 +104,7 @@ static const struct option longopts[] = {
 
 /* Strict decimal from lo to hi: digits only, no sign, no leading zero. */
 static int
-number(const char *what, const char *s, uint64_t lo, uint64_t hi,
-    uint64_t *out)
+number(const char *what, const char *s, uint64_t lo, uint64_t hi, uint64_t *out)
 {
 	uint64_t v = 0;
 	size_t n = strlen(s);
@@ -121,8 +122,9 @@ number(const char *what, const char *s, uint64_t lo, uint64_t hi,
 	*out = v;
 	return 0;
 bad:
-	return ward_errf(WARD_EUSAGE, "%s: expected a whole number from %llu "
-	                              "to %llu, got '%s'",
+	return ward_errf(WARD_EUSAGE,
+	    "%s: expected a whole number from %llu "
+	    "to %llu, got '%s'",
 	    what, (unsigned long long)lo, (unsigned long long)hi,
 	    ward_quotes(s));
 }
@@ -140,8 +142,8 @@ parse(int argc, char **argv, struct args *a, int *first)
 	int c, r;
 
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "46w:s:qvh", longopts, NULL)) !=
-	    -1) {
+	while (
+	    (c = getopt_long(argc, argv, "46w:s:qvh", longopts, NULL)) != -1) {
 		switch (c) {
 		case '4':
 			a->v4 = true;
@@ -168,8 +170,8 @@ parse(int argc, char **argv, struct args *a, int *first)
 			a->o.max_connections = (unsigned)v;
 			break;
 		case OPT_IDLE:
-			if ((r = number("--idle-timeout", optarg, 1, 86400,
-			         &v)) != 0)
+			if ((r = number(
+			         "--idle-timeout", optarg, 1, 86400, &v)) != 0)
 				return r;
 			a->o.idle_timeout_s = (unsigned)v;
 			break;
@@ -180,13 +182,22 @@ parse(int argc, char **argv, struct args *a, int *first)
 			a->o.connect_timeout_s = (unsigned)v;
 			break;
 		case OPT_GRACE:
-			if ((r = number("--shutdown-grace", optarg, 1, 3600,
-			         &v)) != 0)
+			if ((r = number(
+			         "--shutdown-grace", optarg, 1, 3600, &v)) != 0)
 				return r;
 			a->o.grace_s = (unsigned)v;
 			break;
-		case OPT_NOSPLICE:
-			a->o.no_splice = true;
+		case OPT_SPLICE:
+			if (strcmp(optarg, "auto") == 0)
+				a->o.splice = WARD_PROXY_SPLICE_AUTO;
+			else if (strcmp(optarg, "always") == 0)
+				a->o.splice = WARD_PROXY_SPLICE_ALWAYS;
+			else if (strcmp(optarg, "never") == 0)
+				a->o.splice = WARD_PROXY_SPLICE_NEVER;
+			else
+				return ward_errf(WARD_EUSAGE,
+				    "--splice: auto, always or never, not '%s'",
+				    ward_quotes(optarg));
 			break;
 		case 'q':
 			a->o.quiet = true;
@@ -324,14 +335,13 @@ cmd_proxy_main(int argc, char **argv)
 		    "see 'ward proxy --help'");
 	}
 	if (npos >= 1) {
-		if ((r = number("LOCAL_PORT", argv[pos], 0, 0xFFFFFFFEu,
-		         &v)) != 0)
+		if ((r = number("LOCAL_PORT", argv[pos], 0, 0xFFFFFFFEu, &v)) !=
+		    0)
 			return cli_fail("proxy", r);
 		a.o.local_port = (uint32_t)v;
 	}
 	if (a.service == NULL) {
-		if ((r = remote_addr(argv[pos + 1], host, sizeof(host))) !=
-		        0 ||
+		if ((r = remote_addr(argv[pos + 1], host, sizeof(host))) != 0 ||
 		    (r = number("REMOTE_PORT", argv[pos + 2], 1, 65535, &v)) !=
 		        0)
 			return cli_fail("proxy", r);
@@ -340,8 +350,8 @@ cmd_proxy_main(int argc, char **argv)
 	if ((r = ward_proxy_allowlist_load(a.config, &al)) != 0)
 		return cli_fail("proxy", r);
 	if (a.service != NULL &&
-	    (r = kms_route(&al, host, sizeof(host), &a.o.remote_port,
-	         a.o.family)) != 0) {
+	    (r = kms_route(
+	         &al, host, sizeof(host), &a.o.remote_port, a.o.family)) != 0) {
 		ward_proxy_allowlist_free(&al);
 		return cli_fail("proxy", r);
 	}

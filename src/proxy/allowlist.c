@@ -296,14 +296,15 @@ read_entry(struct parse *ps)
 		if ((is_address ? addr_line : port_line) != 0)
 			return ward_errf(WARD_EFORMAT,
 			    "%s:%zu: allowlist entry: %s is given twice",
-			    ps->name, key_line, is_address ? "address" : "port");
+			    ps->name, key_line,
+			    is_address ? "address" : "port");
 		if ((r = next(ps)) != 0)
 			return r;
 		if (ps->ev.type != YAML_SCALAR_EVENT)
 			return ward_errf(WARD_EFORMAT,
 			    "%s:%zu: %s: expected a single value, not %s",
-			    ps->name, line(ps),
-			    is_address ? "address" : "port", kind(&ps->ev));
+			    ps->name, line(ps), is_address ? "address" : "port",
+			    kind(&ps->ev));
 		v = (const char *)ps->ev.data.scalar.value;
 		n = ps->ev.data.scalar.length;
 		if (is_address) {
@@ -396,12 +397,13 @@ read_stream(struct parse *ps)
 {
 	int r;
 
-	if ((r = next(ps)) != 0 || /* stream start */
-	    (r = next(ps)) != 0)
+	if ((r = next(ps)) != 0) /* stream start */
+		return r;
+	if ((r = next(ps)) != 0)
 		return r;
 	if (ps->ev.type == YAML_STREAM_END_EVENT)
-		return ward_errf(WARD_EFORMAT,
-		    "%s: empty: No allowlist field", ps->name);
+		return ward_errf(
+		    WARD_EFORMAT, "%s: empty: No allowlist field", ps->name);
 	if ((r = next(ps)) != 0) /* after the document start */
 		return r;
 	if (ps->ev.type != YAML_MAPPING_START_EVENT)
@@ -466,8 +468,8 @@ ward_proxy_allowlist_load(const char *path, struct ward_proxy_allowlist *out)
 		 * and that is missing is most likely a typo */
 		if (errno == ENOENT && path == NULL)
 			return ward_proxy_allowlist_builtin(out);
-		return ward_errf(WARD_EIO, "%s: %s", ward_quotes(s.name),
-		    strerror(errno));
+		return ward_errf(
+		    WARD_EIO, "%s: %s", ward_quotes(s.name), strerror(errno));
 	}
 	/* one byte more than allowed, to tell "exactly the limit" apart */
 	if ((text = malloc(WARD_PROXY_CONFIG_MAX + 1)) == NULL) {
@@ -567,8 +569,9 @@ ward_proxy_resolve(const char *host, uint16_t port,
 	hints.ai_family = family_of(family);
 	hints.ai_socktype = SOCK_STREAM;
 	if ((gai = getaddrinfo(host, NULL, &hints, &res)) != 0)
-		return ward_errf(WARD_EIO, "%s does not resolve to an%s "
-		                           "address: %s",
+		return ward_errf(WARD_EIO,
+		    "%s does not resolve to an%s "
+		    "address: %s",
 		    ward_quotes(host), family_name(family),
 		    gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
 	for (const struct addrinfo *ai = res; ai != NULL; ai = ai->ai_next) {
@@ -592,6 +595,25 @@ ward_proxy_resolve(const char *host, uint16_t port,
 	return 0;
 }
 
+/* An IP literal of the other family can never be reached with -4/-6,
+ * whatever the allowlist says (vsock-proxy fails to resolve it). */
+static int
+literal_family(const char *remote, enum ward_proxy_family family)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (family == WARD_PROXY_IPV6 && inet_pton(AF_INET, remote, &a4) == 1)
+		return ward_errf(WARD_EUSAGE,
+		    "%s is an IPv4 address, and -6 (--ipv6) allows IPv6 only",
+		    ward_quotes(remote));
+	if (family == WARD_PROXY_IPV4 && inet_pton(AF_INET6, remote, &a6) == 1)
+		return ward_errf(WARD_EUSAGE,
+		    "%s is an IPv6 address, and -4 (--ipv4) allows IPv4 only",
+		    ward_quotes(remote));
+	return 0;
+}
+
 int
 ward_proxy_allowlist_check(const struct ward_proxy_allowlist *a,
     const char *remote, uint16_t port, enum ward_proxy_family family,
@@ -604,6 +626,8 @@ ward_proxy_allowlist_check(const struct ward_proxy_allowlist *a,
 	memset(&shared, 0, sizeof(shared));
 	if (target != NULL)
 		memset(target, 0, sizeof(*target));
+	if ((r = literal_family(remote, family)) != 0)
+		return r;
 	for (size_t i = 0; i < a->n; i++) {
 		if (a->rules[i].port != port)
 			continue;
@@ -623,7 +647,7 @@ ward_proxy_allowlist_check(const struct ward_proxy_allowlist *a,
 		    ": %s:%u: %s has no entry for port %u",
 		    ward_quotes(remote), (unsigned)port, a->source,
 		    (unsigned)port);
-	if ((r = ward_proxy_resolve(remote, port, family, &want)) != 0) {
+	if (ward_proxy_resolve(remote, port, family, &want) != 0) {
 		char why[256];
 
 		/* ward_errf writes the buffer ward_errmsg reads */
@@ -659,8 +683,8 @@ ward_proxy_allowlist_check(const struct ward_proxy_allowlist *a,
 /* ---- ward proxy -s kms ------------------------------------------------ */
 
 int
-ward_proxy_kms_route(const char *endpoint_url, const char *region,
-    char *host, size_t host_cap, uint16_t *port)
+ward_proxy_kms_route(const char *endpoint_url, const char *region, char *host,
+    size_t host_cap, uint16_t *port)
 {
 	const char *p, *h, *end;
 	size_t hn;

@@ -99,20 +99,20 @@ expect 0 "proxy --help" "$WARD" proxy --help
 has 'allowlist' "--help describes the allowlist"
 has 'num_workers' "--help has vsock-proxy's flags"
 expect 0 "ward help proxy" "$WARD" help proxy
-expect 2 "no arguments" "$WARD" proxy
-expect 2 "-4 and -6 conflict" "$WARD" proxy -4 -6 8000 127.0.0.1 1
+expect 2 "no arguments" timeout 20 "$WARD" proxy
+expect 2 "-4 and -6 conflict" timeout 20 "$WARD" proxy -4 -6 8000 127.0.0.1 1
 has 'conflict' "the conflict is named" err.log
-expect 2 "-w 0 is refused (as vsock-proxy does)" "$WARD" proxy -w 0 8000 127.0.0.1 1
-expect 2 "REMOTE_PORT 65536" "$WARD" proxy 8000 127.0.0.1 65536
-expect 2 "REMOTE_PORT 0" "$WARD" proxy 8000 127.0.0.1 0
-expect 2 "LOCAL_PORT not a number" "$WARD" proxy 8x 127.0.0.1 1
-expect 2 "an unknown service" "$WARD" proxy -s s3
-expect 2 "-s kms with a remote" "$WARD" proxy -s kms 8000 127.0.0.1 443
-expect 2 "-s kms without a region or endpoint" "$WARD" proxy -s kms
+expect 2 "-w 0 is refused (as vsock-proxy does)" timeout 20 "$WARD" proxy -w 0 8000 127.0.0.1 1
+expect 2 "REMOTE_PORT 65536" timeout 20 "$WARD" proxy 8000 127.0.0.1 65536
+expect 2 "REMOTE_PORT 0" timeout 20 "$WARD" proxy 8000 127.0.0.1 0
+expect 2 "LOCAL_PORT not a number" timeout 20 "$WARD" proxy 8x 127.0.0.1 1
+expect 2 "an unknown service" timeout 20 "$WARD" proxy -s s3
+expect 2 "-s kms with a remote" timeout 20 "$WARD" proxy -s kms 8000 127.0.0.1 443
+expect 2 "-s kms without a region or endpoint" timeout 20 "$WARD" proxy -s kms
 has 'AWS_REGION' "it asks for AWS_REGION" err.log
 
 # ---- the allowlist ------------------------------------------------------------
-start_server main --hold 1000
+start_server main
 P=$PORT_main
 cat >names.yaml <<EOF
 # vsock-proxy's form, as nitro.md §6 shows it
@@ -122,33 +122,35 @@ allowlist:
 EOF
 printf 'allowlist:\n  - address: 127.0.0.1\n    port: %s\n' "$P" >ip.yaml
 printf 'allowlist:\n- {address: 127.0.0.2, port: %s}\n' "$P" >other.yaml
-expect 2 "port mismatch: refused" "$WARD" proxy --config names.yaml 5001 localhost $((P + 1))
+expect 2 "port mismatch: refused" timeout 20 "$WARD" proxy --config names.yaml 5001 localhost $((P + 1))
 has "$NOT_ALLOWED" "vsock-proxy's message" err.log
 expect 2 "a listed name that resolves elsewhere (localhost vs 127.0.0.2): refused" \
-	"$WARD" proxy --config names.yaml 5001 127.0.0.2 "$P"
+	timeout 20 "$WARD" proxy --config names.yaml 5001 127.0.0.2 "$P"
 has "$NOT_ALLOWED" "vsock-proxy's message" err.log
-expect 2 "an IP not listed: refused" "$WARD" proxy --config other.yaml 5001 127.0.0.1 "$P"
+expect 2 "an IP not listed: refused" timeout 20 "$WARD" proxy --config other.yaml 5001 127.0.0.1 "$P"
 has "$NOT_ALLOWED" "vsock-proxy's message" err.log
-expect 2 "a name not listed that resolves elsewhere: refused" "$WARD" proxy --config other.yaml 5001 localhost "$P"
-expect 2 "a name that does not resolve: refused" "$WARD" proxy --config names.yaml 5001 nosuch.invalid "$P"
+expect 2 "a name not listed that resolves elsewhere: refused" timeout 20 "$WARD" proxy --config other.yaml 5001 localhost "$P"
+expect 2 "a name that does not resolve: refused" timeout 20 "$WARD" proxy --config names.yaml 5001 nosuch.invalid "$P"
 has "$NOT_ALLOWED" "vsock-proxy's message" err.log
-expect 2 "-6: 127.0.0.1 has no IPv6 address, so no IP matches" "$WARD" proxy -6 --config ip.yaml 5001 127.0.0.1 "$P"
+expect 2 "-6 with an IPv4 address" timeout 20 "$WARD" proxy -6 --config ip.yaml 5001 127.0.0.1 "$P"
+has 'IPv4 address' "the reason is given" err.log
+expect 2 "-6: no IPv6 address of localhost is a listed one" timeout 20 "$WARD" proxy -6 --config ip.yaml 5001 localhost "$P"
 absent "$RUN/vsock/3/5001" "nothing listened for a refused destination"
 if [ ! -e /etc/ward/vsock-proxy.yaml ]; then
 	expect 2 "the built-in allowlist (no /etc/ward/vsock-proxy.yaml) refuses 127.0.0.1" \
-		"$WARD" proxy 5001 127.0.0.1 "$P"
+		timeout 20 "$WARD" proxy 5001 127.0.0.1 "$P"
 	has 'built-in' "the message names the built-in list" err.log
 fi
-expect 3 "a missing --config file" "$WARD" proxy --config nope.yaml 5001 127.0.0.1 "$P"
+expect 3 "a missing --config file" timeout 20 "$WARD" proxy --config nope.yaml 5001 127.0.0.1 "$P"
 printf 'allowlist: [\n' >bad.yaml
-expect 4 "malformed YAML" "$WARD" proxy --config bad.yaml 5001 127.0.0.1 "$P"
+expect 4 "malformed YAML" timeout 20 "$WARD" proxy --config bad.yaml 5001 127.0.0.1 "$P"
 printf 'services:\n- {address: 127.0.0.1, port: %s}\n' "$P" >nofield.yaml
-expect 4 "no allowlist field" "$WARD" proxy --config nofield.yaml 5001 127.0.0.1 "$P"
+expect 4 "no allowlist field" timeout 20 "$WARD" proxy --config nofield.yaml 5001 127.0.0.1 "$P"
 has 'No allowlist field' "vsock-proxy's words" err.log
 printf 'allowlist:\n- {address: 127.0.0.1, port: "%s"}\n' "$P" >quoted.yaml
-expect 4 "a quoted port" "$WARD" proxy --config quoted.yaml 5001 127.0.0.1 "$P"
+expect 4 "a quoted port" timeout 20 "$WARD" proxy --config quoted.yaml 5001 127.0.0.1 "$P"
 printf 'allowlist:\n- {address: 127.0.0.1}\n' >noport.yaml
-expect 4 "an entry without a port" "$WARD" proxy --config noport.yaml 5001 127.0.0.1 "$P"
+expect 4 "an entry without a port" timeout 20 "$WARD" proxy --config noport.yaml 5001 127.0.0.1 "$P"
 
 start_proxy byname --config names.yaml 5002 localhost "$P" &&
 	cp byname.out out.log &&
@@ -164,13 +166,36 @@ expect 0 "admitted by IP (REMOTE_ADDR resolving to a listed IP)" "$LOAD" run --v
 stop byip2
 
 # ---- load: 1,000 concurrent connections, every byte checked ----------------
-start_proxy main --config ip.yaml 5000 127.0.0.1 "$P" || exit 1
-BASE=$(fds "$PID_main")
+# this server answers nothing until 1,000 connections are open at once
+# (or 10 s have passed): so they provably coexist end to end
+start_server load --hold 1000 --hold-timeout 10
+printf 'allowlist:\n- {address: 127.0.0.1, port: %s}\n- {address: 127.0.0.1, port: %s}\n' "$P" "$PORT_load" >ip.yaml
+start_proxy load --config ip.yaml 5010 127.0.0.1 "$PORT_load" || exit 1
 expect 0 "1,000 concurrent connections through the proxy, every answer checked" \
-	"$LOAD" run --vsock 3:5000 --connections 1000 --echo-every 10 --seed 1
+	"$LOAD" run --vsock 3:5010 --connections 1000 --echo-every 10 --seed 1
 json "all 1,000 open at once, all checked (FNV-1a and lengths, both ways)" \
 	'j.Connections===1000 && j.Ok===1000 && j.Failed===0 && j.MaxOpen===1000 && j.Up>1e8 && j.Down>1e7'
 ok "each of them half-closed and still got its whole answer (the sink answers after end of file)"
+stop_server load
+tail -n 1 srv-load.out >out.log
+json "the server saw all 1,000 open at once before it answered any" 'j.Peak===1000 && j.Completed===1000 && j.Errors===0'
+stop load
+n=$(conns load.err)
+[ "$n" -eq 1000 ] && ok "one log line per connection (1000)" || bad "$n log lines for 1000 connections"
+
+# every relay mode carries the same bytes: splice both ways, copy both ways
+for mode in always never; do
+	start_proxy "splice_$mode" --splice "$mode" --config ip.yaml 5012 127.0.0.1 "$P"
+	expect 0 "--splice $mode: 200 connections checked, echoes among them" \
+		"$LOAD" run --vsock 3:5012 --connections 200 --concurrency 50 --echo-every 5 --seed 6
+	stop "splice_$mode"
+done
+expect 2 "--splice sometimes" timeout 20 "$WARD" proxy --splice sometimes 5012 127.0.0.1 "$P"
+
+start_proxy main --config ip.yaml 5000 127.0.0.1 "$P" || exit 1
+BASE=$(fds "$PID_main")
+expect 0 "1,000 more through another proxy, 200 at a time" \
+	"$LOAD" run --vsock 3:5000 --connections 1000 --concurrency 200 --echo-every 7 --seed 10
 N_MAIN=1000
 
 # ---- bad input: vanishing peers, resets, under load ------------------------------
@@ -228,6 +253,21 @@ else
 	bad "openssl could not make a test certificate"
 fi
 
+# ---- a server that speaks first (no byte from the enclave yet) ---------------
+node -e "
+const s=require('net').createServer(c=>c.end('banner\\n'));
+s.listen(0,'127.0.0.1',()=>require('fs').writeFileSync('banner.port',String(s.address().port)));" &
+PIDS+=($!)
+wait_for banner.port '[0-9]' || bad "the banner server did not start"
+BP=$(cat banner.port)
+printf 'allowlist:\n- {address: 127.0.0.1, port: %s}\n' "$BP" >banner.yaml
+start_proxy banner --config banner.yaml 5011 127.0.0.1 "$BP"
+expect 0 "a server that speaks first: its greeting reaches the silent enclave" node -e "
+const c=require('net').connect('$RUN/vsock/3/5011');let got='';
+c.on('data',d=>got+=d);c.on('end',()=>process.exit(got==='banner\\n'?0:1));
+c.on('error',()=>process.exit(2));setTimeout(()=>process.exit(3),5000);"
+stop banner
+
 # ---- limits ------------------------------------------------------------------
 start_proxy limit --config ip.yaml --max-connections 2 --idle-timeout 3 5007 127.0.0.1 "$P"
 mkfifo gate1 gate2
@@ -259,7 +299,7 @@ AWS_REGION=us-east-1 start_proxy kmsregion -s kms --config kms.yaml 5008 &&
 stop kmsregion
 [ "$STATUS" -eq 0 ] && ok "stopped" || bad "exit $STATUS"
 expect 2 "-s kms with AWS_DEFAULT_REGION eu-west-3: not in this list" \
-	env AWS_DEFAULT_REGION=eu-west-3 "$WARD" proxy -s kms --config kms.yaml 5008
+	env AWS_DEFAULT_REGION=eu-west-3 timeout 20 "$WARD" proxy -s kms --config kms.yaml 5008
 has "$NOT_ALLOWED" "vsock-proxy's message" err.log
 if "$WARD" kms init --state kms >kms-init.json 2>kms-init.err; then
 	"$WARD" kms serve --state kms --listen 127.0.0.1:0 >kms-ready 2>kms-serve.log &
@@ -342,7 +382,4 @@ has 'end=shutdown' "the cut connection is logged as shutdown" grace.err
 exec 6>&-
 wait "$S4"
 
-stop_server main
-tail -n 1 srv-main.out >out.log
-json "the server saw 1,000 connections open at once (it answered none before)" 'j.Peak>=1000'
 finish proxy

@@ -32,9 +32,11 @@
  *       one checked connection that sends half its payload, prints
  *       "half", waits for a line on standard input, then finishes.
  *   bench TARGET --size B --parallel P --seconds S [--warmup S]
+ *       [--download 1]
  *       transfers of B bytes (answered with the count only), P at a time,
  *       for S seconds after the warm-up; prints {"Transfers","Bytes",
- *       "Seconds","MiBps","PerSecond"}.
+ *       "Seconds","MiBps","PerSecond"}. --download 1: B bytes from the
+ *       server instead (their number is checked, not their value).
  *
  * TARGET is --vsock CID:PORT, --unix PATH or --tcp HOST:PORT. A client
  * prints {"Connections","Ok","Failed","Up","Down","MaxOpen","Seconds"}
@@ -46,6 +48,7 @@
  *   'S'  the server answers u64 count, u64 FNV-1a 64 of the payload, then
  *        ARG bytes of the stream seeded by both, and closes
  *   'B'  u64 count and u64 0 (no hash: the benchmark measures the proxy)
+ *   'D'  u64 count and u64 0, then ARG zero bytes (the download benchmark)
  *   'E'  the server echoes the payload as it comes, and closes after the
  *        end of file
  *   'R'  the server reads ARG payload bytes, then resets the connection
@@ -84,6 +87,8 @@
 
 static const char *progname = "proxy_load";
 
+static void die(const char *fmt, ...)
+    __attribute__((noreturn, format(printf, 1, 2)));
 static void
 die(const char *fmt, ...)
 {
@@ -230,8 +235,8 @@ static struct {
 static void
 sv_interest(struct sv *c, bool out)
 {
-	struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0),
-	    .data.fd = c->fd};
+	struct epoll_event ev = {
+	    .events = EPOLLIN | (out ? EPOLLOUT : 0), .data.fd = c->fd};
 
 	if (c->eof || (c->mode == 'E' && c->eb_len == CHUNK))
 		ev.events &= ~(uint32_t)EPOLLIN;
@@ -311,6 +316,22 @@ sv_write(struct sv *c)
 		}
 		c->answer_sent += (size_t)n;
 	}
+	while (c->mode == 'D' && c->body_sent < c->arg) {
+		static const uint8_t zeros[CHUNK];
+		size_t want = c->arg - c->body_sent < CHUNK
+		    ? (size_t)(c->arg - c->body_sent)
+		    : CHUNK;
+		ssize_t n = send(c->fd, zeros, want, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EAGAIN)
+			return true;
+		if (n <= 0) {
+			S.errors++;
+			sv_close(c, false, false);
+			return false;
+		}
+		c->body_sent += (uint64_t)n;
+	}
 	while (c->mode == 'S' && c->body_sent < c->arg) {
 		size_t want = c->arg - c->body_sent < CHUNK
 		    ? (size_t)(c->arg - c->body_sent)
@@ -375,13 +396,12 @@ sv_read(struct sv *c)
 			c->arg = (uint32_t)c->hdr[1] << 24 |
 			    (uint32_t)c->hdr[2] << 16 |
 			    (uint32_t)c->hdr[3] << 8 | c->hdr[4];
-			if (strchr("SBER", c->mode) == NULL) {
+			if (strchr("SBERD", c->mode) == NULL) {
 				S.errors++;
 				sv_close(c, false, false);
 				return false;
 			}
-			if (c->mode == 'E' &&
-			    (c->eb = malloc(CHUNK)) == NULL)
+			if (c->mode == 'E' && (c->eb = malloc(CHUNK)) == NULL)
 				die("out of memory");
 		}
 		if (i == (size_t)n)
@@ -454,12 +474,11 @@ cmd_serve(int argc, char **argv)
 
 	for (int i = 0; i < argc; i++) {
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc)
-			sin.sin_port = htons((uint16_t)num(
-			    "--port", argv[++i], 65535));
+			sin.sin_port =
+			    htons((uint16_t)num("--port", argv[++i], 65535));
 		else if (strcmp(argv[i], "--hold") == 0 && i + 1 < argc)
 			S.hold = num("--hold", argv[++i], MAX_FDS);
-		else if (strcmp(argv[i], "--hold-timeout") == 0 &&
-		    i + 1 < argc)
+		else if (strcmp(argv[i], "--hold-timeout") == 0 && i + 1 < argc)
 			hold_timeout =
 			    (double)num("--hold-timeout", argv[++i], 3600);
 		else
@@ -527,8 +546,8 @@ cmd_serve(int argc, char **argv)
 			sv_interest(c, sv_wants_out(c));
 		}
 		if (!S.released && S.hold > 0 &&
-		    (S.peak >= S.hold || (S.accepted > 0 &&
-		                             now() >= S.hold_until)))
+		    (S.peak >= S.hold ||
+		        (S.accepted > 0 && now() >= S.hold_until)))
 			sv_release_all();
 	}
 }
@@ -577,7 +596,7 @@ static struct {
 	uint64_t shown;
 	struct cl *c[MAX_FDS];
 	/* bench */
-	bool bench;
+	bool bench, download;
 	uint64_t size, transfers;
 	double warm_at, end_at;
 } C;
@@ -629,7 +648,7 @@ open_target(void)
 	int fd, r;
 
 	if (t->kind == T_VSOCK) {
-		if ((r = ward_vsock_connect(t->cid, t->port, &fd)) != 0) {
+		if (ward_vsock_connect(t->cid, t->port, &fd) != 0) {
 			fprintf(stderr, "%s: %s\n", progname, ward_errmsg());
 			return -EIO;
 		}
@@ -647,8 +666,8 @@ open_target(void)
 	} else {
 		int one = 1;
 
-		if ((fd = socket(t->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC,
-		         0)) < 0)
+		if ((fd = socket(
+		         t->ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 			return -errno;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		if (connect(fd, (struct sockaddr *)&t->ss, t->sl) != 0) {
@@ -663,8 +682,7 @@ open_target(void)
 	return fd;
 }
 
-static void
-cl_fail(struct cl *c, const char *fmt, ...)
+static void cl_fail(struct cl *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static void
@@ -703,8 +721,8 @@ cl_fail(struct cl *c, const char *fmt, ...)
 	va_list ap;
 
 	if (C.shown++ < FAILURES_SHOWN) {
-		fprintf(stderr, "%s: connection %" PRIu64 " (len %" PRIu64
-		                ", reply %u): ",
+		fprintf(stderr,
+		    "%s: connection %" PRIu64 " (len %" PRIu64 ", reply %u): ",
 		    progname, c->idx, c->len, c->arg);
 		va_start(ap, fmt);
 		vfprintf(stderr, fmt, ap);
@@ -718,9 +736,9 @@ cl_fail(struct cl *c, const char *fmt, ...)
 static uint64_t
 cl_expect(const struct cl *c)
 {
-	return c->kind == K_ECHO ? c->len
-	    : c->kind == K_SINK  ? c->arg
-	                         : 0;
+	if (c->kind == K_BENCH)
+		return C.download ? c->arg : 0;
+	return c->kind == K_ECHO ? c->len : c->kind == K_SINK ? c->arg : 0;
 }
 
 static void
@@ -754,12 +772,17 @@ cl_start(uint64_t idx, enum kind kind)
 	c->fd = -1;
 	c->start = now();
 	r = mix64(c->seed ^ 1);
-	c->len = C.bench ? C.size
+	c->len = C.download ? 0
+	    : C.bench       ? C.size
 	    : (r & 15) == 0 ? 0
 	    : (r & 15) == 1 ? C.max_size
 	                    : (r >> 8) % (C.max_size + 1);
-	c->arg = C.bench ? 0 : (uint32_t)(mix64(c->seed ^ 2) % (C.reply_max + 1));
-	mode = kind == K_ECHO ? 'E' : kind == K_BENCH ? 'B' : 'S';
+	c->arg = C.download ? (uint32_t)C.size
+	    : C.bench       ? 0
+	              : (uint32_t)(mix64(c->seed ^ 2) % (C.reply_max + 1));
+	mode = kind == K_ECHO ? 'E'
+	    : kind == K_BENCH ? (C.download ? 'D' : 'B')
+	                      : 'S';
 	if (kind == K_RESET) {
 		mode = 'R';
 		if (c->len < 2)
@@ -798,18 +821,19 @@ cl_send_len(const struct cl *c)
 	return c->kind == K_VANISH_HALF ? c->len / 2 : c->len;
 }
 
-static void
+/* Returns false when c is finished (and freed). */
+static bool
 cl_write(struct cl *c)
 {
 	static uint8_t zeros[CHUNK];
 	uint8_t buf[CHUNK];
 
 	while (c->hdr_sent < HDR) {
-		ssize_t n = send(c->fd, c->hdr + c->hdr_sent,
-		    HDR - c->hdr_sent, MSG_NOSIGNAL);
+		ssize_t n = send(c->fd, c->hdr + c->hdr_sent, HDR - c->hdr_sent,
+		    MSG_NOSIGNAL);
 
 		if (n < 0 && errno == EAGAIN)
-			return;
+			return true;
 		if (n < 0)
 			goto err;
 		c->hdr_sent += (size_t)n;
@@ -826,7 +850,7 @@ cl_write(struct cl *c)
 		}
 		n = send(c->fd, p, want, MSG_NOSIGNAL);
 		if (n < 0 && errno == EAGAIN)
-			return;
+			return true;
 		if (n < 0)
 			goto err;
 		if (!C.bench)
@@ -836,22 +860,23 @@ cl_write(struct cl *c)
 	}
 	if (c->kind == K_VANISH_HALF) {
 		cl_finish(c, true);
-		return;
+		return false;
 	}
 	if (shutdown(c->fd, SHUT_WR) != 0)
 		goto err;
 	c->shut = true;
 	cl_interest(c);
-	return;
+	return true;
 err:
 	if (c->kind == K_RESET || c->kind == K_UNREACH) {
 		/* the far end is gone: no more to send, wait for the end */
 		c->shut = true;
 		cl_interest(c);
-		return;
+		return true;
 	}
-	cl_fail(c, "send after %" PRIu64 " bytes: %s", c->sent,
-	    strerror(errno));
+	cl_fail(
+	    c, "send after %" PRIu64 " bytes: %s", c->sent, strerror(errno));
+	return false;
 }
 
 /* Check received bytes against what the kind expects. */
@@ -928,14 +953,16 @@ cl_read(struct cl *c)
 				return;
 			}
 			if (c->got != cl_expect(c)) {
-				cl_fail(c, "end of file after %" PRIu64
-				           " of %" PRIu64 " bytes",
+				cl_fail(c,
+				    "end of file after %" PRIu64 " of %" PRIu64
+				    " bytes",
 				    c->got, cl_expect(c));
 				return;
 			}
 			if (c->kind == K_ECHO && !c->shut) {
-				cl_fail(c, "end of file before the upload "
-				           "ended");
+				cl_fail(c,
+				    "end of file before the upload "
+				    "ended");
 				return;
 			}
 			cl_finish(c, true);
@@ -954,23 +981,35 @@ cl_read(struct cl *c)
 				uint64_t hash = get64(c->answer + 8);
 
 				if (count != c->len) {
-					cl_fail(c, "the server counted %" PRIu64
-					           " bytes",
+					cl_fail(c,
+					    "the server counted %" PRIu64
+					    " bytes",
 					    count);
 					return;
 				}
 				if (c->kind == K_SINK && hash != c->hash) {
-					cl_fail(c, "checksum %016" PRIx64
-					           " != sent %016" PRIx64,
+					cl_fail(c,
+					    "checksum %016" PRIx64
+					    " != sent %016" PRIx64,
 					    hash, c->hash);
 					return;
 				}
 				if (c->kind == K_SINK && !c->shut) {
-					cl_fail(c, "an answer before the end "
-					           "of the upload");
+					cl_fail(c,
+					    "an answer before the end "
+					    "of the upload");
 					return;
 				}
 			}
+		}
+		if (c->kind == K_BENCH && i < (size_t)n) {
+			/* the download benchmark counts bytes */
+			c->got += (size_t)n - i;
+			if (c->got > c->arg) {
+				cl_fail(c, "more than %u bytes", c->arg);
+				return;
+			}
+			continue;
 		}
 		if (i < (size_t)n && !cl_check(c, buf + i, (size_t)n - i))
 			return;
@@ -981,17 +1020,24 @@ cl_read(struct cl *c)
 	}
 }
 
+/* At most ten times a second: the scan covers the whole table. */
 static void
 cl_timeouts(void)
 {
+	static double next;
 	double t = now();
+
+	if (t < next)
+		return;
+	next = t + 0.1;
 
 	for (int fd = 0; fd < MAX_FDS; fd++) {
 		struct cl *c = C.c[fd];
 
 		if (c != NULL && (t - c->start) * 1000 > (double)C.timeout_ms)
-			cl_fail(c, "no end after %" PRIu64 " ms (sent %" PRIu64
-			           ", received %" PRIu64 ")",
+			cl_fail(c,
+			    "no end after %" PRIu64 " ms (sent %" PRIu64
+			    ", received %" PRIu64 ")",
 			    C.timeout_ms, c->sent, c->got);
 	}
 }
@@ -1059,6 +1105,8 @@ cmd_clients(const char *cmd, int argc, char **argv)
 			seconds = (double)num(o, v, 3600);
 		} else if (strcmp(o, "--warmup") == 0) {
 			warmup = (double)num(o, v, 3600);
+		} else if (strcmp(o, "--download") == 0) {
+			C.download = num(o, v, 1) == 1;
 		} else {
 			die("%s: unknown option %s", cmd, o);
 		}
@@ -1069,6 +1117,8 @@ cmd_clients(const char *cmd, int argc, char **argv)
 	if (C.bench) {
 		if (parallel == 0 || seconds <= 0)
 			die("bench needs --parallel and --seconds");
+		if (C.download && C.size > UINT32_MAX)
+			die("--download: --size at most %u", UINT32_MAX);
 		conc = parallel;
 		C.n = UINT64_MAX;
 		C.timeout_ms = 60000;
@@ -1098,13 +1148,10 @@ cmd_clients(const char *cmd, int argc, char **argv)
 			die("epoll_wait: %s", strerror(errno));
 		for (int i = 0; i < n; i++) {
 			struct cl *c = evs[i].data.ptr;
-			int fd = c->fd;
 
 			if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP) &&
-			    !c->shut)
-				cl_write(c);
-			if (C.c[fd] != c)
-				continue; /* finished */
+			    !c->shut && !cl_write(c))
+				continue; /* finished (and freed) */
 			if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 				cl_read(c);
 		}
@@ -1113,9 +1160,10 @@ cmd_clients(const char *cmd, int argc, char **argv)
 	if (C.bench) {
 		double bytes = (double)C.transfers * (double)C.size;
 
-		printf("{\"Transfers\":%" PRIu64 ",\"Bytes\":%.0f,\"Seconds\":"
-		       "%.3f,\"MiBps\":%.1f,\"PerSecond\":%.1f,\"Failed\":%" PRIu64
-		       "}\n",
+		printf(
+		    "{\"Transfers\":%" PRIu64 ",\"Bytes\":%.0f,\"Seconds\":"
+		    "%.3f,\"MiBps\":%.1f,\"PerSecond\":%.1f,\"Failed\":%" PRIu64
+		    "}\n",
 		    C.transfers, bytes, seconds, bytes / seconds / 1048576.0,
 		    (double)C.transfers / seconds, C.failed);
 		return C.failed == 0 && C.transfers > 0 ? 0 : 1;
@@ -1183,7 +1231,8 @@ cmd_slow(int argc, char **argv)
 		ssize_t n = recv(fd, c.answer + got, ANSWER - got, 0);
 
 		if (n <= 0)
-			die("answer: %s", n == 0 ? "end of file" : strerror(errno));
+			die("answer: %s",
+			    n == 0 ? "end of file" : strerror(errno));
 		got += (uint64_t)n;
 	}
 	count = get64(c.answer);
