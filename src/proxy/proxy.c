@@ -12,9 +12,9 @@
  * through a pipe of its own, so the payload is never copied to user
  * space, or with read/write through a buffer. By default (--splice auto)
  * "down" splices and "up" copies: measured on loopback (bench/proxy,
- * docs/performance.md), splicing TCP into the enclave's socket is up to
- * 1.6x faster than copying, and splicing the enclave's Unix socket into
- * TCP is about 1.3x slower (TCP gets the Unix socket's small page
+ * docs/performance.md), splicing TCP into the enclave's socket is
+ * 1.4-1.8x faster than copying, and splicing the enclave's Unix socket
+ * into TCP 1.1-1.4x slower (TCP gets the Unix socket's small page
  * fragments instead of filling its own). A socket that refuses splice
  * (EINVAL) is copied. When a direction reaches end of file and has delivered
  * everything, the other socket is shut down for writing (half-close);
