@@ -22,6 +22,7 @@
 #include <yaml.h>
 
 #include "ward/enclave.h"
+#include "util/yaml.h"
 #include "ward/util.h"
 
 #define MIB ((uint64_t)1 << 20)
@@ -217,50 +218,6 @@ take_highest(const cpu_set_t *from, unsigned n, cpu_set_t *got)
 
 /* ---- allocator.yaml --------------------------------------------------- */
 
-static int
-yaml_error(const yaml_parser_t *p, const char *name)
-{
-	if (p->error == YAML_MEMORY_ERROR)
-		return ward_enomem();
-	if (p->error == YAML_READER_ERROR)
-		return ward_errf(WARD_EFORMAT,
-		    "%s: not valid YAML at byte %zu: %s", name,
-		    p->problem_offset,
-		    p->problem != NULL ? p->problem : "unreadable");
-	return ward_errf(WARD_EFORMAT, "%s:%zu:%zu: not valid YAML: %s%s%s",
-	    name, p->problem_mark.line + 1, p->problem_mark.column + 1,
-	    p->problem != NULL ? p->problem : "a syntax error",
-	    p->context != NULL ? " " : "",
-	    p->context != NULL ? p->context : "");
-}
-
-static int
-next_event(yaml_parser_t *p, yaml_event_t *ev, const char *name)
-{
-	/* the previous event is done with; deleting twice is harmless */
-	yaml_event_delete(ev);
-	if (!yaml_parser_parse(p, ev))
-		return yaml_error(p, name);
-	return 0;
-}
-
-static const char *
-event_kind(const yaml_event_t *ev)
-{
-	switch (ev->type) {
-	case YAML_MAPPING_START_EVENT:
-		return "a mapping";
-	case YAML_SEQUENCE_START_EVENT:
-		return "a list";
-	case YAML_ALIAS_EVENT:
-		return "an alias";
-	case YAML_SCALAR_EVENT:
-		return "a single value";
-	default:
-		return "nothing";
-	}
-}
-
 static size_t
 event_line(const yaml_event_t *ev)
 {
@@ -304,7 +261,7 @@ set_value(struct settings *st, enum setting k, const yaml_event_t *ev,
 	if (ev->type != YAML_SCALAR_EVENT)
 		return ward_errf(WARD_EFORMAT,
 		    "%s:%zu: %s: expected a single value, not %s", name, line,
-		    setting_names[k], event_kind(ev));
+		    setting_names[k], ward_yaml_kind(ev));
 	v = (const char *)ev->data.scalar.value;
 	n = ev->data.scalar.length;
 	switch (k) {
@@ -354,7 +311,7 @@ read_settings(
 		const char *key;
 		size_t line;
 
-		if ((r = next_event(p, ev, name)) != 0)
+		if ((r = ward_yaml_next(p, ev, name)) != 0)
 			return r;
 		if (ev->type == YAML_MAPPING_END_EVENT)
 			return 0;
@@ -362,7 +319,7 @@ read_settings(
 		if (ev->type != YAML_SCALAR_EVENT)
 			return ward_errf(WARD_EFORMAT,
 			    "%s:%zu: expected a setting name, not %s", name,
-			    line, event_kind(ev));
+			    line, ward_yaml_kind(ev));
 		key = (const char *)ev->data.scalar.value;
 		for (int i = 0; i < S_COUNT; i++)
 			if (strlen(setting_names[i]) ==
@@ -382,7 +339,7 @@ read_settings(
 			    line, setting_names[k], st->line[k]);
 		st->seen[k] = true;
 		st->line[k] = line;
-		if ((r = next_event(p, ev, name)) != 0)
+		if ((r = ward_yaml_next(p, ev, name)) != 0)
 			return r;
 		if ((r = set_value(st, k, ev, name)) != 0)
 			return r;
@@ -397,9 +354,9 @@ read_stream(yaml_parser_t *p, const char *name, struct settings *st)
 	int r;
 
 	memset(&ev, 0, sizeof(ev));
-	if ((r = next_event(p, &ev, name)) != 0) /* stream start */
+	if ((r = ward_yaml_next(p, &ev, name)) != 0) /* stream start */
 		goto out;
-	if ((r = next_event(p, &ev, name)) != 0)
+	if ((r = ward_yaml_next(p, &ev, name)) != 0)
 		goto out;
 	if (ev.type == YAML_STREAM_END_EVENT) {
 		r = ward_errf(WARD_EFORMAT,
@@ -409,22 +366,22 @@ read_stream(yaml_parser_t *p, const char *name, struct settings *st)
 		goto out;
 	}
 	/* document start */
-	if ((r = next_event(p, &ev, name)) != 0)
+	if ((r = ward_yaml_next(p, &ev, name)) != 0)
 		goto out;
 	if (ev.type != YAML_MAPPING_START_EVENT) {
 		r = ward_errf(WARD_EFORMAT,
 		    "%s:%zu: expected settings (\"memory_mib: 512\" and so "
 		    "on), not %s",
-		    name, event_line(&ev), event_kind(&ev));
+		    name, event_line(&ev), ward_yaml_kind(&ev));
 		goto out;
 	}
 	if ((r = read_settings(p, &ev, name, st)) != 0)
 		goto out;
 	/* document end */
-	if ((r = next_event(p, &ev, name)) != 0)
+	if ((r = ward_yaml_next(p, &ev, name)) != 0)
 		goto out;
 	/* then the stream's end, or a second document */
-	if ((r = next_event(p, &ev, name)) != 0)
+	if ((r = ward_yaml_next(p, &ev, name)) != 0)
 		goto out;
 	if (ev.type != YAML_STREAM_END_EVENT)
 		r = ward_errf(WARD_EFORMAT,

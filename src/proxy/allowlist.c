@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "ward/proxy.h"
+#include "util/yaml.h"
 #include "ward/util.h"
 
 #define KEY "allowlist"
@@ -167,53 +168,15 @@ struct parse {
 };
 
 static int
-yaml_error(const yaml_parser_t *p, const char *name)
-{
-	if (p->error == YAML_MEMORY_ERROR)
-		return ward_enomem();
-	if (p->error == YAML_READER_ERROR)
-		return ward_errf(WARD_EFORMAT,
-		    "%s: not valid YAML at byte %zu: %s", name,
-		    p->problem_offset,
-		    p->problem != NULL ? p->problem : "unreadable");
-	return ward_errf(WARD_EFORMAT, "%s:%zu:%zu: not valid YAML: %s%s%s",
-	    name, p->problem_mark.line + 1, p->problem_mark.column + 1,
-	    p->problem != NULL ? p->problem : "a syntax error",
-	    p->context != NULL ? " " : "",
-	    p->context != NULL ? p->context : "");
-}
-
-static int
 next(struct parse *ps)
 {
-	/* the previous event is done with; deleting twice is harmless */
-	yaml_event_delete(&ps->ev);
-	if (!yaml_parser_parse(&ps->parser, &ps->ev))
-		return yaml_error(&ps->parser, ps->name);
-	return 0;
+	return ward_yaml_next(&ps->parser, &ps->ev, ps->name);
 }
 
 static size_t
 line(const struct parse *ps)
 {
 	return ps->ev.start_mark.line + 1;
-}
-
-static const char *
-kind(const yaml_event_t *ev)
-{
-	switch (ev->type) {
-	case YAML_MAPPING_START_EVENT:
-		return "a mapping";
-	case YAML_SEQUENCE_START_EVENT:
-		return "a list";
-	case YAML_ALIAS_EVENT:
-		return "an alias";
-	case YAML_SCALAR_EVENT:
-		return "a single value";
-	default:
-		return "nothing";
-	}
 }
 
 static bool
@@ -266,7 +229,7 @@ read_entry(struct parse *ps)
 		return ward_errf(WARD_EFORMAT,
 		    "%s:%zu: allowlist entry: expected {address: HOST, port: "
 		    "N}, not %s",
-		    ps->name, entry_line, kind(&ps->ev));
+		    ps->name, entry_line, ward_yaml_kind(&ps->ev));
 	for (;;) {
 		const char *v;
 		size_t n, key_line;
@@ -292,7 +255,7 @@ read_entry(struct parse *ps)
 			return ward_errf(WARD_EFORMAT,
 			    "%s:%zu: allowlist entry: expected a key (address "
 			    "or port), not %s",
-			    ps->name, key_line, kind(&ps->ev));
+			    ps->name, key_line, ward_yaml_kind(&ps->ev));
 		if ((is_address ? addr_line : port_line) != 0)
 			return ward_errf(WARD_EFORMAT,
 			    "%s:%zu: allowlist entry: %s is given twice",
@@ -304,7 +267,7 @@ read_entry(struct parse *ps)
 			return ward_errf(WARD_EFORMAT,
 			    "%s:%zu: %s: expected a single value, not %s",
 			    ps->name, line(ps), is_address ? "address" : "port",
-			    kind(&ps->ev));
+			    ward_yaml_kind(&ps->ev));
 		v = (const char *)ps->ev.data.scalar.value;
 		n = ps->ev.data.scalar.length;
 		if (is_address) {
@@ -373,7 +336,7 @@ read_top(struct parse *ps)
 			return ward_errf(WARD_EFORMAT,
 			    "%s:%zu: " KEY ": expected a list of {address, "
 			    "port}, not %s",
-			    ps->name, line(ps), kind(&ps->ev));
+			    ps->name, line(ps), ward_yaml_kind(&ps->ev));
 		for (;;) {
 			if ((r = next(ps)) != 0)
 				return r;
@@ -410,7 +373,7 @@ read_stream(struct parse *ps)
 		return ward_errf(WARD_EFORMAT,
 		    "%s:%zu: No allowlist field: expected a mapping with "
 		    "\"" KEY ":\", not %s",
-		    ps->name, line(ps), kind(&ps->ev));
+		    ps->name, line(ps), ward_yaml_kind(&ps->ev));
 	if ((r = read_top(ps)) != 0 || (r = next(ps)) != 0 || /* doc end */
 	    (r = next(ps)) != 0)
 		return r;
