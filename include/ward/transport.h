@@ -24,6 +24,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ward/util.h"
+
 #define WARD_VSOCK_CID_HYPERVISOR 0u
 #define WARD_VSOCK_CID_LOCAL 1u
 #define WARD_VSOCK_CID_HOST 2u
@@ -109,5 +111,32 @@ int ward_vsock_listen(uint32_t port, int backlog, int *fd);
  * (ECONNREFUSED, ECONNRESET or ENOENT). A sun_path overflow is ELIMIT.
  */
 int ward_vsock_connect(uint32_t cid, uint32_t port, int *fd);
+
+/*
+ * Agent protocol frames (docs/protocol.md): a 4-byte big-endian body
+ * length, then that many bytes of body. Bodies are 1 to max bytes.
+ */
+#define WARD_FRAME_MAX (1024u * 1024u)
+/* Write one frame, all of it (retrying short writes and EINTR, no
+ * SIGPIPE). -WARD_EIO naming the cause when the peer is gone. */
+int ward_frame_write(int fd, const void *body, size_t n);
+/* Write a frame whose body is head followed by tail (tail may be NULL):
+ * one writev, so a large payload is not copied to join them. */
+int ward_frame_write2(int fd, const void *head, size_t head_len,
+    const void *tail, size_t tail_len);
+/*
+ * Read one frame into body (replacing its contents). 0: a frame; 1: the
+ * peer closed cleanly before a frame began; -WARD_EFORMAT: a length of 0
+ * or over max (nothing more is read); -WARD_EIO: a read error, a timeout
+ * (SO_RCVTIMEO) or end of stream inside a frame.
+ */
+int ward_frame_read(int fd, size_t max, struct ward_buf *body);
+/*
+ * The same over bytes in memory: 0 and *frame_len (4 + body) when p holds
+ * a whole frame at its start, 1 when more bytes are needed, -WARD_EFORMAT
+ * for a bad length. The body is p + 4.
+ */
+int ward_frame_split(
+    const uint8_t *p, size_t n, size_t max, size_t *frame_len);
 
 #endif
