@@ -6,9 +6,12 @@
  * byte for byte; the document's copy is never trusted by itself.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/evp.h>
 
 #include "attest/internal.h"
 #include "ward/attest.h"
@@ -76,9 +79,31 @@ struct root {
 	char sha256[65];
 };
 
+/*
+ * Chains already verified, so a server that sees the same enclave's
+ * documents again (KMS: one per request) checks only the document's own
+ * signature. An entry is the SHA-256 of the root, the CA bundle and the
+ * certificate as received, the window in which every one of them is
+ * valid, and the certificate's key. The chain's verdict depends only on
+ * those bytes and the time, so a hit inside the window is the verdict
+ * ward_x509_verify_chain would give.
+ */
+#define CHAIN_CACHE_MAX 64
+
+struct chain {
+	uint8_t digest[32];
+	int64_t not_before, not_after;
+	struct evp_pkey_st *leaf;
+	uint64_t used; /* for evicting the least recently used */
+};
+
 struct ward_attest_roots {
 	struct root r[ROOTS_MAX];
 	size_t n;
+	pthread_mutex_t lock; /* guards the cache */
+	struct chain cache[CHAIN_CACHE_MAX];
+	size_t cached;
+	uint64_t tick;
 };
 
 struct ward_bytes
@@ -128,6 +153,7 @@ ward_attest_roots_new(bool with_aws, struct ward_attest_roots **out)
 	*out = NULL;
 	if ((rs = calloc(1, sizeof(*rs))) == NULL)
 		return ward_enomem();
+	pthread_mutex_init(&rs->lock, NULL);
 	if (with_aws &&
 	    (r = add_root(rs, aws_root_g1, sizeof(aws_root_g1), true)) != 0) {
 		ward_attest_roots_free(rs);
@@ -167,7 +193,113 @@ ward_attest_roots_free(struct ward_attest_roots *rs)
 		return;
 	for (size_t i = 0; i < rs->n; i++)
 		ward_buf_free(&rs->r[i].der);
+	for (size_t i = 0; i < rs->cached; i++)
+		ward_pkey_free(rs->cache[i].leaf);
+	pthread_mutex_destroy(&rs->lock);
 	free(rs);
+}
+
+/* SHA-256 over (length, bytes) of the root, the bundle and the leaf. */
+static int
+chain_digest(const struct ward_attest_doc *d, const struct root *rt,
+    uint8_t out[static 32])
+{
+	EVP_MD_CTX *md;
+	uint8_t len[8];
+	bool ok;
+
+	if ((md = EVP_MD_CTX_new()) == NULL)
+		return ward_enomem();
+	ok = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
+	ward_store64(len, rt->der.len);
+	ok = ok && EVP_DigestUpdate(md, len, 8) == 1 &&
+	    EVP_DigestUpdate(md, rt->der.p, rt->der.len) == 1;
+	for (size_t i = 1; ok && i < d->cabundle_len; i++) {
+		ward_store64(len, d->cabundle[i].len);
+		ok = EVP_DigestUpdate(md, len, 8) == 1 &&
+		    EVP_DigestUpdate(
+		        md, d->cabundle[i].p, d->cabundle[i].len) == 1;
+	}
+	ward_store64(len, d->certificate.len);
+	ok = ok && EVP_DigestUpdate(md, len, 8) == 1 &&
+	    EVP_DigestUpdate(md, d->certificate.p, d->certificate.len) == 1 &&
+	    EVP_DigestFinal_ex(md, out, NULL) == 1;
+	EVP_MD_CTX_free(md);
+	return ok ? 0 : ward_errf(WARD_ECRYPTO, "SHA-256 failed");
+}
+
+/* The cached key of a chain valid at `at`, referenced; NULL if none. */
+static struct evp_pkey_st *
+cache_get(
+    struct ward_attest_roots *rs, const uint8_t digest[static 32], time_t at)
+{
+	struct evp_pkey_st *k = NULL;
+
+	pthread_mutex_lock(&rs->lock);
+	for (size_t i = 0; i < rs->cached; i++) {
+		struct chain *c = &rs->cache[i];
+
+		if (memcmp(c->digest, digest, 32) != 0)
+			continue;
+		if ((int64_t)at >= c->not_before &&
+		    (int64_t)at < c->not_after &&
+		    EVP_PKEY_up_ref(c->leaf) == 1) {
+			c->used = ++rs->tick;
+			k = c->leaf;
+		}
+		break;
+	}
+	pthread_mutex_unlock(&rs->lock);
+	return k;
+}
+
+/* Remember a verified chain (best effort: failures only cost speed). */
+static void
+cache_put(struct ward_attest_roots *rs, const uint8_t digest[static 32],
+    const struct ward_attest_doc *d, const struct root *rt,
+    struct evp_pkey_st *leaf)
+{
+	struct ward_x509_info info;
+	int64_t nb = INT64_MIN, na = INT64_MAX;
+	struct chain *c;
+	size_t i, victim = 0;
+
+	for (i = 0; i <= d->cabundle_len; i++) {
+		struct ward_bytes b = i == d->cabundle_len ? d->certificate
+		    : i == 0 ? (struct ward_bytes){rt->der.p, rt->der.len}
+		             : d->cabundle[i];
+
+		if (ward_x509_info(b.p, b.len, &info) != 0) {
+			ward_errclear();
+			return;
+		}
+		if (info.not_before > nb)
+			nb = info.not_before;
+		if (info.not_after < na)
+			na = info.not_after;
+	}
+	if (EVP_PKEY_up_ref(leaf) != 1)
+		return;
+	pthread_mutex_lock(&rs->lock);
+	for (i = 0; i < rs->cached; i++)
+		if (memcmp(rs->cache[i].digest, digest, 32) == 0)
+			break;
+	if (i == rs->cached && rs->cached < CHAIN_CACHE_MAX)
+		rs->cached++;
+	else if (i == rs->cached)
+		for (i = 0, victim = 0; i < rs->cached; i++)
+			if (rs->cache[i].used < rs->cache[victim].used)
+				victim = i;
+	if (i == rs->cached)
+		i = victim;
+	c = &rs->cache[i];
+	ward_pkey_free(c->leaf);
+	memcpy(c->digest, digest, 32);
+	c->not_before = nb;
+	c->not_after = na;
+	c->leaf = leaf;
+	c->used = ++rs->tick;
+	pthread_mutex_unlock(&rs->lock);
 }
 
 int
@@ -180,6 +312,7 @@ ward_attest_verify(const struct ward_attest_doc *d,
 	struct evp_pkey_st *leaf = NULL;
 	const struct root *rt = NULL;
 	struct ward_bytes first = d->cabundle[0];
+	uint8_t digest[32];
 	int r;
 
 	memset(res, 0, sizeof(*res));
@@ -206,16 +339,24 @@ ward_attest_verify(const struct ward_attest_doc *d,
 		    aws ? " (the AWS Nitro root was not enabled)"
 		        : " (pass it with --root if you trust it)");
 	}
-	/* cabundle is root first; the chain runs leaf first. */
-	for (size_t i = 1; i < d->cabundle_len; i++)
-		inter[i - 1] = d->cabundle[d->cabundle_len - i];
-	if ((r = ward_x509_verify_chain(d->certificate, inter,
-	         d->cabundle_len - 1,
-	         (struct ward_bytes){rt->der.p, rt->der.len}, at)) != 0)
-		goto out;
-	if ((r = ward_x509_pubkey(
-	         d->certificate.p, d->certificate.len, true, &leaf)) != 0 ||
-	    (r = ward_attest_sig_structure(d, &tbs)) != 0)
+	if ((r = chain_digest(d, rt, digest)) != 0)
+		return r;
+	/* the roots are shared and const to callers; only the cache moves */
+	leaf = cache_get((struct ward_attest_roots *)rs, digest, at);
+	if (leaf == NULL) {
+		/* cabundle is root first; the chain runs leaf first. */
+		for (size_t i = 1; i < d->cabundle_len; i++)
+			inter[i - 1] = d->cabundle[d->cabundle_len - i];
+		if ((r = ward_x509_verify_chain(d->certificate, inter,
+		         d->cabundle_len - 1,
+		         (struct ward_bytes){rt->der.p, rt->der.len}, at)) != 0)
+			goto out;
+		if ((r = ward_x509_pubkey(d->certificate.p, d->certificate.len,
+		         true, &leaf)) != 0)
+			goto out;
+		cache_put((struct ward_attest_roots *)rs, digest, d, rt, leaf);
+	}
+	if ((r = ward_attest_sig_structure(d, &tbs)) != 0)
 		goto out;
 	if ((r = ward_es384_verify(leaf, tbs.p, tbs.len, d->signature.p)) !=
 	    0) {
