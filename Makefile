@@ -38,6 +38,7 @@ bench: build
 	@./bench/kms $(BUILD)
 	@./bench/enclave $(BUILD)
 	@./bench/proxy $(BUILD)
+	@./bench/agent $(BUILD)
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

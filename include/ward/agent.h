@@ -154,6 +154,10 @@ struct ward_msg {
 	bool has_status, has_signal;
 	int64_t status;
 	uint32_t signal;
+	/* EXIT, optional: how long key release took in the enclave
+	 * (attestation + KMS Decrypt with Recipient + unwrap), ns */
+	uint64_t key_ns;
+	bool has_key_ns;
 
 	/* ERR */
 	char *code; /* docs/protocol.md "Error codes" */
@@ -220,7 +224,14 @@ struct ward_agent_opts {
 	    *apps_dir; /* where exec unpacks apps; NULL: /run/ward-apps */
 	const char *nsm; /* NULL: $WARD_NSM, else /dev/nsm */
 	const char *ca_file; /* TLS roots for KMS over https; NULL: default */
+	/* KMS keys (ARNs) an app bundle may be encrypted under; the image's
+	 * command line sets them, so they are part of PCR0. None: any key
+	 * (the host may then run bundles of its own beside the vendor's). */
+	const char *const *app_keys;
+	size_t app_keyc;
 	unsigned max_conns; /* 0: 64 */
+	unsigned io_timeout_s; /* a peer stalled mid-frame or not reading;
+				  0: 30 */
 	int ready_fd; /* -1, or a descriptor that gets "ready\n" */
 };
 

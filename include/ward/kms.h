@@ -232,6 +232,16 @@ struct ward_kms_client_opts {
 	const struct ward_aws_credentials *credentials; /* NULL: load */
 	const char *unix_socket; /* connect through this socket (the
 				    sandbox's vsock emulation) */
+	/*
+	 * Or get every connection from this (the agent's vsock to the KMS
+	 * proxy): 0 and a connected stream socket in *fd, which the client
+	 * then owns, or < 0 with a message recorded. The URL still gives
+	 * the Host header and, for https, the TLS server name to verify;
+	 * no name is resolved and no HTTP proxy is used. (With libcurl
+	 * 7.87-7.88 a thread relays the connection: see client.c.)
+	 */
+	int (*connect)(void *ctx, int *fd);
+	void *connect_ctx;
 	const char *ca_file; /* TLS trust anchors, NULL: system default */
 	long timeout_ms; /* 0: 10 s */
 };
@@ -240,6 +250,14 @@ struct ward_kms_client;
 int ward_kms_client_new(
     struct ward_kms_client **out, const struct ward_kms_client_opts *o);
 void ward_kms_client_free(struct ward_kms_client *c);
+/*
+ * Replace the client's credentials (the old ones are zeroed); NULL only
+ * forgets them, and calls then fail to sign until new ones are set. The
+ * connection stays open, so a caller that serves several principals can
+ * keep one client without keeping anyone's credentials between calls.
+ */
+int ward_kms_client_set_credentials(
+    struct ward_kms_client *c, const struct ward_aws_credentials *cred);
 const char *ward_kms_client_endpoint(const struct ward_kms_client *c);
 const char *ward_kms_client_region(const struct ward_kms_client *c);
 

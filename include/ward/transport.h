@@ -136,7 +136,6 @@ int ward_frame_read(int fd, size_t max, struct ward_buf *body);
  * a whole frame at its start, 1 when more bytes are needed, -WARD_EFORMAT
  * for a bad length. The body is p + 4.
  */
-int ward_frame_split(
-    const uint8_t *p, size_t n, size_t max, size_t *frame_len);
+int ward_frame_split(const uint8_t *p, size_t n, size_t max, size_t *frame_len);
 
 #endif

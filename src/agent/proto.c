@@ -86,6 +86,7 @@ enum key {
 	K_FD,
 	K_STATUS,
 	K_SIG,
+	K_KR,
 	K_CODE,
 	K_MSG,
 	K_ST,
@@ -127,6 +128,7 @@ static const char *const key_names[K_COUNT] = {
     [K_FD] = "fd",
     [K_STATUS] = "status",
     [K_SIG] = "sig",
+    [K_KR] = "kr",
     [K_CODE] = "code",
     [K_MSG] = "msg",
     [K_ST] = "st",
@@ -171,7 +173,7 @@ static const struct rule rules[WARD_MSG_TYPE_COUNT] = {
             B(K_FS)},
     [WARD_MSG_ERR] = {B(K_CODE) | B(K_MSG), 0},
     [WARD_MSG_OUT] = {B(K_FD) | B(K_D), 0},
-    [WARD_MSG_EXIT] = {0, B(K_STATUS) | B(K_SIG)},
+    [WARD_MSG_EXIT] = {0, B(K_STATUS) | B(K_SIG) | B(K_KR)},
 };
 
 /* ------------------------------------------------------------------ */
@@ -336,7 +338,7 @@ get_stat(
 {
 	size_t n, i;
 	char *k = NULL;
-	uint64_t u;
+	uint64_t u = 0;
 	int e;
 
 	if ((e = get_count(r, field, WARD_CBOR_MAP, 16, &n)) != 0)
@@ -481,7 +483,7 @@ key_lookup(const uint8_t *p, size_t n)
 static int
 get_field(struct ward_cbor_reader *r, enum key k, struct ward_msg *m)
 {
-	uint64_t u;
+	uint64_t u = 0;
 	int e;
 
 	switch (k) {
@@ -571,6 +573,9 @@ get_field(struct ward_cbor_reader *r, enum key k, struct ward_msg *m)
 			return e;
 		m->signal = (uint32_t)u;
 		return 0;
+	case K_KR:
+		m->has_key_ns = true;
+		return get_uint(r, "kr", UINT64_MAX, &m->key_ns);
 	case K_CODE:
 		return get_text(r, "code", 64, false, &m->code);
 	case K_MSG:
@@ -1025,6 +1030,8 @@ enc_fields(struct enc *x, const struct ward_msg *m)
 			put_uint(x, K_SIG, m->signal);
 		else
 			put_int(x, K_STATUS, m->status);
+		if (m->has_key_ns)
+			put_uint(x, K_KR, m->key_ns);
 		break;
 	case WARD_MSG_END:
 	case WARD_MSG_STATFS:
@@ -1067,6 +1074,7 @@ static const struct {
 } errnos[] = {
     {"EPERM", EPERM},
     {"ENOENT", ENOENT},
+    {"ESRCH", ESRCH},
     {"EIO", EIO},
     {"EBADF", EBADF},
     {"ENOMEM", ENOMEM},

@@ -23,6 +23,11 @@ int cmd_describe_enclaves_main(int argc, char **argv);
 int cmd_terminate_enclave_main(int argc, char **argv);
 int cmd_console_main(int argc, char **argv);
 int cmd_proxy_main(int argc, char **argv);
+int cmd_agent_main(int argc, char **argv);
+/* cmd_client.c */
+int cmd_sync_main(int argc, char **argv);
+int cmd_cp_main(int argc, char **argv);
+int cmd_exec_main(int argc, char **argv);
 
 /* Print "ward CMD: message" for a failed call and return its exit code. */
 int cli_fail(const char *cmd, int r);

@@ -1,5 +1,5 @@
-/* ward attest verify, ward ca init: flags to the attest module; the work
- * is in src/attest. */
+/* ward attest verify, ward attest --enclave-cid, ward ca init: flags to
+ * the attest and client modules; the work is in src/attest and src/client. */
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
@@ -7,11 +7,45 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "ward/attest.h"
+#include "ward/client.h"
 
 static const char attest_help[] =
+    "usage: ward attest (--enclave-cid N | --agent ADDR) [--nonce HEX]\n"
+    "                   [--user-data HEX] [--expect-pcr N=HEX]...\n"
+    "                   [--root PEM]... [--no-aws-root] [--no-debug]\n"
+    "                   [--timeout SECONDS] [-q]\n"
+    "\n"
+    "Check what a running enclave is before sending it anything: ask its\n"
+    "agent for an attestation document over a fresh nonce, verify the\n"
+    "document (certificate chain to a trusted root, ES384 signature), check\n"
+    "that it carries our nonce (so it is not a replay) and every expected\n"
+    "PCR, and print it as JSON like 'ward attest verify' does.\n"
+    "\n"
+    "  --enclave-cid N      the enclave (vsock CID N, port 5000)\n"
+    "  --agent ADDR         or an agent at an address (unix:PATH, ...)\n"
+    "  --nonce HEX          the nonce (default: 32 random bytes)\n"
+    "  --user-data HEX      user data to put in the document\n"
+    "  --expect-pcr N=HEX   require PCR N to equal HEX (repeatable); PCR0\n"
+    "                       is the image's measurement ('ward\n"
+    "                       describe-eif', 'ward build-enclave')\n"
+    "  --root PEM           also trust this root (repeatable)\n"
+    "  --no-aws-root        do not trust the AWS Nitro Enclaves root\n"
+    "  --no-debug           refuse a debug-mode enclave (all-zero PCRs)\n"
+    "  -q, --quiet          print no JSON\n"
+    "\n"
+    "Trusted by default: the AWS Nitro Enclaves root (real hardware) and,\n"
+    "when it exists, the local sandbox root ($WARD_CA_DIR/root.pem, else\n"
+    "the 'ward ca init' default). A local root is for development: whoever\n"
+    "is root on this host can forge what it signs. JSON \"RootKind\" says\n"
+    "which kind of root vouched. Exit status 0: verified and every\n"
+    "expectation met; 5: it does not verify, or a PCR or the nonce is not\n"
+    "what was expected (standard error says which, expected and got);\n"
+    "3: the enclave cannot be reached.\n"
+    "\n"
     "usage: ward attest verify FILE [--root PEM]... [--no-aws-root]\n"
     "                          [--at RFC3339] [--expect-pcr N=HEX]...\n"
     "                          [--nonce HEX] [--no-debug]\n"
@@ -552,6 +586,302 @@ out:
 	return r != 0 ? cli_fail("attest nsm", r) : 0;
 }
 
+/* ------------------------------------------------------------------ */
+/* ward attest --enclave-cid N: ask a running enclave                 */
+
+enum {
+	OPT_ENCLAVE_CID = 300,
+	OPT_AGENT_ADDR,
+	OPT_USER_DATA,
+	OPT_CONN_TIMEOUT,
+};
+
+#define ENCLAVE_NONCE_LEN 32
+#define ENCLAVE_TIMEOUT_S 30u
+
+/*
+ * What the host must see before it trusts the enclave: our nonce (the
+ * document is fresh, not a replay), then every PCR asked for. Messages
+ * say which PCR, expected and got, and name debug mode, whose all-zero
+ * PCRs are the usual reason for a mismatch.
+ */
+static int
+check_enclave(const struct ward_attest_doc *d, const struct expect_pcr *ex,
+    size_t nex, const uint8_t *nonce, size_t nonce_len, bool no_debug)
+{
+	const char *dbg = d->debug ? " (the enclave runs in debug mode: its "
+	                             "PCRs are all zeros)"
+	                           : "";
+
+	if (!d->nonce.present || d->nonce.v.len != nonce_len ||
+	    memcmp(d->nonce.v.p, nonce, nonce_len) != 0)
+		return ward_errf(WARD_EAUTH, "%s",
+		    d->nonce.present
+		        ? "the document carries another nonce than ours: "
+		          "it is not an answer to this request (replayed?)"
+		        : "the document carries no nonce: it is not an "
+		          "answer to this request");
+	for (size_t i = 0; i < nex; i++) {
+		const struct ward_bytes *v = &d->pcrs[ex[i].index];
+		char *want, *got;
+
+		if (((d->pcr_mask >> ex[i].index) & 1) == 0)
+			return ward_errf(WARD_EAUTH,
+			    "the document carries no PCR%u", ex[i].index);
+		if (v->len == ex[i].len &&
+		    memcmp(v->p, ex[i].value, v->len) == 0)
+			continue;
+		want = hexdup((struct ward_bytes){ex[i].value, ex[i].len});
+		got = hexdup(*v);
+		ward_errf(WARD_EAUTH, "PCR%u: expected %s, got %s%s",
+		    ex[i].index, want != NULL ? want : "?",
+		    got != NULL ? got : "?", dbg);
+		free(want);
+		free(got);
+		return -WARD_EAUTH;
+	}
+	if (no_debug && d->debug)
+		return ward_errf(WARD_EAUTH,
+		    "the enclave runs in debug mode (its PCRs are all zeros) "
+		    "and --no-debug was given");
+	return 0;
+}
+
+/* The local sandbox root, when there is one: $WARD_CA_DIR/root.pem or
+ * the default CA directory's. */
+static int
+add_local_root(struct ward_attest_roots *rs)
+{
+	char dir[4096], path[4200];
+
+	if (ward_ca_default_dir(dir, sizeof(dir)) != 0) {
+		ward_errclear();
+		return 0;
+	}
+	snprintf(path, sizeof(path), "%s/root.pem", dir);
+	if (access(path, R_OK) != 0)
+		return 0;
+	return ward_attest_roots_add_file(rs, path);
+}
+
+static int
+attest_enclave(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"enclave-cid", required_argument, NULL, OPT_ENCLAVE_CID},
+	    {"agent", required_argument, NULL, OPT_AGENT_ADDR},
+	    {"timeout", required_argument, NULL, OPT_CONN_TIMEOUT},
+	    {"nonce", required_argument, NULL, OPT_NONCE},
+	    {"user-data", required_argument, NULL, OPT_USER_DATA},
+	    {"expect-pcr", required_argument, NULL, OPT_EXPECT},
+	    {"root", required_argument, NULL, OPT_ROOT},
+	    {"no-aws-root", no_argument, NULL, OPT_NO_AWS},
+	    {"no-debug", no_argument, NULL, OPT_NO_DEBUG},
+	    {"quiet", no_argument, NULL, 'q'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *roots[MAX_ROOTS];
+	struct expect_pcr ex[MAX_EXPECT];
+	uint8_t nonce[WARD_NSM_NONCE_MAX], ud[WARD_NSM_USER_DATA_MAX];
+	size_t nroots = 0, nex = 0, nonce_len = 0, ud_len = 0;
+	bool aws = true, nonce_set = false, no_debug = false, quiet = false,
+	     have = false;
+	struct ward_client_opts co = {.timeout = ENCLAVE_TIMEOUT_S};
+	struct ward_client *c = NULL;
+	struct ward_buf raw = {0};
+	struct ward_attest_doc *d = NULL;
+	struct ward_attest_roots *rs = NULL;
+	struct ward_attest_result res;
+	time_t at;
+	json_t *j = NULL;
+	char why[1024] = "", *end;
+	unsigned long v;
+	int ch, r = 0, vr;
+
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":qh", opts, NULL)) != -1) {
+		switch (ch) {
+		case OPT_ENCLAVE_CID:
+		case OPT_AGENT_ADDR:
+			if (have) {
+				r = ward_errf(WARD_EUSAGE,
+				    "give one of --enclave-cid and --agent, "
+				    "once");
+				goto out;
+			}
+			have = true;
+			if (ch == OPT_AGENT_ADDR) {
+				co.agent = optarg;
+				break;
+			}
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end != '\0' ||
+			    errno != 0 || v < 3 || v > 0xFFFFFFFEul) {
+				r = ward_errf(WARD_EUSAGE,
+				    "--enclave-cid %s: want a CID from 3 to "
+				    "4294967294",
+				    ward_quotes(optarg));
+				goto out;
+			}
+			co.cid = (uint32_t)v;
+			break;
+		case OPT_CONN_TIMEOUT:
+			errno = 0;
+			v = strtoul(optarg, &end, 10);
+			if (*optarg < '0' || *optarg > '9' || *end != '\0' ||
+			    errno != 0 || v < 1 || v > 86400) {
+				r = ward_errf(WARD_EUSAGE,
+				    "--timeout %s: want seconds from 1 to 86400",
+				    ward_quotes(optarg));
+				goto out;
+			}
+			co.timeout = (unsigned)v;
+			break;
+		case OPT_NONCE:
+		case OPT_USER_DATA:
+			if (ward_hex_decode(optarg, strlen(optarg),
+			        ch == OPT_NONCE ? nonce : ud, sizeof(nonce),
+			        ch == OPT_NONCE ? &nonce_len : &ud_len) != 0 ||
+			    (ch == OPT_NONCE && nonce_len == 0)) {
+				ward_errclear();
+				r = ward_errf(WARD_EUSAGE,
+				    "%s: want hex of 1 to %d bytes",
+				    ch == OPT_NONCE ? "--nonce" : "--user-data",
+				    WARD_NSM_NONCE_MAX);
+				goto out;
+			}
+			if (ch == OPT_NONCE)
+				nonce_set = true;
+			break;
+		case OPT_EXPECT:
+			if (nex == MAX_EXPECT) {
+				r = ward_errf(
+				    WARD_EUSAGE, "too many --expect-pcr");
+				goto out;
+			}
+			if ((r = parse_expect(optarg, &ex[nex++])) != 0)
+				goto out;
+			break;
+		case OPT_ROOT:
+			if (nroots == MAX_ROOTS) {
+				r = ward_errf(WARD_EUSAGE, "at most %d --root",
+				    MAX_ROOTS);
+				goto out;
+			}
+			roots[nroots++] = optarg;
+			break;
+		case OPT_NO_AWS:
+			aws = false;
+			break;
+		case OPT_NO_DEBUG:
+			no_debug = true;
+			break;
+		case 'q':
+			quiet = true;
+			break;
+		case 'h':
+			fputs(attest_help, stdout);
+			return 0;
+		case ':':
+			r = ward_errf(
+			    WARD_EUSAGE, "%s needs a value", argv[optind - 1]);
+			goto out;
+		default:
+			r = ward_errf(WARD_EUSAGE,
+			    "unknown option %s (see ward attest --help)",
+			    argv[optind - 1]);
+			goto out;
+		}
+	}
+	if (optind != argc) {
+		r = ward_errf(WARD_EUSAGE, "unexpected argument %s",
+		    ward_quotes(argv[optind]));
+		goto out;
+	}
+	if (!have) {
+		r = ward_errf(WARD_EUSAGE,
+		    "which enclave? give --enclave-cid N or --agent ADDR");
+		goto out;
+	}
+	if ((r = ward_attest_roots_new(aws, &rs)) != 0)
+		goto out;
+	for (size_t i = 0; i < nroots; i++)
+		if ((r = ward_attest_roots_add_file(rs, roots[i])) != 0)
+			goto out;
+	if (nroots == 0 && (r = add_local_root(rs)) != 0)
+		goto out;
+	if (!aws && nroots == 0) {
+		r = ward_errf(
+		    WARD_EUSAGE, "--no-aws-root without --root trusts nothing");
+		goto out;
+	}
+	if (!nonce_set) {
+		if ((r = ward_random(nonce, ENCLAVE_NONCE_LEN)) != 0)
+			goto out;
+		nonce_len = ENCLAVE_NONCE_LEN;
+	}
+	if ((r = ward_client_open(&co, &c)) != 0 ||
+	    (r = ward_client_attest(c, nonce, nonce_len, ud_len > 0 ? ud : NULL,
+	         ud_len, &raw)) != 0)
+		goto out;
+	if ((r = ward_attest_parse(raw.p, raw.len, &d)) != 0) {
+		ward_err_prefix(r, "the document %s sent", ward_client_name(c));
+		goto out;
+	}
+	at = time(NULL);
+	vr = ward_attest_verify(d, rs, at, &res);
+	if (vr == 0)
+		vr = check_enclave(d, ex, nex, nonce, nonce_len, no_debug);
+	if (vr != 0) {
+		vr = -WARD_EAUTH;
+		snprintf(why, sizeof(why), "%s", ward_errmsg());
+	} else if (d->debug)
+		fprintf(stderr,
+		    "ward attest: warning: the enclave runs in debug mode: its "
+		    "PCRs are all zeros, so the document does not say which "
+		    "image runs (--no-debug refuses it)\n");
+	else if (nex == 0)
+		fprintf(stderr,
+		    "ward attest: warning: no --expect-pcr: this shows that an "
+		    "enclave under a trusted root answered, not which image it "
+		    "runs (compare PCR0 with the vendor's)\n");
+	if ((j = doc_json(d)) == NULL) {
+		r = ward_enomem();
+		goto out;
+	}
+	json_object_set_new(j, "Enclave", json_string(ward_client_name(c)));
+	json_object_set_new(j, "Verified", json_boolean(vr == 0));
+	if (vr == 0) {
+		json_object_set_new(j, "Root", json_string(res.root_name));
+		json_object_set_new(
+		    j, "RootSHA256", json_string(res.root_sha256));
+		json_object_set_new(
+		    j, "RootKind", json_string(res.aws ? "aws" : "local"));
+	} else
+		json_object_set_new(j, "Error", json_string(why));
+	if (!quiet) {
+		char at_s[80];
+
+		rfc3339((int64_t)at, -1, at_s, sizeof(at_s));
+		json_object_set_new(j, "CheckedAt", json_string(at_s));
+		json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		fputc('\n', stdout);
+		fflush(stdout);
+	}
+	r = vr != 0 ? ward_errf(WARD_EAUTH, "%s: %s", ward_client_name(c), why)
+	            : 0;
+out:
+	json_decref(j);
+	ward_attest_doc_free(d);
+	ward_attest_roots_free(rs);
+	ward_buf_free(&raw);
+	ward_client_close(c);
+	return r != 0 ? cli_fail("attest", r) : 0;
+}
+
 int
 cmd_attest_main(int argc, char **argv)
 {
@@ -564,9 +894,13 @@ cmd_attest_main(int argc, char **argv)
 		return attest_verify(argc - 1, argv + 1);
 	if (strcmp(argv[1], "nsm") == 0)
 		return attest_nsm(argc - 1, argv + 1);
+	/* no subcommand, only flags: ask a running enclave */
+	if (argv[1][0] == '-')
+		return attest_enclave(argc, argv);
 	return cli_fail("attest",
 	    ward_errf(WARD_EUSAGE,
-	        "unknown subcommand %s (ward attest verify | nsm)",
+	        "unknown subcommand %s (ward attest --enclave-cid N | verify "
+	        "| nsm)",
 	        ward_quotes(argv[1])));
 }
 

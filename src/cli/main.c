@@ -32,6 +32,12 @@ static const struct ward_cmd commands[] = {
     {"console", cmd_console_main, "stream a debug-mode enclave's console"},
     {"proxy", cmd_proxy_main,
         "relay enclaves' vsock connections to an allowlisted TCP server"},
+    {"agent", cmd_agent_main,
+        "the in-enclave server (attestation, workspace, exec)"},
+    {"sync", cmd_sync_main, "mount an enclave's workspace (FUSE)"},
+    {"cp", cmd_cp_main, "copy files to or from an enclave's workspace"},
+    {"exec", cmd_exec_main,
+        "decrypt an application inside an enclave and run it"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

@@ -9,12 +9,17 @@
  * signed; curl adds only User-Agent and Content-Length (never signed by
  * the SDKs either). Its Accept and "Expect: 100-continue" are suppressed.
  */
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <curl/curl.h>
 #include <jansson.h>
@@ -35,6 +40,12 @@ struct ward_kms_client {
 	char *unix_socket;
 	char *ca_file;
 	long timeout_ms;
+	/* opts.connect: curl's sockets come from it */
+	int (*connect)(void *ctx, int *fd);
+	void *connect_ctx;
+	struct curl_slist *connect_to;
+	bool relay; /* this libcurl needs the relay (below) */
+	char connect_err[512]; /* why the last connect failed */
 };
 
 /* ---- process-wide curl setup ------------------------------------------ */
@@ -380,7 +391,234 @@ ward_kms_client_free(struct ward_kms_client *c)
 	free(c->region);
 	free(c->unix_socket);
 	free(c->ca_file);
+	curl_slist_free_all(c->connect_to);
 	free(c);
+}
+
+/*
+ * Sockets from opts.connect. curl asks for a socket where it would call
+ * socket(2), is told it is already connected, and closes it with close(2)
+ * through us. It still "resolves" the URL's host first: CONNECT_TO maps
+ * every host to 127.0.0.1, which curl takes as a literal without a
+ * lookup (an enclave has no DNS), while the Host header and TLS SNI and
+ * certificate check keep the URL's name.
+ *
+ * libcurl 7.87.0 to 7.88.1 (Debian 12 has 7.88.1) connect() a socket even
+ * when the sockopt callback says it is connected already, which fails
+ * (curl issue #10626, fixed in 8.0.0), and they accept no address family
+ * but IP and Unix in its place. With those, the connection is relayed:
+ * curl gets a fresh Unix socket to connect to a private listener (an
+ * autobound abstract name, so nothing appears in any directory), and a
+ * thread copies bytes between what it accepts and the connection from
+ * opts.connect until both directions have ended.
+ */
+#define RELAY_CHUNK 16384
+
+struct relay {
+	int listen_fd; /* the private listener curl connects to */
+	int far_fd; /* the connection from opts.connect */
+	long timeout_ms; /* for curl to connect */
+};
+
+static bool
+relay_needed(void)
+{
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+	return v->version_num >= 0x075700 && v->version_num < 0x080000;
+}
+
+/* Write all of p to fd; false when the peer is gone. */
+static bool
+relay_write(int fd, const uint8_t *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return false;
+		p += k;
+		n -= (size_t)k;
+	}
+	return true;
+}
+
+static void *
+relay_main(void *arg)
+{
+	struct relay *rl = arg;
+	struct pollfd pf[2];
+	uint8_t buf[RELAY_CHUNK];
+	bool open_in[2] = {true, true}; /* near, far */
+	int near = -1, n;
+
+	/*
+	 * The abstract name is visible in /proc/net/unix: anyone in the
+	 * enclave could connect first. Only this process's curl is taken;
+	 * others are closed, until curl comes or the connect timeout ends.
+	 */
+	pf[0] = (struct pollfd){.fd = rl->listen_fd, .events = POLLIN};
+	for (double end = ward_now() + (double)rl->timeout_ms / 1e3;;) {
+		struct ucred who;
+		socklen_t wl = sizeof(who);
+		double left = end - ward_now();
+
+		if (left <= 0)
+			break;
+		n = poll(pf, 1, (int)(left * 1e3) + 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		near = accept4(rl->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+		if (near < 0)
+			continue;
+		if (getsockopt(near, SOL_SOCKET, SO_PEERCRED, &who, &wl) == 0 &&
+		    who.pid == getpid())
+			break;
+		close(near);
+		near = -1;
+	}
+	close(rl->listen_fd);
+	if (near < 0)
+		goto out;
+	/* pf[i] is read, and what arrives is written to the other */
+	pf[0] = (struct pollfd){.fd = near, .events = POLLIN};
+	pf[1] = (struct pollfd){.fd = rl->far_fd, .events = POLLIN};
+	while (open_in[0] || open_in[1]) {
+		if (poll(pf, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		for (int i = 0; i < 2; i++) {
+			ssize_t k;
+
+			if (!open_in[i] ||
+			    (pf[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0)
+				continue;
+			k = recv(pf[i].fd, buf, sizeof(buf), 0);
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k > 0) {
+				if (!relay_write(pf[1 - i].fd, buf, (size_t)k))
+					goto out; /* the other end is gone */
+				continue;
+			}
+			/* a reset, or curl closed the connection: it wants
+			 * nothing more from this one */
+			if (k < 0 || i == 0)
+				goto out;
+			/* the far end is done: curl reads to the end */
+			shutdown(pf[1 - i].fd, SHUT_WR);
+			open_in[i] = false;
+			pf[i].fd = -1;
+		}
+	}
+out:
+	ward_cleanse(buf, sizeof(buf));
+	if (near >= 0)
+		close(near);
+	close(rl->far_fd);
+	free(rl);
+	return NULL;
+}
+
+/* A Unix socket for curl to connect to *addr, relayed to far_fd (taken). */
+static int
+relay_start(struct ward_kms_client *c, int far_fd, struct curl_sockaddr *addr,
+    int *curl_fd)
+{
+	struct sockaddr_un un = {.sun_family = AF_UNIX};
+	socklen_t len = sizeof(sa_family_t);
+	struct relay *rl = NULL;
+	pthread_attr_t ta;
+	pthread_t t;
+	int lfd = -1, fd = -1, e;
+
+	*curl_fd = -1;
+	if ((rl = calloc(1, sizeof(*rl))) == NULL) {
+		close(far_fd);
+		return ward_enomem();
+	}
+	/* binding just the family autobinds an abstract name */
+	if ((lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(lfd, (struct sockaddr *)&un, len) != 0 ||
+	    listen(lfd, 1) != 0) {
+		e = errno;
+		goto fail;
+	}
+	len = sizeof(un);
+	if (getsockname(lfd, (struct sockaddr *)&un, &len) != 0 ||
+	    (fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		e = errno;
+		goto fail;
+	}
+	/* "\0" and 5 hex digits: within struct sockaddr, as curl has it */
+	if (len > sizeof(addr->addr)) {
+		e = ENAMETOOLONG;
+		goto fail;
+	}
+	rl->listen_fd = lfd;
+	rl->far_fd = far_fd;
+	rl->timeout_ms = c->timeout_ms;
+	pthread_attr_init(&ta);
+	pthread_attr_setdetachstate(&ta, PTHREAD_CREATE_DETACHED);
+	e = pthread_create(&t, &ta, relay_main, rl);
+	pthread_attr_destroy(&ta);
+	if (e != 0)
+		goto fail;
+	addr->family = AF_UNIX;
+	addr->socktype = SOCK_STREAM;
+	addr->protocol = 0;
+	addr->addrlen = len;
+	memcpy(&addr->addr, &un, len);
+	*curl_fd = fd;
+	return 0;
+fail:
+	if (lfd >= 0)
+		close(lfd);
+	if (fd >= 0)
+		close(fd);
+	close(far_fd);
+	free(rl);
+	return ward_errf(WARD_EIO, "KMS connection relay: %s", strerror(e));
+}
+
+static curl_socket_t
+open_socket(void *ctx, curlsocktype purpose, struct curl_sockaddr *addr)
+{
+	struct ward_kms_client *c = ctx;
+	int fd = -1, curl_fd;
+
+	if (purpose != CURLSOCKTYPE_IPCXN) {
+		snprintf(c->connect_err, sizeof(c->connect_err),
+		    "unexpected socket purpose %d", (int)purpose);
+		return CURL_SOCKET_BAD;
+	}
+	if (c->connect(c->connect_ctx, &fd) != 0 || fd < 0 ||
+	    (c->relay && relay_start(c, fd, addr, &curl_fd) != 0)) {
+		snprintf(c->connect_err, sizeof(c->connect_err), "%s",
+		    ward_errmsg());
+		return CURL_SOCKET_BAD;
+	}
+	return c->relay ? curl_fd : fd;
+}
+
+static int
+sockopt_connected(void *ctx, curl_socket_t fd, curlsocktype purpose)
+{
+	struct ward_kms_client *c = ctx;
+
+	return c->relay ? CURL_SOCKOPT_OK : CURL_SOCKOPT_ALREADY_CONNECTED;
+}
+
+static int
+close_socket(void *ctx, curl_socket_t fd)
+{
+	return close(fd);
 }
 
 static int
@@ -400,6 +638,16 @@ copy_credentials(
 	memcpy(dst->source, src->source, sizeof(dst->source));
 	dst->source[sizeof(dst->source) - 1] = '\0';
 	return 0;
+}
+
+int
+ward_kms_client_set_credentials(
+    struct ward_kms_client *c, const struct ward_aws_credentials *cred)
+{
+	ward_aws_credentials_clear(&c->cred);
+	if (cred == NULL)
+		return 0;
+	return copy_credentials(&c->cred, cred);
 }
 
 static bool
@@ -449,7 +697,18 @@ ward_kms_client_new(
 		goto out;
 	/* AWS_CA_BUNDLE: the SDKs' way to name trust anchors. */
 	ca = o->ca_file != NULL ? o->ca_file : env("AWS_CA_BUNDLE");
-	if ((o->unix_socket != NULL &&
+	if (o->unix_socket != NULL && o->connect != NULL) {
+		r = ward_errf(WARD_EUSAGE,
+		    "KMS client: give a Unix socket or a connect function, not both");
+		goto out;
+	}
+	c->connect = o->connect;
+	c->connect_ctx = o->connect_ctx;
+	c->relay = c->connect != NULL && relay_needed();
+	if ((c->connect != NULL &&
+	        (c->connect_to = curl_slist_append(NULL, "::127.0.0.1:")) ==
+	            NULL) ||
+	    (o->unix_socket != NULL &&
 	        (c->unix_socket = strdup(o->unix_socket)) == NULL) ||
 	    (ca != NULL && (c->ca_file = strdup(ca)) == NULL)) {
 		r = ward_enomem();
@@ -481,6 +740,29 @@ ward_kms_client_new(
 		setopt_failed(&cc,
 		    curl_easy_setopt(
 		        c->h, CURLOPT_UNIX_SOCKET_PATH, c->unix_socket));
+	if (c->connect != NULL) {
+		setopt_failed(&cc,
+		    curl_easy_setopt(
+		        c->h, CURLOPT_OPENSOCKETFUNCTION, open_socket));
+		setopt_failed(
+		    &cc, curl_easy_setopt(c->h, CURLOPT_OPENSOCKETDATA, c));
+		setopt_failed(&cc,
+		    curl_easy_setopt(
+		        c->h, CURLOPT_SOCKOPTFUNCTION, sockopt_connected));
+		setopt_failed(
+		    &cc, curl_easy_setopt(c->h, CURLOPT_SOCKOPTDATA, c));
+		setopt_failed(&cc,
+		    curl_easy_setopt(
+		        c->h, CURLOPT_CLOSESOCKETFUNCTION, close_socket));
+		setopt_failed(
+		    &cc, curl_easy_setopt(c->h, CURLOPT_CLOSESOCKETDATA, c));
+		setopt_failed(&cc,
+		    curl_easy_setopt(c->h, CURLOPT_CONNECT_TO, c->connect_to));
+		/* not a TCP socket; and no http_proxy from the environment */
+		setopt_failed(
+		    &cc, curl_easy_setopt(c->h, CURLOPT_TCP_NODELAY, 0L));
+		setopt_failed(&cc, curl_easy_setopt(c->h, CURLOPT_PROXY, ""));
+	}
 	if (c->ca_file != NULL)
 		setopt_failed(
 		    &cc, curl_easy_setopt(c->h, CURLOPT_CAINFO, c->ca_file));
@@ -585,6 +867,12 @@ ward_kms_call(struct ward_kms_client *c, const char *operation, json_t *request,
 	if (r != 0)
 		goto out;
 
+	if (c->cred.access_key_id == NULL ||
+	    c->cred.secret_access_key == NULL) {
+		r = ward_errf(
+		    WARD_EUSAGE, "KMS %s: no AWS credentials", operation);
+		goto out;
+	}
 	ward_sigv4_amz_date(time(NULL), date);
 	snprintf(target, sizeof(target), "TrentService.%s", operation);
 	sh[nsh++] = (struct ward_sigv4_header){"Host", c->host};
@@ -639,6 +927,7 @@ ward_kms_call(struct ward_kms_client *c, const char *operation, json_t *request,
 	curl_easy_setopt(c->h, CURLOPT_WRITEDATA, &rs);
 	curl_easy_setopt(c->h, CURLOPT_HEADERDATA, &rs);
 	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, errbuf);
+	c->connect_err[0] = '\0';
 	cc = curl_easy_perform(c->h);
 	curl_easy_setopt(c->h, CURLOPT_HTTPHEADER, NULL);
 	curl_easy_setopt(c->h, CURLOPT_ERRORBUFFER, NULL);
@@ -657,7 +946,9 @@ ward_kms_call(struct ward_kms_client *c, const char *operation, json_t *request,
 	}
 	if (cc != CURLE_OK) {
 		snprintf(e->message, sizeof(e->message), "%s",
-		    errbuf[0] != '\0' ? errbuf : curl_easy_strerror(cc));
+		    c->connect_err[0] != '\0' ? c->connect_err
+		        : errbuf[0] != '\0'   ? errbuf
+		                              : curl_easy_strerror(cc));
 		r = ward_errf(
 		    WARD_EIO, "KMS %s: %s: %s", operation, c->url, e->message);
 		goto out;

@@ -1,0 +1,108 @@
+/*
+ * The agent's parts: server.c (connections, hello, dispatch, ATTEST),
+ * workspace.c (file operations, PUT/GET streams), exec.c (EXEC, CANCEL),
+ * keys.c (key release: attested KMS Recipient through the proxy).
+ */
+#ifndef WARD_AGENT_INTERNAL_H
+#define WARD_AGENT_INTERNAL_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "ward/agent.h"
+#include "ward/transport.h"
+
+struct ward_keyring;
+struct agent_put; /* workspace.c */
+struct agent_exec; /* exec.c */
+
+struct agent {
+	struct ward_agent_opts o;
+	char ws_path[PATH_MAX]; /* the workspace directory */
+	int ws_fd; /* O_PATH|O_DIRECTORY descriptor of it */
+	uint64_t ws_max; /* bytes the workspace may hold */
+	char apps_path[PATH_MAX]; /* where exec unpacks apps (0700) */
+	struct ward_addr kms_proxy;
+	char nsm_path[PATH_MAX];
+
+	pthread_mutex_t lock; /* guards what follows */
+	unsigned conns; /* open connections */
+	struct agent_conn *conn_list;
+	uint64_t exec_seq; /* names apps_path/<seq> directories */
+};
+
+struct agent_conn {
+	struct agent *a;
+	int fd;
+	pthread_mutex_t wlock; /* one frame at a time on fd */
+	bool broken; /* a write failed: the peer is gone */
+
+	pthread_mutex_t lock; /* guards the lists below */
+	struct agent_put *puts; /* PUTs in progress (workspace.c) */
+	struct agent_exec *execs; /* EXECs running (exec.c) */
+
+	struct agent_conn *next; /* server.c's list of open connections */
+};
+
+/*
+ * Send one message on c (thread-safe). 0, or -WARD_EIO once the peer is
+ * gone (then c->broken is set and later sends fail at once).
+ */
+int agent_send(struct agent_conn *c, const struct ward_msg *m);
+/* OK for id with no fields. */
+int agent_send_ok(struct agent_conn *c, uint64_t id);
+/* ERR for id with code and a formatted message. */
+int agent_send_err(struct agent_conn *c, uint64_t id, const char *code,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* ERR for id from a ward error: ward_err_code(r) and ward_errmsg(). */
+int agent_send_ward_err(struct agent_conn *c, uint64_t id, int r);
+
+/*
+ * Handlers. Each is called on the connection's reader thread with a
+ * decoded message it owns until it returns (m->data points into the frame,
+ * valid only during the call). Return 0 to keep reading (protocol errors
+ * have been answered with ERR), or a negative ward error to close the
+ * connection (the peer broke the protocol or is gone).
+ */
+int agent_attest_handle(struct agent_conn *c, struct ward_msg *m);
+
+/* Workspace: STAT LIST READ WRITE CREATE TRUNCATE UNLINK MKDIR RMDIR
+ * RENAME CHMOD UTIMENS STATFS PUT GET, and DATA/END for PUT ids. */
+int agent_ws_init(struct agent *a);
+void agent_ws_fini(struct agent *a);
+int agent_ws_handle(struct agent_conn *c, struct ward_msg *m);
+/* Open path (a workspace path as in messages) beneath the workspace with
+ * open(2) flags; errors name the path. For exec and model loading. */
+int agent_ws_open(struct agent *a, const char *path, int flags, int *fd);
+/* True when id is a PUT in progress on c (DATA/END go to the workspace). */
+bool agent_ws_owns(struct agent_conn *c, uint64_t id);
+/* The connection is closing: drop unfinished PUTs (nothing of them stays). */
+void agent_ws_conn_close(struct agent_conn *c);
+
+/* Exec: EXEC and CANCEL. EXEC runs on its own thread; its OUT/EXIT/ERR
+ * frames go through agent_send. */
+int agent_exec_init(struct agent *a);
+int agent_exec_handle(struct agent_conn *c, struct ward_msg *m);
+/* The connection is closing: kill its running apps, wait for their
+ * threads, wipe their directories. */
+void agent_exec_conn_close(struct agent_conn *c);
+
+/*
+ * Key release: a KMS keyring for the request's credentials, region and
+ * endpoint, reaching KMS through a->kms_proxy, whose Decrypt carries a
+ * Recipient (a fresh RSA key and an NSM attestation document binding it).
+ * m->key_ids limit which keys may open the message (none: any aws-kms
+ * key). Free with agent_keys_free; credentials are zeroed then.
+ */
+struct agent_keys;
+int agent_keys_new(struct agent *a, const struct ward_msg *m,
+    struct agent_keys **out, struct ward_keyring **keyring);
+void agent_keys_free(struct agent_keys *k);
+/* Make the first recipient key in the background, at agent start. */
+void agent_keys_warm(void);
+/* At agent exit: stop making keys (waits for one in the making). */
+void agent_keys_stop(void);
+
+#endif
