@@ -160,6 +160,7 @@ static struct {
 	pthread_cond_t wake; /* the generator has work */
 	EVP_PKEY *cur; /* in service */
 	struct ward_buf cur_spki;
+	struct ward_buf cur_doc; /* the NSM's document binding it, once made */
 	double cur_since; /* first use */
 	unsigned cur_uses;
 	EVP_PKEY *next; /* made, never used */
@@ -195,6 +196,7 @@ retire_cur(void)
 	EVP_PKEY_free(pool.cur);
 	pool.cur = NULL;
 	ward_buf_free(&pool.cur_spki);
+	ward_buf_free(&pool.cur_doc);
 	pool.cur_uses = 0;
 }
 
@@ -415,28 +417,53 @@ recipient_get(void *ctx, struct ward_buf *doc, void **pkey)
 	struct ward_buf spki = {0};
 	struct ward_nsm_opt pub;
 	EVP_PKEY *key = NULL;
+	bool cached = false;
 	int r;
 
 	*pkey = NULL;
 	if ((r = recipient_take(&key, &spki)) != 0)
 		goto out;
-	pub = (struct ward_nsm_opt){.present = true, .v = {spki.p, spki.len}};
-	pthread_mutex_lock(&nsm_lock);
-	if (nsm_shared == NULL)
-		r = ward_nsm_open(
-		    k->a->nsm_path[0] != '\0' ? k->a->nsm_path : NULL,
-		    &nsm_shared);
-	if (r == 0 &&
-	    (r = ward_nsm_attestation(nsm_shared, NULL, NULL, &pub, doc)) !=
-	        0) {
-		/* a broken connection is opened afresh next time */
-		ward_nsm_close(nsm_shared);
-		nsm_shared = NULL;
+	/*
+	 * One document per recipient key: it binds the key (and the PCRs,
+	 * which do not change), so each KMS request may carry it for the
+	 * key's life (60 s, 1,000 uses) without weakening anything: KMS
+	 * seals to the key, whose private half never leaves this agent. It
+	 * saves the NSM's signature per request, and KMS's check of a
+	 * document it has seen.
+	 */
+	pthread_mutex_lock(&pool.lock);
+	if (pool.cur == key && pool.cur_doc.len > 0) {
+		r = ward_buf_append(doc, pool.cur_doc.p, pool.cur_doc.len);
+		cached = true;
 	}
-	pthread_mutex_unlock(&nsm_lock);
-	if (r != 0) {
-		r = ward_err_prefix(r, "attestation for KMS");
+	pthread_mutex_unlock(&pool.lock);
+	if (r != 0)
 		goto out;
+	if (!cached) {
+		pub = (struct ward_nsm_opt){
+		    .present = true, .v = {spki.p, spki.len}};
+		pthread_mutex_lock(&nsm_lock);
+		if (nsm_shared == NULL)
+			r = ward_nsm_open(
+			    k->a->nsm_path[0] != '\0' ? k->a->nsm_path : NULL,
+			    &nsm_shared);
+		if (r == 0 &&
+		    (r = ward_nsm_attestation(
+		         nsm_shared, NULL, NULL, &pub, doc)) != 0) {
+			/* a broken connection is opened afresh next time */
+			ward_nsm_close(nsm_shared);
+			nsm_shared = NULL;
+		}
+		pthread_mutex_unlock(&nsm_lock);
+		if (r != 0) {
+			r = ward_err_prefix(r, "attestation for KMS");
+			goto out;
+		}
+		pthread_mutex_lock(&pool.lock);
+		if (pool.cur == key && pool.cur_doc.len == 0 &&
+		    ward_buf_append(&pool.cur_doc, doc->p, doc->len) != 0)
+			pool.cur_doc.len = 0; /* only speed is lost */
+		pthread_mutex_unlock(&pool.lock);
 	}
 	*pkey = key;
 	key = NULL;
