@@ -92,7 +92,8 @@ void agent_exec_conn_close(struct agent_conn *c);
 /*
  * Key release: a KMS keyring for the request's credentials, region and
  * endpoint, reaching KMS through a->kms_proxy, whose Decrypt carries a
- * Recipient (a fresh RSA key and an NSM attestation document binding it).
+ * Recipient (an RSA key only this agent holds and an NSM attestation
+ * document binding it).
  * m->key_ids limit which keys may open the message (none: any aws-kms
  * key). Free with agent_keys_free; credentials are zeroed then.
  */

@@ -13,12 +13,13 @@
  * agent memory and a background thread keeps a second one ready:
  *
  *   - a key serves at most RECIPIENT_MAX_AGE_S (60 s) from its first use
- *     and at most RECIPIENT_MAX_USES (1,000) attestation documents,
- *     whichever comes first; it is then freed (EVP_PKEY_free cleanses
- *     RSA private keys) and the ready one takes its place;
+ *     and at most RECIPIENT_MAX_USES (1,000) requests, whichever comes
+ *     first; it is then freed (EVP_PKEY_free cleanses RSA private keys)
+ *     and the ready one takes its place;
  *   - a retired key lives on only in requests still holding a reference;
- *   - each request still gets a fresh attestation document binding the
- *     key, so KMS checks the enclave's measurements every time.
+ *   - one NSM document binds the key for its life (see recipient_get):
+ *     KMS checks the enclave's measurements in it on every request, and
+ *     a replayed copy gets only data keys sealed to this key.
  *
  * The key never leaves the agent process: the NSM sees its public half,
  * KMS its public half through the document. What it protects is a data
