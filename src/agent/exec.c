@@ -1027,6 +1027,7 @@ bundle_stat(int dfd, const char *rel, struct stat *st)
 	};
 	int fd, e = 0, tries = 0;
 
+	memset(st, 0, sizeof(*st));
 	do
 		fd = (int)syscall(SYS_openat2, dfd, rel, &how, sizeof(how));
 	while (fd < 0 && (errno == EAGAIN || errno == EINTR) && ++tries < 32);
@@ -1251,7 +1252,7 @@ relay(struct agent_exec *x, int out_fd, int err_fd, int *status)
 	pf[1] = (struct pollfd){.fd = err_fd, .events = POLLIN};
 	pf[2] = (struct pollfd){.fd = pidfd, .events = POLLIN};
 	while (open_pipes > 0) {
-		int timeout = pidfd >= 0 ? -1 : 100, n;
+		int timeout = pidfd >= 0 ? -1 : 100;
 
 		if (gone) {
 			double left = drain_until - ward_now();
@@ -1261,7 +1262,7 @@ relay(struct agent_exec *x, int out_fd, int err_fd, int *status)
 			timeout = (int)(left * 1000) + 1;
 			pf[2].fd = -1;
 		}
-		if ((n = poll(pf, 3, timeout)) < 0) {
+		if (poll(pf, 3, timeout) < 0) {
 			if (errno == EINTR)
 				continue;
 			r = ward_errf(WARD_EIO, "poll: %s", strerror(errno));
@@ -1405,7 +1406,8 @@ run_app(struct agent_exec *x, int *status, const char **code)
 	while ((got = read(st[0], &e, sizeof(e))) < 0 && errno == EINTR)
 		;
 	if (got == (ssize_t)sizeof(e)) {
-		r = relay(x, out[0], err[0], status);
+		/* whatever it printed before failing, then the cause */
+		(void)relay(x, out[0], err[0], status);
 		out[0] = err[0] = -1;
 		*code = ward_errno_code(e);
 		r = ward_errf(WARD_EIO, "cannot run %s: %s",
