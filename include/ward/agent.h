@@ -186,6 +186,14 @@ struct ward_msg {
 int ward_msg_decode(const uint8_t *p, size_t n, struct ward_msg *out);
 /* Encode m (only the fields its type uses) as one frame body. */
 int ward_msg_encode(const struct ward_msg *m, struct ward_buf *out);
+/*
+ * Encode m without its payload (m->data is ignored) but announcing n
+ * payload bytes, which the caller sends right after as the rest of the
+ * same frame (ward_frame_write2): large payloads are never copied. For
+ * DATA, OUT, WRITE, and OK with no other result.
+ */
+int ward_msg_encode_head(
+    const struct ward_msg *m, size_t n, struct ward_buf *out);
 /* Free what decode allocated and zero the credentials; m is then empty. */
 void ward_msg_free(struct ward_msg *m);
 

@@ -1065,6 +1065,62 @@ ward_msg_encode(const struct ward_msg *m, struct ward_buf *out)
 	return 0;
 }
 
+/* The CBOR head of a byte string of n bytes (RFC 8949 §3.1, major 2). */
+static int
+bytes_head(struct ward_buf *b, size_t n)
+{
+	uint8_t h[9];
+	size_t k;
+
+	if (n < 24) {
+		h[0] = (uint8_t)(0x40 | n);
+		k = 1;
+	} else if (n <= UINT8_MAX) {
+		h[0] = 0x58;
+		h[1] = (uint8_t)n;
+		k = 2;
+	} else if (n <= UINT16_MAX) {
+		h[0] = 0x59;
+		ward_store16(h + 1, (uint16_t)n);
+		k = 3;
+	} else if (n <= UINT32_MAX) {
+		h[0] = 0x5a;
+		ward_store32(h + 1, (uint32_t)n);
+		k = 5;
+	} else {
+		h[0] = 0x5b;
+		ward_store64(h + 1, (uint64_t)n);
+		k = 9;
+	}
+	return ward_buf_append(b, h, k);
+}
+
+/*
+ * "d" is the last key of every type that carries it (when OK carries no
+ * other result), so the map is encoded with an empty byte string there,
+ * whose head (0x40) is swapped for one announcing n bytes.
+ */
+int
+ward_msg_encode_head(const struct ward_msg *m, size_t n, struct ward_buf *out)
+{
+	struct ward_msg head = *m;
+	int r;
+
+	head.data = (const uint8_t *)"";
+	head.data_len = 0;
+	if ((r = ward_msg_encode(&head, out)) != 0)
+		return r;
+	if (out->len == 0 || out->p[out->len - 1] != 0x40 ||
+	    (m->type == WARD_MSG_OK &&
+	        (m->document != NULL || m->has_st || m->entries != NULL ||
+	            m->has_fs)))
+		return ward_errf(WARD_EINTERNAL,
+		    "agent message: the payload is not the last field of %s",
+		    ward_msg_type_name(m->type));
+	out->len--;
+	return bytes_head(out, n);
+}
+
 /* ------------------------------------------------------------------ */
 /* Error codes                                                        */
 

@@ -49,73 +49,26 @@ on_stop(int sig)
 /* ------------------------------------------------------------------ */
 /* Sending                                                            */
 
-/* The CBOR head of a byte string of n bytes (RFC 8949 §3.1, major 2). */
-static int
-bytes_head(struct ward_buf *b, size_t n)
-{
-	uint8_t h[9];
-	size_t k;
-
-	if (n < 24) {
-		h[0] = (uint8_t)(0x40 | n);
-		k = 1;
-	} else if (n <= UINT8_MAX) {
-		h[0] = 0x58;
-		h[1] = (uint8_t)n;
-		k = 2;
-	} else if (n <= UINT16_MAX) {
-		h[0] = 0x59;
-		ward_store16(h + 1, (uint16_t)n);
-		k = 3;
-	} else if (n <= UINT32_MAX) {
-		h[0] = 0x5a;
-		ward_store32(h + 1, (uint32_t)n);
-		k = 5;
-	} else {
-		h[0] = 0x5b;
-		ward_store64(h + 1, (uint64_t)n);
-		k = 9;
-	}
-	return ward_buf_append(b, h, k);
-}
-
 int
 agent_send(struct agent_conn *c, const struct ward_msg *m)
 {
 	struct ward_buf b = {0};
 	const uint8_t *tail = NULL;
 	size_t tail_len = 0;
-	struct ward_msg head;
 	int r;
 
-	/*
-	 * Large payloads are not copied into the encoding: encode the map
-	 * with an empty "d" last, and send the payload bytes as the tail of
-	 * the same frame. "d" is the last key for every type that has it.
-	 */
-	head = *m;
+	/* large payloads go out as the frame's tail, not copied */
 	if ((m->type == WARD_MSG_DATA || m->type == WARD_MSG_OUT ||
 	        m->type == WARD_MSG_OK) &&
 	    m->data != NULL && m->data_len > 256 && m->document == NULL &&
 	    !m->has_st && m->entries == NULL && !m->has_fs) {
-		head.data = (const uint8_t *)"";
-		head.data_len = 0;
 		tail = m->data;
 		tail_len = m->data_len;
-	}
-	if ((r = ward_msg_encode(&head, &b)) != 0)
+		r = ward_msg_encode_head(m, tail_len, &b);
+	} else
+		r = ward_msg_encode(m, &b);
+	if (r != 0)
 		goto out;
-	if (tail != NULL) {
-		/* replace the empty byte string (0x40) with the real head */
-		if (b.len == 0 || b.p[b.len - 1] != 0x40) {
-			r = ward_errf(WARD_EINTERNAL,
-			    "agent: payload is not the last field");
-			goto out;
-		}
-		b.len--;
-		if ((r = bytes_head(&b, tail_len)) != 0)
-			goto out;
-	}
 	pthread_mutex_lock(&c->wlock);
 	if (c->broken)
 		r = ward_errf(WARD_EIO, "agent: the host has gone");

@@ -70,60 +70,16 @@ ward_client_send(struct ward_client *c, const struct ward_msg *m)
 	return client_write(c, &c->tx, NULL, 0);
 }
 
-/* The CBOR head of a byte string of n bytes (RFC 8949 §3.1, major 2). */
-static int
-bytes_head(struct ward_buf *b, size_t n)
-{
-	uint8_t h[9];
-	size_t k;
-
-	if (n < 24) {
-		h[0] = (uint8_t)(0x40 | n);
-		k = 1;
-	} else if (n <= UINT8_MAX) {
-		h[0] = 0x58;
-		h[1] = (uint8_t)n;
-		k = 2;
-	} else if (n <= UINT16_MAX) {
-		h[0] = 0x59;
-		ward_store16(h + 1, (uint16_t)n);
-		k = 3;
-	} else if (n <= UINT32_MAX) {
-		h[0] = 0x5a;
-		ward_store32(h + 1, (uint32_t)n);
-		k = 5;
-	} else {
-		h[0] = 0x5b;
-		ward_store64(h + 1, (uint64_t)n);
-		k = 9;
-	}
-	return ward_buf_append(b, h, k);
-}
-
-/*
- * "d" is the last key of DATA and WRITE (docs/protocol.md's field order,
- * which the encoder follows), so the map is encoded with an empty byte
- * string there, whose head (0x40) is swapped for the real one, and the
- * payload goes out as the tail of the same frame with no copy.
- */
+/* The payload goes out as the tail of the same frame, not copied
+ * (ward_msg_encode_head). */
 int
 ward_client_send_payload(
     struct ward_client *c, const struct ward_msg *m, const void *p, size_t n)
 {
-	struct ward_msg head = *m;
 	int r;
 
-	head.data = (const uint8_t *)"";
-	head.data_len = 0;
 	c->tx.len = 0;
-	if ((r = ward_msg_encode(&head, &c->tx)) != 0)
-		return r;
-	if (c->tx.len == 0 || c->tx.p[c->tx.len - 1] != 0x40)
-		return ward_errf(WARD_EINTERNAL,
-		    "client: the payload is not the last field of a %s message",
-		    ward_msg_type_name(m->type));
-	c->tx.len--;
-	if ((r = bytes_head(&c->tx, n)) != 0)
+	if ((r = ward_msg_encode_head(m, n, &c->tx)) != 0)
 		return r;
 	return client_write(c, &c->tx, p, n);
 }

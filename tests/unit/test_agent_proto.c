@@ -333,6 +333,36 @@ test_bad_messages(void **state)
 	ward_buf_free(&ok);
 }
 
+/* A head plus the payload sent after it is the whole message, for each
+ * size class of the byte string's head. */
+static void
+test_encode_head(void **state)
+{
+	static const size_t sizes[] = {0, 1, 23, 24, 255, 256, 65535, 65536};
+	static uint8_t payload[65536];
+	struct ward_buf whole = {0}, head = {0};
+	struct ward_msg m = {.type = WARD_MSG_OUT, .id = 3, .fd = 2};
+	struct ward_msg ok = {.type = WARD_MSG_OK, .id = 4, .has_st = true};
+
+	(void)state;
+	memset(payload, 0x5a, sizeof(payload));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		whole.len = head.len = 0;
+		m.data = payload;
+		m.data_len = sizes[i];
+		ASSERT_OK(ward_msg_encode(&m, &whole));
+		ASSERT_OK(ward_msg_encode_head(&m, sizes[i], &head));
+		ASSERT_OK(ward_buf_append(&head, payload, sizes[i]));
+		assert_int_equal(whole.len, head.len);
+		assert_memory_equal(whole.p, head.p, whole.len);
+	}
+	/* an OK whose payload would not be last is refused */
+	head.len = 0;
+	ASSERT_ERR(ward_msg_encode_head(&ok, 10, &head), WARD_EINTERNAL);
+	ward_buf_free(&whole);
+	ward_buf_free(&head);
+}
+
 static void
 test_error_codes(void **state)
 {
@@ -413,6 +443,7 @@ main(void)
 	    cmocka_unit_test(test_known_answers),
 	    cmocka_unit_test(test_roundtrip_every_type),
 	    cmocka_unit_test(test_bad_messages),
+	    cmocka_unit_test(test_encode_head),
 	    cmocka_unit_test(test_error_codes),
 	    cmocka_unit_test(test_frames),
 	};
