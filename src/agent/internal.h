@@ -71,6 +71,8 @@ int agent_attest_handle(struct agent_conn *c, struct ward_msg *m);
 /* Workspace: STAT LIST READ WRITE CREATE TRUNCATE UNLINK MKDIR RMDIR
  * RENAME CHMOD UTIMENS STATFS PUT GET, and DATA/END for PUT ids. */
 int agent_ws_init(struct agent *a);
+/* mkdir -p, mode 0700 for what it makes (workspace.c). */
+int agent_mkdirs(const char *path);
 void agent_ws_fini(struct agent *a);
 int agent_ws_handle(struct agent_conn *c, struct ward_msg *m);
 /* Open path (a workspace path as in messages) beneath the workspace with

@@ -462,27 +462,6 @@ drain(struct agent *a)
 	_exit(0);
 }
 
-static int
-mkdir_private(const char *path)
-{
-	char tmp[PATH_MAX];
-	size_t i, n = strlen(path);
-
-	if (n == 0 || n >= sizeof(tmp))
-		return ward_errf(WARD_EUSAGE, "bad directory %s", path);
-	memcpy(tmp, path, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (tmp[i] != '/' && tmp[i] != '\0')
-			continue;
-		tmp[i] = '\0';
-		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-			return ward_errf(
-			    WARD_EIO, "creating %s: %s", tmp, strerror(errno));
-		tmp[i] = path[i];
-	}
-	return 0;
-}
-
 /* Fill a from o: defaults, addresses, directories. */
 static int
 setup(struct agent *a, const struct ward_agent_opts *o)
@@ -505,7 +484,7 @@ setup(struct agent *a, const struct ward_agent_opts *o)
 	if (strlen(s) >= sizeof(a->apps_path))
 		return ward_errf(WARD_EUSAGE, "--apps-dir: path too long");
 	memcpy(a->apps_path, s, strlen(s) + 1);
-	if ((r = mkdir_private(a->apps_path)) != 0)
+	if ((r = agent_mkdirs(a->apps_path)) != 0)
 		return r;
 	if (chmod(a->apps_path, 0700) != 0)
 		return ward_errf(

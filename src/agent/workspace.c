@@ -290,8 +290,8 @@ ws_room(struct agent *a, uint64_t grow)
 /* ---- init ----------------------------------------------------------- */
 
 /* mkdir -p with mode 0700 for what is missing. */
-static int
-mkdir_parents(const char *path)
+int
+agent_mkdirs(const char *path)
 {
 	char tmp[PATH_MAX];
 	size_t n = strlen(path);
@@ -305,9 +305,8 @@ mkdir_parents(const char *path)
 			continue;
 		tmp[i] = '\0';
 		if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-			return ward_errf(WARD_EIO,
-			    "creating the workspace %s: %s", ward_quotes(tmp),
-			    strerror(errno));
+			return ward_errf(WARD_EIO, "creating %s: %s",
+			    ward_quotes(tmp), strerror(errno));
 		if (i < n)
 			tmp[i] = '/';
 	}
@@ -324,7 +323,7 @@ agent_ws_init(struct agent *a)
 	a->ws_fd = -1;
 	if (a->ws_path[0] == '\0')
 		memcpy(a->ws_path, WS_DEFAULT, sizeof(WS_DEFAULT));
-	if ((r = mkdir_parents(a->ws_path)) != 0)
+	if ((r = agent_mkdirs(a->ws_path)) != 0)
 		return r;
 	if ((a->ws_fd = open(a->ws_path, O_PATH | O_DIRECTORY | O_CLOEXEC)) < 0)
 		return ward_errf(WARD_EIO, "opening the workspace %s: %s",
