@@ -714,7 +714,10 @@ out:
 		} else if (w.err != 0 && w.err == r && r != -WARD_ENOMEM)
 			*code = WARD_CODE_KMS;
 		else if (r == -WARD_EAUTH || r == -WARD_EKEY ||
-		    r == -WARD_ECONTEXT || r == -WARD_EFORMAT)
+		    r == -WARD_ECONTEXT || r == -WARD_EFORMAT ||
+		    r == -WARD_EUNSUPPORTED)
+			/* the bundle cannot be opened, whatever byte of it
+			 * says so (random bytes may name an unknown suite) */
 			*code = WARD_CODE_DECRYPT;
 	}
 	ward_dec_free(dec);
