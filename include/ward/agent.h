@@ -50,6 +50,7 @@ enum ward_msg_type {
 	WARD_MSG_GET,
 	WARD_MSG_EXEC,
 	WARD_MSG_CANCEL,
+	WARD_MSG_INFER,
 	/* streams (DATA both ways, END host -> agent) */
 	WARD_MSG_DATA,
 	WARD_MSG_END,
@@ -147,6 +148,14 @@ struct ward_msg {
 	/* CANCEL */
 	uint64_t target; /* the request id to cancel */
 
+	/* INFER: path is the model's workspace path; the input follows as
+	 * DATA and END; key_ids, cred, region, endpoint as for EXEC */
+	char *format; /* "csv" or "json"; NULL: told from the input */
+	bool receipt; /* answer with a receipt's attestation document */
+	/* OK of INFER: SHA-384 of the model's ciphertext */
+	const uint8_t *model_hash;
+	size_t model_hash_len;
+
 	/* OUT */
 	uint32_t fd; /* 1 or 2 */
 
@@ -197,6 +206,19 @@ int ward_msg_encode_head(
 /* Free what decode allocated and zero the credentials; m is then empty. */
 void ward_msg_free(struct ward_msg *m);
 
+/*
+ * Receipts (docs/protocol.md "infer"): the user data of a receipt's
+ * attestation document is WARD_RECEIPT_TAG followed by
+ * SHA-384(WARD_RECEIPT_TAG || SHA-384(model ciphertext) ||
+ * SHA-384(input) || SHA-384(output)). The agent's ATTEST refuses user data
+ * that starts with the tag, so only INFER can make one.
+ */
+#define WARD_RECEIPT_TAG "ward-receipt-v1:"
+#define WARD_RECEIPT_TAG_LEN 16u
+#define WARD_RECEIPT_UD_LEN (WARD_RECEIPT_TAG_LEN + 48u)
+int ward_receipt_user_data(const uint8_t model[48], const uint8_t input[48],
+    const uint8_t output[48], uint8_t ud[WARD_RECEIPT_UD_LEN]);
+
 /* ERR codes (docs/protocol.md): errno names such as "ENOENT", and: */
 #define WARD_CODE_BAD_REQUEST "BadRequest"
 #define WARD_CODE_UNSUPPORTED "Unsupported"
@@ -209,6 +231,8 @@ void ward_msg_free(struct ward_msg *m);
 #define WARD_CODE_ATTEST "AttestationFailed"
 #define WARD_CODE_CANCELLED "Cancelled"
 #define WARD_CODE_INTERNAL "Internal"
+#define WARD_CODE_BAD_INPUT "BadInput" /* INFER: rows do not parse/fit */
+#define WARD_CODE_BAD_MODEL "BadModel" /* INFER: the model does not load */
 
 /* errno for an errno-name code ("ENOENT"), else EIO. */
 int ward_code_errno(const char *code);
@@ -241,6 +265,12 @@ struct ward_agent_opts {
 	unsigned io_timeout_s; /* a peer stalled mid-frame or not reading;
 				  0: 30 */
 	int ready_fd; /* -1, or a descriptor that gets "ready\n" */
+	/* INFER: the input a request may send (bytes; 0: 64 MiB), models
+	 * kept open (0: 8) and for how long after their last use (seconds;
+	 * 0: 3600) */
+	uint64_t infer_input_max;
+	unsigned model_cache;
+	unsigned model_ttl_s;
 };
 
 /* Serve until SIGTERM or SIGINT; returns 0 then. */

@@ -126,6 +126,36 @@ int ward_client_exec(struct ward_client *c, const struct ward_client_exec *e,
     struct ward_client_exit *x);
 
 /*
+ * INFER (docs/protocol.md "infer"): predictions from the encrypted model
+ * at model (a workspace path) on the rows read from input_fd (CSV or JSON,
+ * plaintext or `ward encrypt`ed), streamed in DATA chunks; the answer's
+ * JSON goes to out as it arrives. SHA-384s of the input as sent and the
+ * answer as received come back for receipts; with receipt, the
+ * attestation document binding them (and the model) goes into document.
+ */
+struct ward_client_infer {
+	const char *model;
+	const char *format; /* "csv", "json", NULL: the agent tells */
+	int input_fd;
+	char **key_ids; /* keys the model may be under; none: any */
+	size_t key_idc;
+	/* NULL: none; zeroed (ward_aws_credentials_clear) once sent */
+	struct ward_aws_credentials *cred;
+	const char *region;
+	const char *endpoint;
+	bool receipt;
+	const uint8_t *nonce; /* for the receipt's document; NULL: none */
+	size_t nonce_len;
+	ward_write_fn out;
+	void *out_ctx;
+	/* results */
+	uint8_t input_sha384[48], output_sha384[48], model_sha384[48];
+	uint64_t input_len, output_len;
+	struct ward_buf *document; /* filled when receipt */
+};
+int ward_client_infer(struct ward_client *c, struct ward_client_infer *q);
+
+/*
  * Mount the agent's workspace at dir with libfuse3 and serve it until
  * unmounted (fusermount3 -u, umount, or SIGTERM/SIGINT/SIGHUP, after which
  * it unmounts). Returns 0 then. Everything that can fail before the mount

@@ -18,6 +18,18 @@
 /* Fill p with n bytes from the OS-seeded CSPRNG. */
 int ward_random(uint8_t *p, size_t n);
 
+/* SHA-384, at once or in pieces (free with ward_sha384_free, which is
+ * safe on a zeroed or finished context). */
+#define WARD_SHA384_LEN 48
+int ward_sha384(const void *p, size_t n, uint8_t out[WARD_SHA384_LEN]);
+struct ward_sha384_ctx {
+	struct evp_md_ctx_st *md;
+};
+int ward_sha384_init(struct ward_sha384_ctx *c);
+int ward_sha384_update(struct ward_sha384_ctx *c, const void *p, size_t n);
+int ward_sha384_final(struct ward_sha384_ctx *c, uint8_t out[WARD_SHA384_LEN]);
+void ward_sha384_free(struct ward_sha384_ctx *c);
+
 /*
  * AES-GCM with a fixed key and a fresh IV per call. The key schedule is
  * computed once in ward_gcm_init, so sealing many frames costs only the

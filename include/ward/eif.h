@@ -252,6 +252,10 @@ struct ward_enclave_spec {
 	const char *const *env; /* K=V, after the image's */
 	size_t env_len;
 	bool no_ward; /* leave ward and its libraries out */
+	/* model runtimes the agent may load ("xgboost"): their libraries go
+	 * to /ward/lib */
+	const char *const *runtimes;
+	size_t runtime_len;
 	const char *kernel; /* NULL: a sandbox-only image */
 	const char *cmdline;
 	const char *nsm_module;

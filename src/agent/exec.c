@@ -423,105 +423,6 @@ out:
 
 /* ---- decrypting the bundle -------------------------------------------- */
 
-/*
- * The keyring of keys.c, watched: a failure that comes from it (KMS said
- * no, the proxy is down, the NSM failed) is told apart from one of the
- * message itself (a bad tag says DecryptFailed, not AccessDenied).
- */
-struct watched_keyring {
-	struct ward_keyring kr;
-	struct ward_keyring *inner;
-	struct agent *a;
-	int err; /* the inner keyring's first failure */
-	double seconds; /* spent in it: attestation, KMS, unwrapping */
-	bool foreign; /* not under the image's --app-key keys */
-};
-
-/*
- * With --app-key, a bundle none of whose data keys is under one of the
- * image's keys is refused before KMS is asked for anything: the strict
- * keyring of keys.c would skip its data keys too, but say only that no
- * key opened it. -WARD_EUSAGE naming a key it is under, or 0.
- */
-static int
-check_app_keys(struct agent *a, const struct ward_edk *edks, size_t n)
-{
-	static const char kms_provider[] = "aws-kms";
-	const struct ward_edk *seen = NULL;
-
-	if (a->o.app_keyc == 0)
-		return 0;
-	for (size_t i = 0; i < n; i++) {
-		const struct ward_edk *e = &edks[i];
-
-		if (e->provider_id_len != strlen(kms_provider) ||
-		    memcmp(e->provider_id, kms_provider, e->provider_id_len) !=
-		        0)
-			continue;
-		seen = e;
-		for (size_t j = 0; j < a->o.app_keyc; j++)
-			if (strlen(a->o.app_keys[j]) == e->provider_info_len &&
-			    memcmp(a->o.app_keys[j], e->provider_info,
-			        e->provider_info_len) == 0)
-				return 0;
-	}
-	/* the bundle's key first: clients may cut long messages */
-	return ward_errf(WARD_EUSAGE,
-	    "the bundle is under %s, which is not one of this image's "
-	    "application keys (ward agent --app-key): this enclave opens "
-	    "bundles under those only",
-	    seen != NULL
-	        ? ward_quote(seen->provider_info, seen->provider_info_len)
-	        : "no KMS key");
-}
-
-static int
-watched_on_encrypt(struct ward_keyring *kr, struct ward_materials *m)
-{
-	return ward_errf(WARD_EINTERNAL, "the agent's keyring only decrypts");
-}
-
-static int
-watched_on_decrypt(struct ward_keyring *kr, struct ward_materials *m,
-    const struct ward_edk *edks, size_t n)
-{
-	struct watched_keyring *w = (struct watched_keyring *)kr;
-	double t0 = ward_now();
-	int r;
-
-	if ((r = check_app_keys(w->a, edks, n)) != 0) {
-		w->foreign = true;
-		return r;
-	}
-	r = w->inner->ops->on_decrypt(w->inner, m, edks, n);
-	w->seconds += ward_now() - t0;
-	if (r != 0 && w->err == 0)
-		w->err = r;
-	return r;
-}
-
-static void
-watched_describe(const struct ward_keyring *kr, char *out, size_t n)
-{
-	const struct watched_keyring *w = (const struct watched_keyring *)kr;
-
-	w->inner->ops->describe(w->inner, out, n);
-}
-
-static void
-watched_destroy(struct ward_keyring *kr)
-{
-	/* on the stack; the inner keyring belongs to agent_keys */
-}
-
-static const struct ward_keyring_ops watched_ops = {
-    .type = "agent",
-    .on_encrypt = watched_on_encrypt,
-    .on_decrypt = watched_on_decrypt,
-    .describe = watched_describe,
-    .destroy = watched_destroy,
-};
-
 /* ward_read_fn over the bundle that stops once the exec is cancelled. */
 static int
 bundle_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
@@ -533,34 +434,6 @@ bundle_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
 	if (atomic_load(&x->cancelled))
 		return ward_errf(WARD_EINTR, "cancelled");
 	return ward_fd_read(&s, buf, cap, got);
-}
-
-/* "PCR0 <hex> (...)" for an AccessDenied message: what the host user
- * needs first, before KMS's own words (clients may cut long messages). */
-static void
-describe_pcr0(struct agent *a, char *out, size_t n)
-{
-	uint8_t pcr[WARD_NSM_PCR_LEN], zero[WARD_NSM_PCR_LEN] = {0};
-	char hex[ward_hex_len(WARD_NSM_PCR_LEN) + 1];
-	struct ward_nsm *nsm = NULL;
-	bool lock;
-
-	if (ward_nsm_open(a->nsm_path[0] != '\0' ? a->nsm_path : NULL, &nsm) !=
-	        0 ||
-	    ward_nsm_describe_pcr(nsm, 0, &lock, pcr) != 0) {
-		snprintf(out, n, "PCR0 unknown (%s)", ward_errmsg());
-		ward_nsm_close(nsm);
-		return;
-	}
-	ward_nsm_close(nsm);
-	ward_hex_encode(pcr, sizeof(pcr), hex);
-	if (memcmp(pcr, zero, sizeof(pcr)) == 0)
-		snprintf(out, n, "PCR0 %s (all zeros: debug mode)", hex);
-	else
-		snprintf(out, n,
-		    "PCR0 %s (not debug mode; ward kms pin KEY --pcr0 "
-		    "with it would allow it)",
-		    hex);
 }
 
 /* The decrypted tar stream, as ward_archive_unpack reads it: every byte
@@ -633,7 +506,7 @@ static int
 unpack_app(struct agent_exec *x, const char **code)
 {
 	struct agent *a = x->c->a;
-	struct watched_keyring w = {.kr = {.ops = &watched_ops}, .a = a};
+	struct agent_watch w;
 	struct ward_dec_params dp = {
 	    .required_ec = &x->context, .commitment = WARD_COMMIT_REQUIRE};
 	struct ward_path_opts po = {.max_bytes = a->ws_max};
@@ -645,6 +518,7 @@ unpack_app(struct agent_exec *x, const char **code)
 	int r;
 
 	*code = NULL;
+	agent_watch_init(&w, a, true);
 	pthread_mutex_lock(&a->lock);
 	seq = ++a->exec_seq;
 	pthread_mutex_unlock(&a->lock);
@@ -700,25 +574,10 @@ out:
 		if (atomic_load(&x->cancelled)) {
 			*code = WARD_CODE_CANCELLED;
 			r = ward_errf(WARD_EINTR, "cancelled");
-		} else if (w.foreign)
-			*code = WARD_CODE_BAD_REQUEST;
-		else if (x->nospc)
+		} else if (x->nospc && !w.foreign)
 			*code = ward_errno_code(ENOSPC);
-		else if (w.err != 0 && w.err == r && r == -WARD_EAUTH) {
-			char why[512];
-
-			describe_pcr0(a, why, sizeof(why));
-			r = ward_err_prefix(r,
-			    "the KMS key policy refused this enclave, %s", why);
-			*code = WARD_CODE_ACCESS_DENIED;
-		} else if (w.err != 0 && w.err == r && r != -WARD_ENOMEM)
-			*code = WARD_CODE_KMS;
-		else if (r == -WARD_EAUTH || r == -WARD_EKEY ||
-		    r == -WARD_ECONTEXT || r == -WARD_EFORMAT ||
-		    r == -WARD_EUNSUPPORTED)
-			/* the bundle cannot be opened, whatever byte of it
-			 * says so (random bytes may name an unknown suite) */
-			*code = WARD_CODE_DECRYPT;
+		else
+			*code = agent_watch_code(&w, &r);
 	}
 	ward_dec_free(dec);
 	agent_keys_free(keys);

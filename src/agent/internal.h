@@ -12,11 +12,14 @@
 #include <stdint.h>
 
 #include "ward/agent.h"
+#include "ward/envelope.h"
 #include "ward/transport.h"
 
 struct ward_keyring;
 struct agent_put; /* workspace.c */
 struct agent_exec; /* exec.c */
+struct agent_infer; /* infer.c */
+struct agent_models; /* infer.c */
 
 struct agent {
 	struct ward_agent_opts o;
@@ -31,6 +34,8 @@ struct agent {
 	unsigned conns; /* open connections */
 	struct agent_conn *conn_list;
 	uint64_t exec_seq; /* names apps_path/<seq> directories */
+
+	struct agent_models *models; /* infer.c: open models, their lock */
 };
 
 struct agent_conn {
@@ -42,6 +47,9 @@ struct agent_conn {
 	pthread_mutex_t lock; /* guards the lists below */
 	struct agent_put *puts; /* PUTs in progress (workspace.c) */
 	struct agent_exec *execs; /* EXECs running (exec.c) */
+	struct agent_infer *infers; /* INFERs receiving input (infer.c) */
+	unsigned infer_running; /* INFERs past END, on their threads */
+	pthread_cond_t infer_done; /* signalled as infer_running drops */
 
 	struct agent_conn *next; /* server.c's list of open connections */
 };
@@ -91,6 +99,62 @@ int agent_exec_handle(struct agent_conn *c, struct ward_msg *m);
  * threads, wipe their directories. */
 void agent_exec_conn_close(struct agent_conn *c);
 
+/* Infer: INFER, and DATA/END for INFER ids. */
+int agent_infer_init(struct agent *a);
+void agent_infer_fini(struct agent *a);
+int agent_infer_handle(struct agent_conn *c, struct ward_msg *m);
+/* True when id is an INFER receiving its input on c. */
+bool agent_infer_owns(struct agent_conn *c, uint64_t id);
+/* The connection is closing: drop inputs in progress, wait for the
+ * requests running on their threads. */
+void agent_infer_conn_close(struct agent_conn *c);
+
+/* Rows of an INFER's input (rows.c): CSV or JSON into a dense row-major
+ * matrix of floats, NaN for missing values. */
+enum agent_fmt { AGENT_FMT_AUTO, AGENT_FMT_CSV, AGENT_FMT_JSON };
+struct agent_rows {
+	float *v; /* rows * cols values; cleansed by agent_rows_free */
+	size_t rows, cols;
+	size_t n, cap; /* values held, room */
+};
+/* -WARD_EFORMAT naming the row and value, or -WARD_ELIMIT over
+ * max_cells values. */
+int agent_rows_parse(const uint8_t *p, size_t n, enum agent_fmt f,
+    size_t max_cells, struct agent_rows *out);
+void agent_rows_free(struct agent_rows *r);
+
+/*
+ * A model runtime (runtime_xgboost.c): loads a model from a buffer and
+ * predicts batches. Another runtime is another table; the protocol and
+ * infer.c do not change.
+ */
+enum agent_task {
+	AGENT_TASK_BINARY, /* one probability per row: of class 1 */
+	AGENT_TASK_MULTI, /* one probability per class per row */
+	AGENT_TASK_CLASS, /* one class index per row */
+	AGENT_TASK_VALUE, /* one value per row (regression, ranking) */
+};
+struct agent_model_info {
+	size_t features; /* columns a row must have */
+	enum agent_task task;
+	char objective[64]; /* the runtime's name for what it predicts */
+};
+struct agent_runtime {
+	const char *name; /* "xgboost" */
+	/* Load from p/n (the caller cleanses and frees the buffer after). On
+	 * a bad model -WARD_EFORMAT; when the runtime is not in this image,
+	 * -WARD_EUNSUPPORTED saying how to add it. */
+	int (*load)(const uint8_t *p, size_t n, void **model,
+	    struct agent_model_info *info);
+	/* rows x cols floats in; *out is rows * *per_row floats (free with
+	 * free(); cleansed by the caller). Safe to call from several threads
+	 * on one model. */
+	int (*predict)(void *model, const float *x, size_t rows, size_t cols,
+	    float **out, size_t *per_row);
+	void (*free)(void *model);
+};
+extern const struct agent_runtime agent_runtime_xgboost;
+
 /*
  * Key release: a KMS keyring for the request's credentials, region and
  * endpoint, reaching KMS through a->kms_proxy, whose Decrypt carries a
@@ -103,6 +167,29 @@ struct agent_keys;
 int agent_keys_new(struct agent *a, const struct ward_msg *m,
     struct agent_keys **out, struct ward_keyring **keyring);
 void agent_keys_free(struct agent_keys *k);
+/*
+ * The keyring of agent_keys_new, watched: a failure that comes from it
+ * (KMS said no, the proxy is down, the NSM failed) is told apart from one
+ * of the message itself (a bad tag is DecryptFailed, not AccessDenied).
+ * With app_keys, a message none of whose data keys is under the image's
+ * --app-key keys is refused before KMS is asked. Set inner (from
+ * agent_keys_new) before use; nothing to free.
+ */
+struct agent_watch {
+	struct ward_keyring kr;
+	struct ward_keyring *inner;
+	struct agent *a;
+	bool app_keys;
+	int err; /* the inner keyring's first failure */
+	double seconds; /* spent in it: attestation, KMS, unwrapping */
+	bool foreign; /* not under the image's --app-key keys */
+};
+void agent_watch_init(struct agent_watch *w, struct agent *a, bool app_keys);
+/* After a decryption under w failed with *r: its ERR code (NULL when
+ * none of these fits); when KMS refused the enclave, *r gets a prefix
+ * naming the enclave's PCR0. */
+const char *agent_watch_code(const struct agent_watch *w, int *r);
+
 /* Make the first recipient key in the background, at agent start. */
 void agent_keys_warm(void);
 /* At agent exit: stop making keys (waits for one in the making). */

@@ -645,3 +645,160 @@ agent_keys_free(struct agent_keys *k)
 	free(k->region);
 	free(k);
 }
+
+/* ---- the watched keyring -------------------------------------------- */
+
+/* "PCR0 <hex> (...)" for an AccessDenied message: what the host user
+ * needs first, before KMS's own words (clients may cut long messages). */
+static void
+describe_pcr0(struct agent *a, char *out, size_t n)
+{
+	uint8_t pcr[WARD_NSM_PCR_LEN], zero[WARD_NSM_PCR_LEN] = {0};
+	char hex[ward_hex_len(WARD_NSM_PCR_LEN) + 1];
+	struct ward_nsm *nsm = NULL;
+	bool lock;
+
+	if (ward_nsm_open(a->nsm_path[0] != '\0' ? a->nsm_path : NULL, &nsm) !=
+	        0 ||
+	    ward_nsm_describe_pcr(nsm, 0, &lock, pcr) != 0) {
+		snprintf(out, n, "PCR0 unknown (%s)", ward_errmsg());
+		ward_nsm_close(nsm);
+		return;
+	}
+	ward_nsm_close(nsm);
+	ward_hex_encode(pcr, sizeof(pcr), hex);
+	if (memcmp(pcr, zero, sizeof(pcr)) == 0)
+		snprintf(out, n, "PCR0 %s (all zeros: debug mode)", hex);
+	else
+		snprintf(out, n,
+		    "PCR0 %s (not debug mode; ward kms pin KEY --pcr0 "
+		    "with it would allow it)",
+		    hex);
+}
+
+/*
+ * The keyring of keys.c, watched: a failure that comes from it (KMS said
+ * no, the proxy is down, the NSM failed) is told apart from one of the
+ * message itself (a bad tag says DecryptFailed, not AccessDenied).
+ */
+
+/*
+ * With --app-key, a bundle none of whose data keys is under one of the
+ * image's keys is refused before KMS is asked for anything: the strict
+ * keyring of keys.c would skip its data keys too, but say only that no
+ * key opened it. -WARD_EUSAGE naming a key it is under, or 0.
+ */
+static int
+check_app_keys(struct agent *a, const struct ward_edk *edks, size_t n)
+{
+	static const char kms_provider[] = "aws-kms";
+	const struct ward_edk *seen = NULL;
+
+	if (a->o.app_keyc == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct ward_edk *e = &edks[i];
+
+		if (e->provider_id_len != strlen(kms_provider) ||
+		    memcmp(e->provider_id, kms_provider, e->provider_id_len) !=
+		        0)
+			continue;
+		seen = e;
+		for (size_t j = 0; j < a->o.app_keyc; j++)
+			if (strlen(a->o.app_keys[j]) == e->provider_info_len &&
+			    memcmp(a->o.app_keys[j], e->provider_info,
+			        e->provider_info_len) == 0)
+				return 0;
+	}
+	/* the bundle's key first: clients may cut long messages */
+	return ward_errf(WARD_EUSAGE,
+	    "the bundle is under %s, which is not one of this image's "
+	    "application keys (ward agent --app-key): this enclave opens "
+	    "bundles and models under those only",
+	    seen != NULL
+	        ? ward_quote(seen->provider_info, seen->provider_info_len)
+	        : "no KMS key");
+}
+
+static int
+watched_on_encrypt(struct ward_keyring *kr, struct ward_materials *m)
+{
+	return ward_errf(WARD_EINTERNAL, "the agent's keyring only decrypts");
+}
+
+static int
+watched_on_decrypt(struct ward_keyring *kr, struct ward_materials *m,
+    const struct ward_edk *edks, size_t n)
+{
+	struct agent_watch *w = (struct agent_watch *)kr;
+	double t0 = ward_now();
+	int r;
+
+	if (w->app_keys && (r = check_app_keys(w->a, edks, n)) != 0) {
+		w->foreign = true;
+		return r;
+	}
+	r = w->inner->ops->on_decrypt(w->inner, m, edks, n);
+	w->seconds += ward_now() - t0;
+	if (r != 0 && w->err == 0)
+		w->err = r;
+	return r;
+}
+
+static void
+watched_describe(const struct ward_keyring *kr, char *out, size_t n)
+{
+	const struct agent_watch *w = (const struct agent_watch *)kr;
+
+	w->inner->ops->describe(w->inner, out, n);
+}
+
+static void
+watched_destroy(struct ward_keyring *kr)
+{
+	/* on the stack; the inner keyring belongs to agent_keys */
+}
+
+static const struct ward_keyring_ops watched_ops = {
+    .type = "agent",
+    .on_encrypt = watched_on_encrypt,
+    .on_decrypt = watched_on_decrypt,
+    .describe = watched_describe,
+    .destroy = watched_destroy,
+};
+
+void
+agent_watch_init(struct agent_watch *w, struct agent *a, bool app_keys)
+{
+	memset(w, 0, sizeof(*w));
+	w->kr.ops = &watched_ops;
+	w->a = a;
+	w->app_keys = app_keys;
+}
+
+const char *
+agent_watch_code(const struct agent_watch *w, int *r)
+{
+	int e = *r;
+
+	if (e == 0)
+		return NULL;
+	if (w->foreign)
+		return WARD_CODE_BAD_REQUEST;
+	if (w->err != 0 && w->err == e && e == -WARD_EAUTH) {
+		char why[512];
+
+		describe_pcr0(w->a, why, sizeof(why));
+		*r = ward_err_prefix(
+		    e, "the KMS key policy refused this enclave, %s", why);
+		return WARD_CODE_ACCESS_DENIED;
+	}
+	if (w->err != 0 && w->err == e && e != -WARD_ENOMEM)
+		return WARD_CODE_KMS;
+	if (e == -WARD_EAUTH || e == -WARD_EKEY || e == -WARD_ECONTEXT ||
+	    e == -WARD_EFORMAT || e == -WARD_EUNSUPPORTED)
+		/* the message cannot be opened, whatever byte of it says so
+		 * (random bytes may name an unknown suite) */
+		return WARD_CODE_DECRYPT;
+	return NULL;
+}

@@ -11,6 +11,7 @@
 
 #include "ward/agent.h"
 #include "ward/attest.h"
+#include "ward/crypto.h"
 #include "ward/transport.h"
 #include "ward/util.h"
 
@@ -37,6 +38,7 @@ static const char *const type_names[WARD_MSG_TYPE_COUNT] = {
     [WARD_MSG_GET] = "get",
     [WARD_MSG_EXEC] = "exec",
     [WARD_MSG_CANCEL] = "cancel",
+    [WARD_MSG_INFER] = "infer",
     [WARD_MSG_DATA] = "data",
     [WARD_MSG_END] = "end",
     [WARD_MSG_OK] = "ok",
@@ -93,6 +95,9 @@ enum key {
 	K_ENTS,
 	K_MORE,
 	K_FS,
+	K_FMT,
+	K_RCPT,
+	K_MH,
 	K_COUNT
 };
 
@@ -135,6 +140,9 @@ static const char *const key_names[K_COUNT] = {
     [K_ENTS] = "ents",
     [K_MORE] = "more",
     [K_FS] = "fs",
+    [K_FMT] = "fmt",
+    [K_RCPT] = "rcpt",
+    [K_MH] = "mh",
 };
 
 #define B(k) (UINT64_C(1) << (k))
@@ -166,11 +174,14 @@ static const struct rule rules[WARD_MSG_TYPE_COUNT] = {
         B(K_ENV) | B(K_KEYS) | B(K_CTX) | B(K_CRED) | B(K_REGION) |
             B(K_ENDPOINT)},
     [WARD_MSG_CANCEL] = {B(K_TARGET), 0},
+    [WARD_MSG_INFER] = {B(K_P),
+        B(K_FMT) | B(K_RCPT) | B(K_NONCE) | B(K_SIZE) | B(K_KEYS) | B(K_CRED) |
+            B(K_REGION) | B(K_ENDPOINT)},
     [WARD_MSG_DATA] = {B(K_D), 0},
     [WARD_MSG_END] = {0, 0},
     [WARD_MSG_OK] = {0,
         B(K_SIZE) | B(K_D) | B(K_DOC) | B(K_ST) | B(K_ENTS) | B(K_MORE) |
-            B(K_FS)},
+            B(K_FS) | B(K_MH)},
     [WARD_MSG_ERR] = {B(K_CODE) | B(K_MSG), 0},
     [WARD_MSG_OUT] = {B(K_FD) | B(K_D), 0},
     [WARD_MSG_EXIT] = {0, B(K_STATUS) | B(K_SIG) | B(K_KR)},
@@ -590,6 +601,13 @@ get_field(struct ward_cbor_reader *r, enum key k, struct ward_msg *m)
 	case K_FS:
 		m->has_fs = true;
 		return get_statfs(r, "fs", &m->fs);
+	case K_FMT:
+		return get_text(r, "fmt", 16, false, &m->format);
+	case K_RCPT:
+		return get_bool(r, "rcpt", &m->receipt);
+	case K_MH:
+		return get_bytes(
+		    r, "mh", 64, &m->model_hash, &m->model_hash_len);
 	}
 	return bad("?", "internal: unknown key");
 }
@@ -745,6 +763,7 @@ ward_msg_free(struct ward_msg *m)
 	free_secret(m->cred.secret_access_key);
 	free_secret(m->cred.session_token);
 	free(m->region);
+	free(m->format);
 	free(m->endpoint);
 	free(m->code);
 	free(m->message);
@@ -1000,6 +1019,20 @@ enc_fields(struct enc *x, const struct ward_msg *m)
 	case WARD_MSG_CANCEL:
 		put_uint(x, K_TARGET, m->target);
 		break;
+	case WARD_MSG_INFER:
+		put_text(x, K_P, m->path != NULL ? m->path : "");
+		put_text(x, K_FMT, m->format);
+		if (m->receipt)
+			put_bool(x, K_RCPT, true);
+		put_bytes(x, K_NONCE, m->nonce, m->nonce_len, false);
+		if (m->has_size)
+			put_uint(x, K_SIZE, m->size);
+		put_array(x, K_KEYS, m->key_ids, m->key_idc, false);
+		if (m->has_cred)
+			put_cred(x, &m->cred);
+		put_text(x, K_REGION, m->region);
+		put_text(x, K_ENDPOINT, m->endpoint);
+		break;
 	case WARD_MSG_DATA:
 		put_bytes(x, K_D, m->data, m->data_len, true);
 		break;
@@ -1008,6 +1041,7 @@ enc_fields(struct enc *x, const struct ward_msg *m)
 			put_uint(x, K_SIZE, m->size);
 		put_bytes(x, K_D, m->data, m->data_len, false);
 		put_bytes(x, K_DOC, m->document, m->document_len, false);
+		put_bytes(x, K_MH, m->model_hash, m->model_hash_len, false);
 		if (m->has_st)
 			put_stat(x, &m->st);
 		if (m->entries != NULL) {
@@ -1230,6 +1264,8 @@ ward_code_err(const char *code)
 	    {WARD_CODE_ATTEST, WARD_EAUTH},
 	    {WARD_CODE_CANCELLED, WARD_EINTR},
 	    {WARD_CODE_INTERNAL, WARD_EINTERNAL},
+	    {WARD_CODE_BAD_INPUT, WARD_EFORMAT},
+	    {WARD_CODE_BAD_MODEL, WARD_EFORMAT},
 	    {"EEXIST", WARD_EEXIST},
 	    {"ENOMEM", WARD_ENOMEM},
 	    {"ENOSPC", WARD_ELIMIT},
@@ -1242,4 +1278,23 @@ ward_code_err(const char *code)
 		if (strcmp(code, map[i].code) == 0)
 			return -map[i].err;
 	return -WARD_EIO;
+}
+
+/* ------------------------------------------------------------------ */
+/* Receipts                                                           */
+
+int
+ward_receipt_user_data(const uint8_t model[48], const uint8_t input[48],
+    const uint8_t output[48], uint8_t ud[WARD_RECEIPT_UD_LEN])
+{
+	uint8_t m[WARD_RECEIPT_TAG_LEN + 3 * WARD_SHA384_LEN];
+
+	memcpy(m, WARD_RECEIPT_TAG, WARD_RECEIPT_TAG_LEN);
+	memcpy(m + WARD_RECEIPT_TAG_LEN, model, WARD_SHA384_LEN);
+	memcpy(
+	    m + WARD_RECEIPT_TAG_LEN + WARD_SHA384_LEN, input, WARD_SHA384_LEN);
+	memcpy(m + WARD_RECEIPT_TAG_LEN + 2 * WARD_SHA384_LEN, output,
+	    WARD_SHA384_LEN);
+	memcpy(ud, WARD_RECEIPT_TAG, WARD_RECEIPT_TAG_LEN);
+	return ward_sha384(m, sizeof(m), ud + WARD_RECEIPT_TAG_LEN);
 }

@@ -135,6 +135,15 @@ agent_attest_handle(struct agent_conn *c, struct ward_msg *m)
 	 * would release the vendor's keys to the host. Only keys whose
 	 * private half stays in this agent (keys.c) go into documents.
 	 */
+	/* Receipts (INFER) carry user data that starts with the tag: the
+	 * host must not be able to have one made for an answer the enclave
+	 * never gave. */
+	if (m->user_data != NULL && m->user_data_len >= WARD_RECEIPT_TAG_LEN &&
+	    memcmp(m->user_data, WARD_RECEIPT_TAG, WARD_RECEIPT_TAG_LEN) == 0)
+		return agent_send_err(c, m->id, WARD_CODE_BAD_REQUEST,
+		    "attest: user data starting with %s is reserved for "
+		    "receipts, which only infer makes",
+		    WARD_RECEIPT_TAG);
 	if (m->public_key != NULL)
 		return agent_send_err(c, m->id, WARD_CODE_BAD_REQUEST,
 		    "attest: the agent does not sign a public key the host "
@@ -213,8 +222,12 @@ dispatch(struct agent_conn *c, struct ward_msg *m)
 	case WARD_MSG_EXEC:
 	case WARD_MSG_CANCEL:
 		return agent_exec_handle(c, m);
+	case WARD_MSG_INFER:
+		return agent_infer_handle(c, m);
 	case WARD_MSG_DATA:
 	case WARD_MSG_END:
+		if (agent_infer_owns(c, m->id))
+			return agent_infer_handle(c, m);
 		if (!agent_ws_owns(c, m->id))
 			return agent_send_err(c, m->id, WARD_CODE_BAD_REQUEST,
 			    "%s for request %llu, which is not an upload", name,
@@ -341,11 +354,13 @@ conn_main(void *arg)
 	/* stop the peer's reads first, so nothing waits on a dead agent */
 	shutdown(c->fd, SHUT_RDWR);
 	agent_exec_conn_close(c);
+	agent_infer_conn_close(c);
 	agent_ws_conn_close(c);
 	conn_unlink(c);
 	close(c->fd);
 	pthread_mutex_destroy(&c->wlock);
 	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->infer_done);
 	free(c);
 	ward_errclear();
 	return NULL;
@@ -405,6 +420,7 @@ accept_one(struct agent *a, int lfd)
 	c->fd = fd;
 	pthread_mutex_init(&c->wlock, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->infer_done, NULL);
 	pthread_mutex_lock(&a->lock);
 	c->next = a->conn_list;
 	a->conn_list = c;
@@ -416,6 +432,7 @@ accept_one(struct agent *a, int lfd)
 		conn_unlink(c);
 		pthread_mutex_destroy(&c->wlock);
 		pthread_mutex_destroy(&c->lock);
+		pthread_cond_destroy(&c->infer_done);
 		free(c);
 		ward_log(WARD_LOG_WARN, "agent: no thread for a connection");
 		close(fd);
@@ -546,6 +563,8 @@ ward_agent_run(const struct ward_agent_opts *o)
 	if ((r = agent_exec_init(&a)) != 0)
 		goto out;
 	ex = 1;
+	if ((r = agent_infer_init(&a)) != 0)
+		goto out;
 	if ((r = listen_on(o->listen, &lfd)) != 0)
 		goto out;
 	ward_log(WARD_LOG_INFO, "agent: listening on %s; workspace %s",
@@ -570,6 +589,7 @@ out:
 	drain(&a);
 	if (ex)
 		agent_keys_stop();
+	agent_infer_fini(&a);
 	if (ws)
 		agent_ws_fini(&a);
 	return r;

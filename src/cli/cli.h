@@ -28,6 +28,7 @@ int cmd_agent_main(int argc, char **argv);
 int cmd_sync_main(int argc, char **argv);
 int cmd_cp_main(int argc, char **argv);
 int cmd_exec_main(int argc, char **argv);
+int cmd_infer_main(int argc, char **argv);
 
 /* Print "ward CMD: message" for a failed call and return its exit code. */
 int cli_fail(const char *cmd, int r);

@@ -12,7 +12,8 @@ static const char agent_help[] =
     "usage: ward agent [--listen ADDR] [--workspace DIR] [--workspace-size N]\n"
     "                  [--kms-proxy ADDR] [--ca-file PEM] [--apps-dir DIR]\n"
     "                  [--nsm PATH] [--max-connections N] [--app-key ARN]...\n"
-    "                  [--io-timeout S] [-v|-q]\n"
+    "                  [--io-timeout S] [--infer-input-max N]\n"
+    "                  [--model-cache N] [--model-ttl S] [-v|-q]\n"
     "\n"
     "The server inside an enclave: the default command of images that\n"
     "ward build-enclave makes. The host talks to it with ward attest,\n"
@@ -24,6 +25,8 @@ static const char agent_help[] =
     "  exec          decrypt an application (a ward encrypt'ed directory)\n"
     "                with a key KMS releases only to this enclave's\n"
     "                attested measurements, run it, stream its output\n"
+    "  infer         predictions from an encrypted model (ward infer),\n"
+    "                decrypted once the same way and kept only in memory\n"
     "Several hosts' connections are served at once. SIGTERM or SIGINT ends\n"
     "the agent (exit 0): running apps are killed and their files wiped.\n"
     "\n"
@@ -52,6 +55,12 @@ static const char agent_help[] =
     "  --io-timeout S         end a connection whose host stalls inside a\n"
     "                         frame or stops reading for S seconds\n"
     "                         (default 30)\n"
+    "  --infer-input-max N    the input one infer request may send (bytes,\n"
+    "                         or with K/M/G; default 64M); all requests'\n"
+    "                         input held at once is bounded by 4 times it\n"
+    "  --model-cache N        models kept open at once (default 8)\n"
+    "  --model-ttl S          close a model unused for S seconds (default\n"
+    "                         3600); a revoked key policy then stops it\n"
     "  --ready-fd N           write \"ready\\n\" to descriptor N once\n"
     "                         listening (for supervisors and tests)\n"
     "  -v, --verbose          more log output (never secrets or payload)\n"
@@ -73,6 +82,9 @@ enum {
 	OPT_READY_FD,
 	OPT_IO_TIMEOUT,
 	OPT_APP_KEY,
+	OPT_INFER_MAX,
+	OPT_MODEL_CACHE,
+	OPT_MODEL_TTL,
 };
 
 static const struct option longopts[] = {
@@ -87,6 +99,9 @@ static const struct option longopts[] = {
     {"ready-fd", required_argument, NULL, OPT_READY_FD},
     {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
     {"app-key", required_argument, NULL, OPT_APP_KEY},
+    {"infer-input-max", required_argument, NULL, OPT_INFER_MAX},
+    {"model-cache", required_argument, NULL, OPT_MODEL_CACHE},
+    {"model-ttl", required_argument, NULL, OPT_MODEL_TTL},
     {"verbose", no_argument, NULL, 'v'},
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
@@ -166,6 +181,34 @@ cmd_agent_main(int argc, char **argv)
 				        "--io-timeout: expected 1 to 3600 seconds, got '%s'",
 				        ward_quotes(optarg)));
 			o.io_timeout_s = (unsigned)v;
+			break;
+		case OPT_INFER_MAX:
+			if ((r = ward_parse_size(
+			         optarg, UINT64_C(1) << 32, &v)) != 0 ||
+			    v == 0)
+				return cli_fail("agent",
+				    r != 0
+				        ? r
+				        : ward_errf(WARD_EUSAGE,
+				              "--infer-input-max must be above 0"));
+			o.infer_input_max = v;
+			break;
+		case OPT_MODEL_CACHE:
+			if (ward_parse_size(optarg, 1024, &v) != 0 || v == 0)
+				return cli_fail("agent",
+				    ward_errf(WARD_EUSAGE,
+				        "--model-cache: expected 1 to 1024, got '%s'",
+				        ward_quotes(optarg)));
+			o.model_cache = (unsigned)v;
+			break;
+		case OPT_MODEL_TTL:
+			if (ward_parse_size(optarg, 30 * 86400, &v) != 0 ||
+			    v == 0)
+				return cli_fail("agent",
+				    ward_errf(WARD_EUSAGE,
+				        "--model-ttl: expected 1 to 2592000 seconds, got '%s'",
+				        ward_quotes(optarg)));
+			o.model_ttl_s = (unsigned)v;
 			break;
 		case 'v':
 			cli_verbosity(1);

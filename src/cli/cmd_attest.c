@@ -11,7 +11,9 @@
 
 #include "cli.h"
 #include "ward/attest.h"
+#include "ward/agent.h"
 #include "ward/client.h"
+#include "ward/crypto.h"
 
 static const char attest_help[] =
     "usage: ward attest (--enclave-cid N | --agent ADDR) [--nonce HEX]\n"
@@ -49,6 +51,8 @@ static const char attest_help[] =
     "usage: ward attest verify FILE [--root PEM]... [--no-aws-root]\n"
     "                          [--at RFC3339] [--expect-pcr N=HEX]...\n"
     "                          [--nonce HEX] [--no-debug]\n"
+    "       ward attest verify --receipt FILE --input FILE --output FILE\n"
+    "                          [--model FILE] [the options above]\n"
     "\n"
     "Verify an attestation document (COSE_Sign1, as /dev/nsm or a ward sandbox\n"
     "enclave returns it; raw CBOR or base64) and print it as JSON: PCRs in hex,\n"
@@ -66,6 +70,12 @@ static const char attest_help[] =
     "  --expect-pcr N=HEX   require PCR N to equal HEX (repeatable)\n"
     "  --nonce HEX          require the document's nonce to equal HEX\n"
     "  --no-debug           refuse a debug-mode document (all-zero PCR0)\n"
+    "  --receipt FILE       verify a receipt of 'ward infer --receipt'\n"
+    "                       instead of a bare document: its document must\n"
+    "                       verify and bind the model, --input (the input\n"
+    "                       file as sent) and --output (the answer as\n"
+    "                       written); --model FILE (the encrypted model)\n"
+    "                       also checks the model is that file\n"
     "  -q, --quiet          print no JSON (a failure's reason still goes\n"
     "                       to standard error)\n"
     "  -h, --help\n"
@@ -343,6 +353,149 @@ check_expectations(const struct ward_attest_doc *d, const struct expect_pcr *ex,
 	return 0;
 }
 
+/* ---- receipts (ward infer --receipt) ---------------------------------- */
+
+static int
+hash_file(const char *path, uint8_t out[WARD_SHA384_LEN])
+{
+	struct ward_sha384_ctx h = {0};
+	uint8_t buf[65536];
+	FILE *f;
+	size_t k;
+	int r;
+
+	if ((f = fopen(path, "rb")) == NULL)
+		return ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+	if ((r = ward_sha384_init(&h)) != 0)
+		goto out;
+	while ((k = fread(buf, 1, sizeof(buf), f)) > 0)
+		if ((r = ward_sha384_update(&h, buf, k)) != 0)
+			goto out;
+	if (ferror(f)) {
+		r = ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	r = ward_sha384_final(&h, out);
+out:
+	ward_sha384_free(&h);
+	fclose(f);
+	return r;
+}
+
+static int
+receipt_hash(json_t *o, const char *key, uint8_t out[WARD_SHA384_LEN])
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	size_t n = 0;
+
+	if (s == NULL ||
+	    ward_hex_decode(s, strlen(s), out, WARD_SHA384_LEN, &n) != 0 ||
+	    n != WARD_SHA384_LEN)
+		return ward_errf(WARD_EFORMAT,
+		    "receipt: %s is missing or not 48 bytes of hex", key);
+	return 0;
+}
+
+/* The receipt's document and the three hashes it names. */
+static int
+read_receipt(const char *path, struct ward_buf *doc,
+    uint8_t model[WARD_SHA384_LEN], uint8_t in[WARD_SHA384_LEN],
+    uint8_t out[WARD_SHA384_LEN])
+{
+	json_error_t je;
+	json_t *o = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+	const char *kind, *b64;
+	size_t got = 0;
+	int r;
+
+	if (o == NULL)
+		return ward_errf(WARD_EFORMAT,
+		    "%s: not a receipt (%s, line %d)", path, je.text, je.line);
+	kind = json_string_value(json_object_get(o, "receipt"));
+	b64 = json_string_value(json_object_get(o, "attestation_document"));
+	if (kind == NULL || strcmp(kind, "ward-infer-v1") != 0) {
+		r = ward_errf(WARD_EFORMAT,
+		    "%s: not a ward infer receipt (\"receipt\": "
+		    "\"ward-infer-v1\" is missing)",
+		    path);
+		goto out;
+	}
+	if ((r = receipt_hash(o, "model_sha384", model)) != 0 ||
+	    (r = receipt_hash(o, "input_sha384", in)) != 0 ||
+	    (r = receipt_hash(o, "output_sha384", out)) != 0)
+		goto out;
+	if (b64 == NULL || strlen(b64) > 4 * WARD_MSG_DOC_MAX) {
+		r = ward_errf(WARD_EFORMAT,
+		    "receipt: attestation_document is missing or too long");
+		goto out;
+	}
+	if ((r = ward_buf_reserve(doc, strlen(b64) + 1)) != 0)
+		goto out;
+	if (ward_b64_decode(b64, strlen(b64), doc->p, strlen(b64) + 1, &got) !=
+	    0) {
+		r = ward_err_prefix(
+		    -WARD_EFORMAT, "receipt: attestation_document");
+		goto out;
+	}
+	doc->len = got;
+out:
+	json_decref(o);
+	return r;
+}
+
+/*
+ * The document's user data must be the receipt binding of the model, the
+ * input file and the output file (agent.h "Receipts"); each file is
+ * checked against the receipt first, for a message that says which one
+ * changed.
+ */
+static int
+check_receipt(const struct ward_attest_doc *d,
+    const uint8_t rmodel[WARD_SHA384_LEN], const uint8_t rin[WARD_SHA384_LEN],
+    const uint8_t rout[WARD_SHA384_LEN], const char *input, const char *output,
+    const char *model, json_t *j)
+{
+	uint8_t in[WARD_SHA384_LEN], out[WARD_SHA384_LEN], m[WARD_SHA384_LEN],
+	    ud[WARD_RECEIPT_UD_LEN];
+	char hex[2 * WARD_SHA384_LEN + 1];
+	json_t *o;
+	int r;
+
+	if ((r = hash_file(input, in)) != 0 ||
+	    (r = hash_file(output, out)) != 0)
+		return r;
+	memcpy(m, rmodel, sizeof(m));
+	if (model != NULL && (r = hash_file(model, m)) != 0)
+		return r;
+	if ((o = json_object()) != NULL) {
+		ward_hex_encode(m, sizeof(m), hex);
+		json_object_set_new(o, "ModelSHA384", json_string(hex));
+		ward_hex_encode(in, sizeof(in), hex);
+		json_object_set_new(o, "InputSHA384", json_string(hex));
+		ward_hex_encode(out, sizeof(out), hex);
+		json_object_set_new(o, "OutputSHA384", json_string(hex));
+		json_object_set_new(j, "Receipt", o);
+	}
+	if (memcmp(m, rmodel, sizeof(m)) != 0)
+		return ward_errf(WARD_EAUTH,
+		    "the model %s is not the one the receipt names", model);
+	if (memcmp(in, rin, sizeof(in)) != 0)
+		return ward_errf(WARD_EAUTH,
+		    "the input %s is not the one the receipt names", input);
+	if (memcmp(out, rout, sizeof(out)) != 0)
+		return ward_errf(WARD_EAUTH,
+		    "the output %s is not the one the receipt names", output);
+	if ((r = ward_receipt_user_data(m, in, out, ud)) != 0)
+		return r;
+	if (!d->user_data.present || d->user_data.v.len != sizeof(ud) ||
+	    memcmp(d->user_data.v.p, ud, sizeof(ud)) != 0)
+		return ward_errf(WARD_EAUTH,
+		    "the receipt's attestation document does not bind this "
+		    "model, input and output (its user data differs): the "
+		    "receipt was altered");
+	return 0;
+}
+
 enum {
 	OPT_ROOT = 256,
 	OPT_NO_AWS,
@@ -351,6 +504,10 @@ enum {
 	OPT_NONCE,
 	OPT_NO_DEBUG,
 	OPT_DIR,
+	OPT_RECEIPT,
+	OPT_INPUT,
+	OPT_OUTPUT,
+	OPT_MODEL,
 };
 
 static int
@@ -363,10 +520,18 @@ attest_verify(int argc, char **argv)
 	    {"expect-pcr", required_argument, NULL, OPT_EXPECT},
 	    {"nonce", required_argument, NULL, OPT_NONCE},
 	    {"no-debug", no_argument, NULL, OPT_NO_DEBUG},
+	    {"receipt", required_argument, NULL, OPT_RECEIPT},
+	    {"input", required_argument, NULL, OPT_INPUT},
+	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"model", required_argument, NULL, OPT_MODEL},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
+	const char *receipt = NULL, *input = NULL, *output = NULL,
+	           *model = NULL;
+	uint8_t rmodel[WARD_SHA384_LEN], rin[WARD_SHA384_LEN],
+	    rout[WARD_SHA384_LEN];
 	const char *roots[MAX_ROOTS];
 	struct expect_pcr ex[MAX_EXPECT];
 	uint8_t nonce[WARD_NSM_NONCE_MAX];
@@ -419,6 +584,18 @@ attest_verify(int argc, char **argv)
 		case OPT_NO_DEBUG:
 			no_debug = true;
 			break;
+		case OPT_RECEIPT:
+			receipt = optarg;
+			break;
+		case OPT_INPUT:
+			input = optarg;
+			break;
+		case OPT_OUTPUT:
+			output = optarg;
+			break;
+		case OPT_MODEL:
+			model = optarg;
+			break;
 		case 'q':
 			quiet = true;
 			break;
@@ -436,10 +613,24 @@ attest_verify(int argc, char **argv)
 			        argv[optind - 1]));
 		}
 	}
-	if (optind != argc - 1)
+	if (receipt != NULL && (input == NULL || output == NULL))
+		return cli_fail("attest verify",
+		    ward_errf(WARD_EUSAGE,
+		        "--receipt needs --input and --output (the files the "
+		        "prediction was made from and written to)"));
+	if (receipt == NULL &&
+	    (input != NULL || output != NULL || model != NULL))
+		return cli_fail("attest verify",
+		    ward_errf(WARD_EUSAGE,
+		        "--input, --output and --model go with --receipt"));
+	if (receipt == NULL && optind != argc - 1)
 		return cli_fail("attest verify",
 		    ward_errf(WARD_EUSAGE,
 		        "give exactly one FILE (see ward attest --help)"));
+	if (receipt != NULL && optind != argc)
+		return cli_fail("attest verify",
+		    ward_errf(WARD_EUSAGE,
+		        "give the receipt with --receipt, not as FILE"));
 	if ((r = ward_attest_roots_new(aws, &rs)) != 0)
 		goto out;
 	for (size_t i = 0; i < nroots; i++)
@@ -450,22 +641,27 @@ attest_verify(int argc, char **argv)
 		    WARD_EUSAGE, "--no-aws-root without --root trusts nothing");
 		goto out;
 	}
-	if ((r = read_document(argv[optind], &raw)) != 0 ||
+	if ((r = receipt != NULL
+	            ? read_receipt(receipt, &raw, rmodel, rin, rout)
+	            : read_document(argv[optind], &raw)) != 0 ||
 	    (r = ward_attest_parse(raw.p, raw.len, &d)) != 0)
 		goto out;
+	if ((j = doc_json(d)) == NULL) {
+		r = ward_enomem();
+		goto out;
+	}
 	vr = ward_attest_verify(d, rs, at, &res);
 	if (vr == 0)
 		vr = check_expectations(
 		    d, ex, nex, nonce, nonce_len, nonce_set, no_debug);
+	if (vr == 0 && receipt != NULL)
+		vr = check_receipt(
+		    d, rmodel, rin, rout, input, output, model, j);
 	/* Anything that fails once the document has decoded means "does
 	 * not verify" (exit 5), whatever the cause's own code. */
 	if (vr != 0) {
 		vr = -WARD_EAUTH;
 		snprintf(why, sizeof(why), "%s", ward_errmsg());
-	}
-	if ((j = doc_json(d)) == NULL) {
-		r = ward_enomem();
-		goto out;
 	}
 	json_object_set_new(j, "Verified", json_boolean(vr == 0));
 	if (vr == 0) {

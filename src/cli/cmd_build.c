@@ -13,6 +13,7 @@
 static const char build_help[] =
     "usage: ward build-enclave (--rootfs DIR | --oci-archive TAR) [--app DIR]\n"
     "                          [--cmd CMD] [--env K=V]... [--no-ward]\n"
+    "                          [--model-runtime xgboost]\n"
     "                          [--kernel F [--cmdline S] [--nsm-module F] |\n"
     "                           --blobs DIR] [--name N] [--version V]\n"
     "                          [--signing-certificate PEM --private-key PEM]\n"
@@ -33,6 +34,9 @@ static const char build_help[] =
     "  --no-ward               leave out ward itself; by default ward and the\n"
     "                          shared libraries it needs go to /ward, so any\n"
     "                          image can run the agent\n"
+    "  --model-runtime NAME    also bring a model runtime's libraries, so the\n"
+    "                          agent can serve models (ward infer): xgboost\n"
+    "                          (libxgboost and what it needs, about 8 MB)\n"
     "\n"
     "What runs (/cmd and /env in the image):\n"
     "  --cmd CMD               the command: a JSON array ('[\"/app/run\",\"-v\"]')\n"
@@ -65,6 +69,7 @@ enum {
 	OPT_CMD,
 	OPT_ENV,
 	OPT_NO_WARD,
+	OPT_RUNTIME,
 	OPT_KERNEL,
 	OPT_CMDLINE,
 	OPT_NSM,
@@ -78,11 +83,13 @@ enum {
 };
 
 #define MAX_ARGS 256
+#define MAX_RUNTIMES 4
 
 struct args {
 	struct ward_enclave_spec spec;
 	const char *cmd[MAX_ARGS];
 	const char *env[MAX_ARGS];
+	const char *runtimes[MAX_RUNTIMES];
 	char *cmd_storage; /* words split from --cmd */
 	json_t *cmd_json;
 	const char *cert, *key, *blobs, *output;
@@ -206,6 +213,7 @@ parse(int argc, char **argv, struct args *a)
 	    {"cmd", required_argument, NULL, OPT_CMD},
 	    {"env", required_argument, NULL, OPT_ENV},
 	    {"no-ward", no_argument, NULL, OPT_NO_WARD},
+	    {"model-runtime", required_argument, NULL, OPT_RUNTIME},
 	    {"kernel", required_argument, NULL, OPT_KERNEL},
 	    {"cmdline", required_argument, NULL, OPT_CMDLINE},
 	    {"nsm-module", required_argument, NULL, OPT_NSM},
@@ -248,6 +256,13 @@ parse(int argc, char **argv, struct args *a)
 			break;
 		case OPT_NO_WARD:
 			a->spec.no_ward = true;
+			break;
+		case OPT_RUNTIME:
+			if (a->spec.runtime_len == MAX_RUNTIMES)
+				return ward_errf(WARD_EUSAGE,
+				    "at most %d --model-runtime", MAX_RUNTIMES);
+			a->runtimes[a->spec.runtime_len++] = optarg;
+			a->spec.runtimes = a->runtimes;
 			break;
 		case OPT_KERNEL:
 			a->spec.kernel = optarg;

@@ -138,6 +138,55 @@ static const char exec_help[] =
     "the app, 3 when the enclave cannot be reached. SIGINT or SIGTERM\n"
     "cancels the app in the enclave before ward exits.\n";
 
+static const char infer_help[] =
+    "usage: ward infer (--enclave-cid N | --agent ADDR) --model enclave:PATH\n"
+    "                  --input FILE [--format csv|json] [--output FILE]\n"
+    "                  [--receipt FILE] [--nonce HEX] [--key-id K]...\n"
+    "                  [--region R] [--endpoint-url URL] [--profile P]\n"
+    "                  [--no-credentials] [--force]\n"
+    "\n"
+    "Predictions from an encrypted model inside an enclave. The agent\n"
+    "decrypts the model at PATH in its workspace (a file encrypted with\n"
+    "ward encrypt under a KMS key whose policy names the enclave's image)\n"
+    "once, keeps it only in enclave memory, and answers predictions on the\n"
+    "rows of FILE. FILE may itself be ward encrypt'ed under the data\n"
+    "owner's key: it is then decrypted inside the enclave only.\n"
+    "\n" CONN_HELP
+    "  --model enclave:PATH the encrypted model in the workspace\n"
+    "                       (XGBoost JSON or UBJSON, ward encrypt'ed)\n"
+    "  --input FILE         the rows: CSV (one row per line, an optional\n"
+    "                       header line) or JSON (an array of arrays);\n"
+    "                       missing values as empty, NA or null; '-' for\n"
+    "                       standard input\n"
+    "  --format csv|json    the input's format (default: told from it)\n"
+    "  --output FILE        write the answer there (default: standard\n"
+    "                       output); written whole or not at all\n"
+    "  --receipt FILE       also write a receipt: an attestation document\n"
+    "                       of the enclave binding the model, the input and\n"
+    "                       the answer (check it with ward attest verify\n"
+    "                       --receipt FILE --input FILE --output FILE)\n"
+    "  --nonce HEX          put this nonce in the receipt's document\n"
+    "  --force              replace existing --output and --receipt files\n"
+    "  --key-id K           a KMS key the model may be under (repeatable;\n"
+    "                       default: any)\n"
+    "  --region R, --endpoint-url URL, --profile P, --no-credentials\n"
+    "                       as for ward exec: where and as whom the\n"
+    "                       enclave asks KMS for the model's (and the\n"
+    "                       input's) key\n"
+    "  --timeout SECONDS    fail when the agent does not answer this long\n"
+    "                       (default 60)\n"
+    "  -h, --help\n"
+    "\n"
+    "The answer is JSON: the model's SHA-384 (of its ciphertext), the\n"
+    "enclave's PCR0, and per row {\"label\": L, \"probabilities\": [...]}\n"
+    "(classifiers) or {\"value\": V}.\n"
+    "\n"
+    "Exit status 0: answered. 4: the input does not parse or has the wrong\n"
+    "number of features, or the model does not load; 5: KMS refused the\n"
+    "key (AccessDenied: the image is not the one the key policy names, or\n"
+    "it runs in debug mode); 6: no key opens the model; 3: the enclave\n"
+    "cannot be reached or the model is not in the workspace.\n";
+
 enum {
 	OPT_CID = 256,
 	OPT_AGENT,
@@ -155,6 +204,13 @@ enum {
 	OPT_PROFILE,
 	OPT_ENV,
 	OPT_NO_CRED,
+	OPT_MODEL,
+	OPT_INPUT,
+	OPT_FORMAT,
+	OPT_OUTPUT,
+	OPT_RECEIPT,
+	OPT_NONCE,
+	OPT_FORCE,
 };
 
 /* Strict decimal in [min, max]. */
@@ -786,4 +842,275 @@ out:
 	ward_client_close(c);
 	free(found_region);
 	return cli_fail("exec", r);
+}
+
+/* ------------------------------------------------------------------ */
+/* ward infer                                                         */
+
+static int
+fd_write(void *ctx, const uint8_t *p, size_t n)
+{
+	int fd = *(int *)ctx;
+
+	while (n > 0) {
+		ssize_t k = write(fd, p, n);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return ward_errf(WARD_EIO, "writing the answer: %s",
+			    strerror(errno));
+		p += k;
+		n -= (size_t)k;
+	}
+	return 0;
+}
+
+static int
+write_receipt(const char *path, const struct ward_client_infer *q,
+    const uint8_t *nonce, size_t nonce_len, bool force)
+{
+	char m[2 * 48 + 1], in[2 * 48 + 1], out[2 * 48 + 1];
+	char *doc = NULL, *nhex = NULL, *text = NULL;
+	json_t *j = NULL;
+	int r;
+
+	if ((doc = malloc(ward_b64_len(q->document->len) + 1)) == NULL ||
+	    (nonce != NULL &&
+	        (nhex = malloc(ward_hex_len(nonce_len) + 1)) == NULL)) {
+		r = ward_enomem();
+		goto out;
+	}
+	ward_b64_encode(q->document->p, q->document->len, doc);
+	/* the model's hash is in the answer's first line; the agent put it
+	 * in the document's binding too, and verify checks both */
+	ward_hex_encode(q->input_sha384, 48, in);
+	ward_hex_encode(q->output_sha384, 48, out);
+	ward_hex_encode(q->model_sha384, 48, m);
+	j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "receipt", "ward-infer-v1",
+	    "model_sha384", m, "input_sha384", in, "output_sha384", out,
+	    "attestation_document", doc);
+	if (j != NULL && nonce != NULL) {
+		ward_hex_encode(nonce, nonce_len, nhex);
+		json_object_set_new(j, "nonce", json_string(nhex));
+	}
+	if (j == NULL ||
+	    (text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER)) ==
+	        NULL) {
+		r = ward_enomem();
+		goto out;
+	}
+	{
+		size_t n = strlen(text);
+
+		text[n] = '\n';
+		r = ward_write_file_atomic(path, text, n + 1, 0644, force);
+		text[n] = '\0';
+	}
+out:
+	free(text);
+	json_decref(j);
+	free(nhex);
+	free(doc);
+	return r;
+}
+
+int
+cmd_infer_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+	    {"enclave-cid", required_argument, NULL, OPT_CID},
+	    {"agent", required_argument, NULL, OPT_AGENT},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"model", required_argument, NULL, OPT_MODEL},
+	    {"input", required_argument, NULL, OPT_INPUT},
+	    {"format", required_argument, NULL, OPT_FORMAT},
+	    {"output", required_argument, NULL, OPT_OUTPUT},
+	    {"receipt", required_argument, NULL, OPT_RECEIPT},
+	    {"nonce", required_argument, NULL, OPT_NONCE},
+	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"key-id", required_argument, NULL, OPT_KEY_ID},
+	    {"region", required_argument, NULL, OPT_REGION},
+	    {"endpoint-url", required_argument, NULL, OPT_ENDPOINT},
+	    {"profile", required_argument, NULL, OPT_PROFILE},
+	    {"no-credentials", no_argument, NULL, OPT_NO_CRED},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	static char *keys[MAX_LIST];
+	struct ward_client_opts co = {.timeout = EXEC_TIMEOUT_S};
+	struct ward_client_infer q = {.input_fd = -1};
+	struct ward_aws_credentials cred = {0};
+	struct ward_atomic at = {.fd = -1};
+	struct ward_buf doc = {0};
+	struct ward_client *c = NULL;
+	const char *model = NULL, *input = NULL, *output = NULL,
+	           *receipt = NULL, *region = NULL, *endpoint = NULL,
+	           *profile = NULL, *format = NULL;
+	uint8_t nonce[WARD_MSG_ATTEST_FIELD_MAX];
+	size_t nonce_len = 0;
+	char *found_region = NULL;
+	bool have = false, no_cred = false, have_cred = false, force = false,
+	     have_nonce = false, atomic_open = false;
+	int ch, r, out_fd = 1;
+
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
+		r = 0;
+		switch (ch) {
+		case OPT_CID:
+		case OPT_AGENT:
+		case OPT_TIMEOUT:
+			r = conn_opt(ch, optarg, &co, &have);
+			break;
+		case OPT_MODEL:
+			model = optarg;
+			break;
+		case OPT_INPUT:
+			input = optarg;
+			break;
+		case OPT_FORMAT:
+			format = optarg;
+			if (strcmp(format, "csv") != 0 &&
+			    strcmp(format, "json") != 0)
+				r = ward_errf(WARD_EUSAGE,
+				    "--format %s: csv or json",
+				    ward_quotes(format));
+			break;
+		case OPT_OUTPUT:
+			output = optarg;
+			break;
+		case OPT_RECEIPT:
+			receipt = optarg;
+			break;
+		case OPT_NONCE:
+			if (ward_hex_decode(optarg, strlen(optarg), nonce,
+			        sizeof(nonce), &nonce_len) != 0 ||
+			    nonce_len == 0)
+				r = ward_errf(WARD_EUSAGE,
+				    "--nonce: not hex of 1 to %u bytes",
+				    WARD_MSG_ATTEST_FIELD_MAX);
+			have_nonce = true;
+			break;
+		case OPT_FORCE:
+			force = true;
+			break;
+		case OPT_KEY_ID:
+			r = add_list(
+			    keys, &q.key_idc, "--key-id", optarg, false);
+			break;
+		case OPT_REGION:
+			region = optarg;
+			break;
+		case OPT_ENDPOINT:
+			endpoint = optarg;
+			break;
+		case OPT_PROFILE:
+			profile = optarg;
+			break;
+		case OPT_NO_CRED:
+			no_cred = true;
+			break;
+		case 'h':
+			fputs(infer_help, stdout);
+			return 0;
+		default:
+			r = bad_option(ch, argv, "infer");
+		}
+		if (r != 0)
+			return cli_fail("infer", r);
+	}
+	if (optind != argc)
+		return cli_fail("infer",
+		    ward_errf(WARD_EUSAGE,
+		        "unexpected argument %s (see ward infer --help)",
+		        ward_quotes(argv[optind])));
+	if (model == NULL || !is_enclave(model) || *ws_path(model) == '\0')
+		return cli_fail("infer",
+		    ward_errf(WARD_EUSAGE,
+		        "give the model as --model enclave:PATH (a file in the "
+		        "workspace)"));
+	if (input == NULL)
+		return cli_fail("infer",
+		    ward_errf(WARD_EUSAGE, "give the rows as --input FILE"));
+	if (have_nonce && receipt == NULL)
+		return cli_fail("infer",
+		    ward_errf(WARD_EUSAGE, "--nonce goes with --receipt"));
+	if ((r = need_conn(have, "infer")) != 0)
+		return cli_fail("infer", r);
+	if (strcmp(input, "-") == 0)
+		q.input_fd = 0;
+	else if ((q.input_fd = open(input, O_RDONLY | O_CLOEXEC)) < 0) {
+		r = ward_errf(WARD_EIO, "%s: %s", input, strerror(errno));
+		goto out;
+	}
+	q.model = ws_path(model);
+	q.format = format;
+	q.key_ids = keys;
+	q.receipt = receipt != NULL;
+	q.nonce = have_nonce ? nonce : NULL;
+	q.nonce_len = nonce_len;
+	q.document = &doc;
+	if (endpoint == NULL)
+		endpoint = getenv("AWS_ENDPOINT_URL_KMS");
+	if (endpoint != NULL && *endpoint == '\0')
+		endpoint = NULL;
+	q.endpoint = endpoint;
+	if ((found_region = ward_aws_region(region, profile)) == NULL) {
+		r = ward_errf(WARD_EUSAGE,
+		    "no AWS region: give --region or set AWS_REGION");
+		goto out;
+	}
+	q.region = found_region;
+	if (!no_cred) {
+		if ((r = ward_aws_credentials_load(profile, &cred)) != 0) {
+			ward_err_prefix(
+			    r, "AWS credentials for the enclave's KMS calls");
+			goto out;
+		}
+		have_cred = true;
+		q.cred = &cred;
+	}
+	if (output != NULL && strcmp(output, "-") != 0) {
+		if ((r = ward_atomic_open(&at, output, 0644, force)) != 0)
+			goto out;
+		atomic_open = true;
+		out_fd = at.fd;
+	}
+	if (receipt != NULL && !force && access(receipt, F_OK) == 0) {
+		r = ward_errf(
+		    WARD_EEXIST, "%s exists (--force replaces it)", receipt);
+		goto out;
+	}
+	q.out = fd_write;
+	q.out_ctx = &out_fd;
+	if ((r = ward_client_open(&co, &c)) != 0)
+		goto out;
+	r = ward_client_infer(c, &q);
+	if (have_cred) {
+		ward_aws_credentials_clear(&cred);
+		have_cred = false;
+	}
+	if (r != 0)
+		goto out;
+	if (atomic_open) {
+		atomic_open = false;
+		if ((r = ward_atomic_commit(&at)) != 0)
+			goto out;
+	}
+	if (receipt != NULL)
+		r = write_receipt(
+		    receipt, &q, have_nonce ? nonce : NULL, nonce_len, force);
+out:
+	if (atomic_open)
+		ward_atomic_abort(&at);
+	if (have_cred)
+		ward_aws_credentials_clear(&cred);
+	if (q.input_fd > 0)
+		close(q.input_fd);
+	ward_client_close(c);
+	ward_buf_free(&doc);
+	free(found_region);
+	return r != 0 ? cli_fail("infer", r) : 0;
 }

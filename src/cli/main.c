@@ -38,6 +38,8 @@ static const struct ward_cmd commands[] = {
     {"cp", cmd_cp_main, "copy files to or from an enclave's workspace"},
     {"exec", cmd_exec_main,
         "decrypt an application inside an enclave and run it"},
+    {"infer", cmd_infer_main,
+        "predictions from an encrypted model inside an enclave"},
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 

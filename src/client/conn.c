@@ -161,9 +161,21 @@ ward_client_err(const struct ward_msg *m)
 {
 	const char *code = m->code != NULL ? m->code : "?";
 	const char *msg = m->message != NULL ? m->message : "";
+	char safe[900];
+	size_t i;
 
-	return ward_errf(-ward_code_err(code), "enclave: %s: %s",
-	    ward_quotes(code), ward_quotes(msg));
+	/* the agent's words, with control characters made harmless, cut
+	 * only where ward's own message would be: KMS's reason (which
+	 * policy condition failed) comes last and must survive */
+	for (i = 0; msg[i] != '\0' && i + 4 < sizeof(safe); i++)
+		safe[i] = (unsigned char)msg[i] < 0x20 || msg[i] == 0x7f
+		    ? '?'
+		    : msg[i];
+	if (msg[i] != '\0')
+		memcpy(safe + i, "...", 3), i += 3;
+	safe[i] = '\0';
+	return ward_errf(
+	    -ward_code_err(code), "enclave: %s: %s", ward_quotes(code), safe);
 }
 
 uint64_t

@@ -11,6 +11,8 @@
  * directory or the clock.
  */
 #include <dirent.h>
+#include <dlfcn.h>
+#include <link.h>
 #include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -329,39 +331,26 @@ out:
 }
 
 /*
- * ward and its shared libraries, resolved as the dynamic loader resolves
- * them (`ld.so --list`, what ldd runs), go to /ward/bin and /ward/lib. The
- * agent then runs as `/ward/lib/<ld.so> --library-path /ward/lib
- * /ward/bin/ward agent`, so it never mixes with the image's own libraries.
+ * target's shared libraries, resolved as the dynamic loader resolves them
+ * (`ld.so --list`, what ldd runs), into /ward/lib. *have_interp is set
+ * when the loader itself is among them (its name into interp_name).
  */
 static int
-add_ward(struct list *l, char *interp_name, size_t cap)
+add_libs(struct list *l, const char *interp, const char *target,
+    char *interp_name, size_t cap, bool *have_interp)
 {
-	char self[PATH_MAX], interp[PATH_MAX], line[PATH_MAX * 2];
+	char line[PATH_MAX * 2];
 	int pipefd[2] = {-1, -1}, status, r;
 	posix_spawn_file_actions_t fa;
 	pid_t pid;
 	FILE *f = NULL;
 	struct stat st;
-	bool have_interp = false;
-	ssize_t k;
 
-	if ((k = readlink("/proc/self/exe", self, sizeof(self) - 1)) < 0)
-		return ward_errf(
-		    WARD_EIO, "/proc/self/exe: %s", strerror(errno));
-	self[k] = '\0';
-	if ((r = elf_interp(self, interp, sizeof(interp))) != 0)
-		return r;
-	if (stat(self, &st) != 0)
-		return ward_errf(WARD_EIO, "%s: %s", self, strerror(errno));
-	if ((r = list_add(l, "rootfs/" WARD_DIR "/bin/ward", self, NULL,
-	         S_IFREG | 0755, (uint64_t)st.st_size, 2)) != 0)
-		return r;
 	if (pipe2(pipefd, O_CLOEXEC) != 0)
 		return ward_errf(WARD_EIO, "pipe: %s", strerror(errno));
 	posix_spawn_file_actions_init(&fa);
 	posix_spawn_file_actions_adddup2(&fa, pipefd[1], 1);
-	char *argv[] = {interp, (char *)"--list", self, NULL};
+	char *argv[] = {(char *)interp, (char *)"--list", (char *)target, NULL};
 	char *envp[] = {NULL};
 	/* An empty environment: LD_PRELOAD, LD_LIBRARY_PATH and the like
 	 * must not decide what goes into the image. */
@@ -398,7 +387,7 @@ add_ward(struct list *l, char *interp_name, size_t cap)
 		}
 		base = strrchr(p, '/') + 1;
 		if (strcmp(p, interp) == 0) {
-			have_interp = true;
+			*have_interp = true;
 			snprintf(interp_name, cap, "%s", base);
 		}
 		if ((r = join(name, sizeof(name), "rootfs/" WARD_DIR "/lib",
@@ -411,11 +400,100 @@ wait:
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
 		;
 	if (r == 0 && (!WIFEXITED(status) || WEXITSTATUS(status) != 0))
-		r = ward_errf(WARD_EIO, "%s --list %s failed", interp, self);
-	if (r == 0 && !have_interp)
-		r = ward_errf(
-		    WARD_EIO, "%s --list did not name the loader", interp);
+		r = ward_errf(WARD_EIO, "%s --list %s failed", interp, target);
 	return r;
+}
+
+/*
+ * A model runtime's library (ward build-enclave --model-runtime): found
+ * as the agent's dlopen will ask for it (src/agent/runtime_*.c), put into
+ * /ward/lib under that name, with its own libraries.
+ */
+static int
+add_runtime(struct list *l, const char *interp, const char *runtime)
+{
+	static const struct {
+		const char *name, *soname;
+	} known[] = {{"xgboost", "libxgboost.so.0"}};
+	const char *soname = NULL;
+	char real[PATH_MAX], name[PATH_MAX], ld[NAME_MAX + 1];
+	struct link_map *lm = NULL;
+	struct stat st;
+	bool have_interp = false;
+	void *h;
+	int r;
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(runtime, known[i].name) == 0)
+			soname = known[i].soname;
+	if (soname == NULL)
+		return ward_errf(WARD_EUSAGE,
+		    "--model-runtime %s: unknown (known: xgboost)",
+		    ward_quotes(runtime));
+	if ((h = dlopen(soname, RTLD_LAZY | RTLD_LOCAL)) == NULL) {
+		const char *why = dlerror();
+
+		return ward_errf(WARD_EIO,
+		    "--model-runtime %s: %s is not on this machine (%s; "
+		    "install libxgboost-dev)",
+		    runtime, soname, why != NULL ? why : "dlopen failed");
+	}
+	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL ||
+	    lm->l_name == NULL || lm->l_name[0] != '/' ||
+	    realpath(lm->l_name, real) == NULL || stat(real, &st) != 0) {
+		r = ward_errf(WARD_EIO,
+		    "--model-runtime %s: cannot tell where "
+		    "%s is",
+		    runtime, soname);
+		goto out;
+	}
+	if ((r = join(name, sizeof(name), "rootfs/" WARD_DIR "/lib", soname)) !=
+	        0 ||
+	    (r = list_add(l, name, real, NULL, S_IFREG | 0755,
+	         (uint64_t)st.st_size, 2)) != 0)
+		goto out;
+	r = add_libs(l, interp, real, ld, sizeof(ld), &have_interp);
+out:
+	dlclose(h);
+	return r;
+}
+
+/*
+ * ward and its shared libraries go to /ward/bin and /ward/lib. The
+ * agent then runs as `/ward/lib/<ld.so> --library-path /ward/lib
+ * /ward/bin/ward agent`, so it never mixes with the image's own libraries.
+ */
+static int
+add_ward(const struct ward_enclave_spec *s, struct list *l, char *interp_name,
+    size_t cap)
+{
+	char self[PATH_MAX], interp[PATH_MAX];
+	struct stat st;
+	bool have_interp = false;
+	ssize_t k;
+	int r;
+
+	if ((k = readlink("/proc/self/exe", self, sizeof(self) - 1)) < 0)
+		return ward_errf(
+		    WARD_EIO, "/proc/self/exe: %s", strerror(errno));
+	self[k] = '\0';
+	if ((r = elf_interp(self, interp, sizeof(interp))) != 0)
+		return r;
+	if (stat(self, &st) != 0)
+		return ward_errf(WARD_EIO, "%s: %s", self, strerror(errno));
+	if ((r = list_add(l, "rootfs/" WARD_DIR "/bin/ward", self, NULL,
+	         S_IFREG | 0755, (uint64_t)st.st_size, 2)) != 0)
+		return r;
+	if ((r = add_libs(l, interp, self, interp_name, cap, &have_interp)) !=
+	    0)
+		return r;
+	if (!have_interp)
+		return ward_errf(
+		    WARD_EIO, "%s --list did not name the loader", interp);
+	for (size_t i = 0; i < s->runtime_len; i++)
+		if ((r = add_runtime(l, interp, s->runtimes[i])) != 0)
+			return r;
+	return 0;
 }
 
 static int
@@ -581,6 +659,11 @@ customer_ramdisk(const struct ward_enclave_spec *s, const char *rootfs,
 	char ld[NAME_MAX + 1] = "";
 	int r;
 
+	if (s->no_ward && s->runtime_len > 0)
+		return ward_errf(WARD_EUSAGE,
+		    "--model-runtime needs ward in the image (it serves the "
+		    "model): drop --no-ward");
+
 	if ((r = list_add(&l, "rootfs", NULL, NULL, S_IFDIR | 0755, 0, 0)) !=
 	        0 ||
 	    (r = walk(&l, rootfs, "rootfs", 0, 0)) != 0)
@@ -597,7 +680,7 @@ customer_ramdisk(const struct ward_enclave_spec *s, const char *rootfs,
 	          &l, "rootfs/app", NULL, NULL, S_IFDIR | 0755, 0, 1)) != 0 ||
 	        (r = walk(&l, s->app, "rootfs/app", 1, 0)) != 0))
 		goto out;
-	if (!s->no_ward && (r = add_ward(&l, ld, sizeof(ld))) != 0)
+	if (!s->no_ward && (r = add_ward(s, &l, ld, sizeof(ld))) != 0)
 		goto out;
 	for (size_t i = 0, n = l.n; i < n; i++) {
 		char name[PATH_MAX];

@@ -198,6 +198,31 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	c.sync_fd = sync_p[0];
 	c.err_fd = err_p[1];
 	c.console_fd = cons[1];
+	/*
+	 * The agent locks plaintext (models, decrypted inputs) in memory
+	 * with mlock: the enclave may lock as much as it has. A root monitor
+	 * raises the limit (inherited by the clone); an ordinary user's stays
+	 * as it is, and the agent says so when a lock fails.
+	 */
+	{
+		rlim_t want = (rlim_t)s->rec.memory_mib << 20;
+		struct rlimit ml;
+
+		if (getrlimit(RLIMIT_MEMLOCK, &ml) == 0 &&
+		    ml.rlim_cur != RLIM_INFINITY && ml.rlim_cur < want) {
+			struct rlimit up = {want,
+			    ml.rlim_max == RLIM_INFINITY || ml.rlim_max > want
+			        ? ml.rlim_max
+			        : want};
+
+			if (setrlimit(RLIMIT_MEMLOCK, &up) != 0 &&
+			    ml.rlim_max != RLIM_INFINITY) {
+				up.rlim_cur = ml.rlim_max;
+				up.rlim_max = ml.rlim_max;
+				(void)setrlimit(RLIMIT_MEMLOCK, &up);
+			}
+		}
+	}
 	/* clone with a NULL stack is fork() into new namespaces; the
 	 * monitor is single-threaded here */
 	pid = (pid_t)syscall(SYS_clone,
