@@ -39,6 +39,7 @@ bench: build
 	@./bench/enclave $(BUILD)
 	@./bench/proxy $(BUILD)
 	@./bench/agent $(BUILD)
+	@./bench/infer $(BUILD)
 
 fuzz: deps
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \

@@ -129,9 +129,9 @@ int ward_client_exec(struct ward_client *c, const struct ward_client_exec *e,
  * INFER (docs/protocol.md "infer"): predictions from the encrypted model
  * at model (a workspace path) on the rows read from input_fd (CSV or JSON,
  * plaintext or `ward encrypt`ed), streamed in DATA chunks; the answer's
- * JSON goes to out as it arrives. SHA-384s of the input as sent and the
- * answer as received come back for receipts; with receipt, the
- * attestation document binding them (and the model) goes into document.
+ * JSON goes to out as it arrives. With receipt, the SHA-384s of the input
+ * as sent and the answer as received come back, and the attestation
+ * document binding them (and the model) goes into document.
  */
 struct ward_client_infer {
 	const char *model;

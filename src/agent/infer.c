@@ -51,6 +51,14 @@ struct model {
 	unsigned refs; /* requests using it (and 1 while loading) */
 	bool loading;
 	double last_used;
+	/* the file it was last read from: while the same inode shows the
+	 * same size and ctime (which nobody can set back), its bytes are
+	 * the same and need not be read and hashed again */
+	bool seen;
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec ctime;
 	struct model *next;
 };
 
@@ -404,16 +412,15 @@ model_put(struct agent *a, struct model *m)
 
 /* ---- reading the model file ------------------------------------------ */
 
+/* Open the model file: a regular file beneath the workspace. */
 static int
-read_model(struct agent_infer *x, struct ward_buf *ct, const char **code)
+open_model(struct agent_infer *x, int *fd, struct stat *st, const char **code)
 {
 	struct agent *a = x->c->a;
-	struct stat st;
-	int fd = -1, fl, r;
-	size_t got = 0;
+	int fl, r;
 
 	if ((r = agent_ws_open(a, x->req.path,
-	         O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, &fd)) != 0) {
+	         O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW, fd)) != 0) {
 		if (r == -WARD_EIO && errno == ENOENT) {
 			*code = ward_errno_code(ENOENT);
 			r = ward_errf(WARD_EIO,
@@ -423,49 +430,86 @@ read_model(struct agent_infer *x, struct ward_buf *ct, const char **code)
 		}
 		return r;
 	}
-	if (fstat(fd, &st) != 0) {
-		r = ward_errf(WARD_EIO, "%s: %s", ward_quotes(x->req.path),
+	if (fstat(*fd, st) != 0)
+		return ward_errf(WARD_EIO, "%s: %s", ward_quotes(x->req.path),
 		    strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
+	if (!S_ISREG(st->st_mode)) {
 		*code = ward_errno_code(EINVAL);
-		r = ward_errf(WARD_EUSAGE,
+		return ward_errf(WARD_EUSAGE,
 		    "%s is not a regular file: the model must be a file "
 		    "(ward encrypt MODEL)",
 		    ward_quotes(x->req.path));
-		goto out;
 	}
-	if ((uint64_t)st.st_size > a->ws_max) {
-		r = ward_errf(WARD_ELIMIT, "%s is larger than the workspace",
+	if ((uint64_t)st->st_size > a->ws_max)
+		return ward_errf(WARD_ELIMIT, "%s is larger than the workspace",
 		    ward_quotes(x->req.path));
-		goto out;
-	}
-	if ((fl = fcntl(fd, F_GETFL)) < 0 ||
-	    fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0 ||
-	    (r = ward_buf_reserve(ct, (size_t)st.st_size + 1)) != 0) {
-		r = r != 0 ? r
-		           : ward_errf(WARD_EIO, "%s: %s",
-		                 ward_quotes(x->req.path), strerror(errno));
-		goto out;
-	}
-	while (got < (size_t)st.st_size) {
-		ssize_t k = read(fd, ct->p + got, (size_t)st.st_size - got);
+	if ((fl = fcntl(*fd, F_GETFL)) < 0 ||
+	    fcntl(*fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+		return ward_errf(WARD_EIO, "%s: %s", ward_quotes(x->req.path),
+		    strerror(errno));
+	return 0;
+}
+
+static int
+read_model(
+    struct agent_infer *x, int fd, const struct stat *st, struct ward_buf *ct)
+{
+	size_t got = 0;
+	int r;
+
+	if ((r = ward_buf_reserve(ct, (size_t)st->st_size + 1)) != 0)
+		return r;
+	while (got < (size_t)st->st_size) {
+		ssize_t k = read(fd, ct->p + got, (size_t)st->st_size - got);
 
 		if (k < 0 && errno == EINTR)
 			continue;
-		if (k <= 0) {
-			r = ward_errf(WARD_EIO, "%s: %s",
+		if (k <= 0)
+			return ward_errf(WARD_EIO, "%s: %s",
 			    ward_quotes(x->req.path),
 			    k < 0 ? strerror(errno) : "shorter than its size");
-			goto out;
-		}
 		got += (size_t)k;
 	}
 	ct->len = got;
-out:
-	close(fd);
-	return r;
+	return 0;
+}
+
+static bool
+same_file(const struct model *m, const struct stat *st)
+{
+	return m->seen && m->dev == st->st_dev && m->ino == st->st_ino &&
+	    m->size == st->st_size && m->ctime.tv_sec == st->st_ctim.tv_sec &&
+	    m->ctime.tv_nsec == st->st_ctim.tv_nsec;
+}
+
+/* An open model last read from this very file, referenced; or NULL. */
+static struct model *
+model_seen(struct agent *a, const struct stat *st)
+{
+	struct agent_models *ms = a->models;
+	struct model *m;
+
+	pthread_mutex_lock(&ms->lock);
+	sweep_locked(a, a->o.model_cache);
+	for (m = ms->list; m != NULL; m = m->next)
+		if (!m->loading && same_file(m, st)) {
+			m->refs++;
+			break;
+		}
+	pthread_mutex_unlock(&ms->lock);
+	return m;
+}
+
+static void
+model_remember(struct agent *a, struct model *m, const struct stat *st)
+{
+	pthread_mutex_lock(&a->models->lock);
+	m->seen = true;
+	m->dev = st->st_dev;
+	m->ino = st->st_ino;
+	m->size = st->st_size;
+	m->ctime = st->st_ctim;
+	pthread_mutex_unlock(&a->models->lock);
 }
 
 /* ---- the answer ------------------------------------------------------- */
@@ -524,24 +568,25 @@ put_float(struct ward_buf *b, float v)
  * The answer (docs/protocol.md "infer"): one JSON object, each prediction
  * on a line of its own.
  */
-static int
-answer(struct agent *a, const struct model *m, const float *pred, size_t rows,
-    size_t per_row, struct ward_buf *out)
+int
+agent_infer_answer(const uint8_t hash[WARD_SHA384_LEN], const char *pcr0,
+    const struct agent_runtime *rt, const struct agent_model_info *info,
+    const float *pred, size_t rows, size_t per_row, struct ward_buf *out)
 {
 	char hex[2 * WARD_SHA384_LEN + 1];
 	int r;
 
-	ward_hex_encode(m->hash, sizeof(m->hash), hex);
+	ward_hex_encode(hash, WARD_SHA384_LEN, hex);
 	if ((r = putf(out, "{\"model_sha384\":\"%s\",", hex)) != 0 ||
-	    (r = putf(out, "\"pcr0\":\"%s\",", pcr0_hex(a))) != 0 ||
-	    (r = putf(out, "\"runtime\":\"%s\",\"objective\":\"%s\",",
-	         m->rt->name, m->info.objective)) != 0 ||
+	    (r = putf(out, "\"pcr0\":\"%s\",", pcr0)) != 0 ||
+	    (r = putf(out, "\"runtime\":\"%s\",\"objective\":\"%s\",", rt->name,
+	         info->objective)) != 0 ||
 	    (r = putf(out, "\"rows\":%zu,\"predictions\":[\n", rows)) != 0)
 		return r;
 	for (size_t i = 0; i < rows && r == 0; i++) {
 		const float *p = pred + i * per_row;
 
-		if (m->info.task == AGENT_TASK_BINARY && per_row == 1) {
+		if (info->task == AGENT_TASK_BINARY && per_row == 1) {
 			r = putf(out, "{\"label\":%d,\"probabilities\":[",
 			    p[0] >= 0.5f ? 1 : 0);
 			if (r == 0)
@@ -552,8 +597,8 @@ answer(struct agent *a, const struct model *m, const float *pred, size_t rows,
 				r = put_float(out, p[0]);
 			if (r == 0)
 				r = ward_buf_append(out, "]}", 2);
-		} else if (m->info.task == AGENT_TASK_MULTI ||
-		    (m->info.task == AGENT_TASK_BINARY && per_row > 1)) {
+		} else if (info->task == AGENT_TASK_MULTI ||
+		    (info->task == AGENT_TASK_BINARY && per_row > 1)) {
 			size_t best = 0;
 
 			for (size_t k = 1; k < per_row; k++)
@@ -569,7 +614,7 @@ answer(struct agent *a, const struct model *m, const float *pred, size_t rows,
 			}
 			if (r == 0)
 				r = ward_buf_append(out, "]}", 2);
-		} else if (m->info.task == AGENT_TASK_CLASS && per_row == 1 &&
+		} else if (info->task == AGENT_TASK_CLASS && per_row == 1 &&
 		    isfinite(p[0])) {
 			r = putf(out, "{\"label\":%.0f}", (double)p[0]);
 		} else {
@@ -641,15 +686,24 @@ run(struct agent_infer *x, const char **code)
 	float *pred = NULL;
 	struct ward_buf doc = {0};
 	double t0 = ward_now();
+	struct stat st;
 	bool fresh = false;
-	int r;
+	int fd = -1, r;
 
-	if ((r = read_model(x, &ct, code)) != 0 ||
-	    (r = ward_sha384(ct.p, ct.len, hash)) != 0 ||
-	    (r = model_get(x, &keys, ct.p, ct.len, hash, &m, &fresh, code)) !=
-	        0)
+	if ((r = open_model(x, &fd, &st, code)) != 0)
 		goto out;
-	if ((r = ward_sha384(x->input.p, x->input.len, in_hash)) != 0)
+	if ((m = model_seen(a, &st)) == NULL) {
+		if ((r = read_model(x, fd, &st, &ct)) != 0 ||
+		    (r = ward_sha384(ct.p, ct.len, hash)) != 0 ||
+		    (r = model_get(
+		         x, &keys, ct.p, ct.len, hash, &m, &fresh, code)) != 0)
+			goto out;
+		model_remember(a, m, &st);
+	}
+	close(fd);
+	fd = -1;
+	if (x->req.receipt &&
+	    (r = ward_sha384(x->input.p, x->input.len, in_hash)) != 0)
 		goto out;
 	in = x->input.p;
 	in_len = x->input.len;
@@ -681,7 +735,8 @@ run(struct agent_infer *x, const char **code)
 	if ((r = m->rt->predict(
 	         m->h, rows.v, rows.rows, rows.cols, &pred, &per_row)) != 0)
 		goto out;
-	if ((r = answer(a, m, pred, rows.rows, per_row, &out)) != 0)
+	if ((r = agent_infer_answer(m->hash, pcr0_hex(a), m->rt, &m->info, pred,
+	         rows.rows, per_row, &out)) != 0)
 		goto out;
 	/* the answer in DATA frames */
 	for (size_t off = 0; off < out.len; off += WARD_AGENT_CHUNK) {
@@ -701,8 +756,8 @@ run(struct agent_infer *x, const char **code)
 		                    pk = {0};
 
 		if ((r = ward_sha384(out.p, out.len, out_hash)) != 0 ||
-		    (r = ward_receipt_user_data(hash, in_hash, out_hash, ud)) !=
-		        0)
+		    (r = ward_receipt_user_data(
+		         m->hash, in_hash, out_hash, ud)) != 0)
 			goto out;
 		u.v = (struct ward_bytes){ud, sizeof(ud)};
 		nonce.present = x->has_nonce;
@@ -726,8 +781,8 @@ run(struct agent_infer *x, const char **code)
 		    .has_size = true,
 		    .document = doc.p,
 		    .document_len = doc.len,
-		    .model_hash = hash,
-		    .model_hash_len = sizeof(hash)};
+		    .model_hash = m->hash,
+		    .model_hash_len = sizeof(m->hash)};
 
 		r = agent_send(x->c, &ok);
 	}
@@ -747,6 +802,8 @@ out:
 	ward_buf_free(&ct);
 	agent_keys_free(keys.keys);
 	model_put(a, m);
+	if (fd >= 0)
+		close(fd);
 	return r;
 }
 
@@ -844,6 +901,12 @@ on_infer(struct agent_conn *c, struct ward_msg *m)
 	x->c = c;
 	x->fmt = fmt;
 	x->input.secret = true;
+	/* announced: one allocation, not a series of grow-and-cleanse */
+	if (m->has_size && m->size > 0 &&
+	    ward_buf_reserve(&x->input, (size_t)m->size) != 0) {
+		infer_free(x);
+		return agent_send_ward_err(c, m->id, ward_enomem());
+	}
 	if (m->nonce != NULL) {
 		memcpy(x->nonce, m->nonce, m->nonce_len);
 		x->nonce_len = m->nonce_len;

@@ -109,6 +109,14 @@ bool agent_infer_owns(struct agent_conn *c, uint64_t id);
  * requests running on their threads. */
 void agent_infer_conn_close(struct agent_conn *c);
 
+/* The answer's JSON (docs/protocol.md "infer") for rows predictions of
+ * per_row floats each (infer.c; also bench/infer's native baseline). */
+struct agent_runtime;
+struct agent_model_info;
+int agent_infer_answer(const uint8_t hash[48], const char *pcr0,
+    const struct agent_runtime *rt, const struct agent_model_info *info,
+    const float *pred, size_t rows, size_t per_row, struct ward_buf *out);
+
 /* Rows of an INFER's input (rows.c): CSV or JSON into a dense row-major
  * matrix of floats, NaN for missing values. */
 enum agent_fmt { AGENT_FMT_AUTO, AGENT_FMT_CSV, AGENT_FMT_JSON };

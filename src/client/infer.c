@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "client/internal.h"
@@ -24,6 +25,13 @@ send_infer(
 	struct ward_buf b = {.secret = true};
 	int r;
 
+	struct stat st;
+
+	/* a file's size, announced: the agent reserves it at once */
+	if (fstat(q->input_fd, &st) == 0 && S_ISREG(st.st_mode)) {
+		req.has_size = true;
+		req.size = (uint64_t)st.st_size;
+	}
 	req.path = (char *)q->model;
 	req.format = (char *)q->format;
 	req.receipt = q->receipt;
@@ -125,7 +133,7 @@ ward_client_infer(struct ward_client *c, struct ward_client_infer *q)
 			goto out;
 		if (n == 0)
 			break;
-		if ((r = ward_sha384_update(&hin, buf, n)) != 0)
+		if (q->receipt && (r = ward_sha384_update(&hin, buf, n)) != 0)
 			goto out;
 		d.type = WARD_MSG_DATA;
 		d.id = id;
@@ -145,7 +153,9 @@ ward_client_infer(struct ward_client *c, struct ward_client_infer *q)
 			goto out;
 		if (m.type == WARD_MSG_OK)
 			break;
-		if ((r = ward_sha384_update(&hout, m.data, m.data_len)) != 0 ||
+		if ((q->receipt &&
+		        (r = ward_sha384_update(&hout, m.data, m.data_len)) !=
+		            0) ||
 		    (r = q->out(q->out_ctx, m.data, m.data_len)) != 0)
 			goto out;
 		q->output_len += m.data_len;

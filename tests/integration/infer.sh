@@ -9,7 +9,8 @@
 #     CSV, JSON, missing values and a 3-class model; 4 requests at once
 #   decrypted once: 100 requests add no KMS Decrypt of the model's key
 #     (audit log); the plaintext model is nowhere in the enclave's
-#     filesystem after serving (a control copy of it is found)
+#     filesystem after serving (a control copy of it is found); a model
+#     file replaced in place is served as the new model
 #   encrypted input: rows under the data owner's key (also pinned) give
 #     the same answer, and its Decrypt is in the audit log
 #   receipts: verify with ward attest verify --receipt; a changed input,
@@ -296,6 +297,13 @@ has 'LimitExceeded' "the code is LimitExceeded" err.log
 expect 0 "the agent serves on after the errors" inf "$MAIN" model.enc rows.csv --output after.json
 same after.json out.json "the same answer as before"
 rm -f huge.csv
+# a model file replaced in place is a new model (not the one still open)
+expect 0 "ward cp the 3-class model over enclave:model.enc" "$WARD" cp --enclave-cid "$MAIN" model3.enc enclave:model.enc
+expect 0 "ward infer: the replaced file" inf "$MAIN" model.enc rows3.csv --output repl.json
+same_preds repl.json native3.txt "the replaced file's model answers, not the one opened before"
+expect 0 "ward cp the first model back" "$WARD" cp --enclave-cid "$MAIN" model.enc enclave:model.enc
+expect 0 "ward infer: the first model again" inf "$MAIN" model.enc rows.csv --output again.json
+same again.json out.json "its answer is the first one again"
 
 terminate main
 "$WARD" kms pin "$KEY" --pcr0 "$PCR0P" --endpoint-url "$URL" >/dev/null 2>&1 || bad "pin to the plain image"
