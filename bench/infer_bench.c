@@ -35,6 +35,22 @@
 #include "ward/kms.h"
 #include "ward/util.h"
 
+/* A positive count or CID from the command line; exits on anything else. */
+static unsigned long
+num(const char *s)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (*s == '\0' || *end != '\0' || errno != 0 || v == 0) {
+		fprintf(stderr, "bench_infer: %s: not a positive number\n", s);
+		exit(2);
+	}
+	return v;
+}
+
 static int
 cmp_double(const void *a, const void *b)
 {
@@ -87,11 +103,11 @@ static int
 enclave(char **argv)
 {
 	struct ward_client_opts co = {
-	    .cid = (uint32_t)atoi(argv[2]), .timeout = 60};
+	    .cid = (uint32_t)num(argv[2]), .timeout = 60};
 	struct ward_client *c = NULL;
 	struct ward_aws_credentials cred = {0};
 	struct ward_buf in = {0};
-	size_t n = (size_t)atol(argv[5]), rows;
+	size_t n = (size_t)num(argv[5]), rows;
 	double *lat = calloc(n, sizeof(double)), t0, total;
 	char *region = ward_aws_region(NULL, NULL);
 	int fd;
@@ -100,7 +116,7 @@ enclave(char **argv)
 	    (fd = open(argv[4], O_RDONLY)) < 0 ||
 	    ward_client_open(&co, &c) != 0) {
 		fprintf(stderr, "bench_infer: %s\n", ward_errmsg());
-		return 1;
+		exit(1); /* what was allocated goes with the process */
 	}
 	rows = count_rows(&in);
 	for (size_t i = 0; i < n + 5; i++) {
@@ -119,13 +135,13 @@ enclave(char **argv)
 		if (ward_aws_credentials_load(NULL, &cred) != 0 ||
 		    lseek(fd, 0, SEEK_SET) != 0) {
 			fprintf(stderr, "bench_infer: %s\n", ward_errmsg());
-			return 1;
+			exit(1);
 		}
 		t = ward_now();
 		if (ward_client_infer(c, &q) != 0) {
 			fprintf(
 			    stderr, "bench_infer: infer: %s\n", ward_errmsg());
-			return 1;
+			exit(1);
 		}
 		ward_aws_credentials_clear(&cred);
 		if (i >= 5) /* the first opens the model: warm-up */
@@ -152,7 +168,7 @@ native(char **argv, bool predict_only)
 	struct ward_buf model = {0}, in = {0};
 	struct agent_rows once = {0};
 	uint8_t hash[48];
-	size_t n = (size_t)atol(argv[4]);
+	size_t n = (size_t)num(argv[4]);
 	double *lat = calloc(n, sizeof(double)), total = 0;
 	void *h = NULL;
 
@@ -163,7 +179,7 @@ native(char **argv, bool predict_only)
 	    agent_rows_parse(
 	        in.p, in.len, AGENT_FMT_AUTO, (size_t)1 << 28, &once) != 0) {
 		fprintf(stderr, "bench_infer: %s\n", ward_errmsg());
-		return 1;
+		exit(1);
 	}
 	for (size_t i = 0; i < n + 5; i++) {
 		struct agent_rows rows = {0};
@@ -184,7 +200,7 @@ native(char **argv, bool predict_only)
 			    rows.rows, per, &out);
 		if (r != 0) {
 			fprintf(stderr, "bench_infer: %s\n", ward_errmsg());
-			return 1;
+			exit(1);
 		}
 		free(pred);
 		agent_rows_free(&rows);

@@ -87,8 +87,12 @@ train(int argc, char **argv)
 	x = calloc(n * f, sizeof(*x));
 	y = calloc(n, sizeof(*y));
 	w = calloc(f * classes, sizeof(*w));
-	if (x == NULL || y == NULL || w == NULL)
+	if (x == NULL || y == NULL || w == NULL) {
+		free(x);
+		free(y);
+		free(w);
 		return 1;
+	}
 	for (unsigned long i = 0; i < f * classes; i++)
 		w[i] = uniform();
 	for (unsigned long i = 0; i < n; i++) {
