@@ -684,6 +684,77 @@ out:
 /* ------------------------------------------------------------------ */
 /* ward exec                                                          */
 
+/* Where and as whom the enclave asks KMS (exec, infer): the flags, else
+ * the AWS CLI's conventions. */
+struct kms_target {
+	const char *region_flag, *endpoint, *profile;
+	bool no_cred;
+	char *region; /* found */
+	struct ward_aws_credentials cred;
+	bool have_cred;
+};
+
+/* The --region/--endpoint-url/--profile/--no-credentials options: true
+ * when ch was one. */
+static bool
+kms_opt(int ch, const char *arg, struct kms_target *t)
+{
+	switch (ch) {
+	case OPT_REGION:
+		t->region_flag = arg;
+		return true;
+	case OPT_ENDPOINT:
+		t->endpoint = arg;
+		return true;
+	case OPT_PROFILE:
+		t->profile = arg;
+		return true;
+	case OPT_NO_CRED:
+		t->no_cred = true;
+		return true;
+	default:
+		return false;
+	}
+}
+
+static int
+kms_target_resolve(struct kms_target *t)
+{
+	int r;
+
+	if (t->endpoint == NULL)
+		t->endpoint = getenv("AWS_ENDPOINT_URL_KMS");
+	if (t->endpoint != NULL && *t->endpoint == '\0')
+		t->endpoint = NULL;
+	if ((t->region = ward_aws_region(t->region_flag, t->profile)) == NULL)
+		return ward_errf(WARD_EUSAGE,
+		    "no AWS region: give --region or set AWS_REGION");
+	if (t->no_cred)
+		return 0;
+	if ((r = ward_aws_credentials_load(t->profile, &t->cred)) != 0)
+		return ward_err_prefix(
+		    r, "AWS credentials for the enclave's KMS calls");
+	t->have_cred = true;
+	return 0;
+}
+
+/* The credentials are zeroed (once sent, or on failure). */
+static void
+kms_target_clear(struct kms_target *t)
+{
+	if (t->have_cred)
+		ward_aws_credentials_clear(&t->cred);
+	t->have_cred = false;
+}
+
+static void
+kms_target_free(struct kms_target *t)
+{
+	kms_target_clear(t);
+	free(t->region);
+	t->region = NULL;
+}
+
 static int
 add_list(char **v, size_t *n, const char *flag, char *arg, bool pair)
 {
@@ -717,13 +788,11 @@ cmd_exec_main(int argc, char **argv)
 	static char *keys[MAX_LIST], *ctx[MAX_LIST], *env[MAX_LIST];
 	struct ward_client_opts co = {.timeout = EXEC_TIMEOUT_S};
 	struct ward_client_exec e = {.out_fd = 1, .err_fd = 2};
-	struct ward_aws_credentials cred = {0};
+	struct kms_target t = {0};
 	struct ward_client_exit x;
 	struct ward_client *c = NULL;
-	const char *app = NULL, *region = NULL, *endpoint = NULL,
-	           *profile = NULL;
-	char *found_region = NULL;
-	bool have = false, no_cred = false, have_cred = false;
+	const char *app = NULL;
+	bool have = false;
 	int ch, r;
 
 	optind = 1;
@@ -751,23 +820,12 @@ cmd_exec_main(int argc, char **argv)
 		case OPT_ENV:
 			r = add_list(env, &e.envc, "--env", optarg, true);
 			break;
-		case OPT_REGION:
-			region = optarg;
-			break;
-		case OPT_ENDPOINT:
-			endpoint = optarg;
-			break;
-		case OPT_PROFILE:
-			profile = optarg;
-			break;
-		case OPT_NO_CRED:
-			no_cred = true;
-			break;
 		case 'h':
 			fputs(exec_help, stdout);
 			return 0;
 		default:
-			r = bad_option(ch, argv, "exec");
+			if (!kms_opt(ch, optarg, &t))
+				r = bad_option(ch, argv, "exec");
 		}
 		if (r != 0)
 			return cli_fail("exec", r);
@@ -794,39 +852,21 @@ cmd_exec_main(int argc, char **argv)
 	e.key_ids = keys;
 	e.context = ctx;
 	e.env = env;
-	if (endpoint == NULL)
-		endpoint = getenv("AWS_ENDPOINT_URL_KMS");
-	if (endpoint != NULL && *endpoint == '\0')
-		endpoint = NULL;
-	e.endpoint = endpoint;
-	if ((found_region = ward_aws_region(region, profile)) == NULL) {
-		r = ward_errf(WARD_EUSAGE,
-		    "no AWS region: give --region or set AWS_REGION");
+	if ((r = kms_target_resolve(&t)) != 0)
 		goto out;
-	}
-	e.region = found_region;
-	if (!no_cred) {
-		if ((r = ward_aws_credentials_load(profile, &cred)) != 0) {
-			ward_err_prefix(
-			    r, "AWS credentials for the enclave's KMS calls");
-			goto out;
-		}
-		have_cred = true;
-		e.cred = &cred;
-	}
+	e.endpoint = t.endpoint;
+	e.region = t.region;
+	e.cred = t.have_cred ? &t.cred : NULL;
 	if ((r = ward_client_open(&co, &c)) != 0)
 		goto out;
 	r = ward_client_exec(c, &e, &x);
 	/* sent (or not): the credentials are no longer needed */
-	if (have_cred) {
-		ward_aws_credentials_clear(&cred);
-		have_cred = false;
-	}
+	kms_target_clear(&t);
 	if (r != 0)
 		goto out;
 	ward_client_close(c);
 	c = NULL;
-	free(found_region);
+	kms_target_free(&t);
 	if (x.signaled) {
 		fprintf(stderr,
 		    "ward exec: the app was killed by signal %d (%s)\n",
@@ -837,10 +877,8 @@ cmd_exec_main(int argc, char **argv)
 		return 255;
 	return x.status;
 out:
-	if (have_cred)
-		ward_aws_credentials_clear(&cred);
+	kms_target_free(&t);
 	ward_client_close(c);
-	free(found_region);
 	return cli_fail("exec", r);
 }
 
@@ -940,18 +978,16 @@ cmd_infer_main(int argc, char **argv)
 	static char *keys[MAX_LIST];
 	struct ward_client_opts co = {.timeout = EXEC_TIMEOUT_S};
 	struct ward_client_infer q = {.input_fd = -1};
-	struct ward_aws_credentials cred = {0};
+	struct kms_target t = {0};
 	struct ward_atomic at = {.fd = -1};
 	struct ward_buf doc = {0};
 	struct ward_client *c = NULL;
 	const char *model = NULL, *input = NULL, *output = NULL,
-	           *receipt = NULL, *region = NULL, *endpoint = NULL,
-	           *profile = NULL, *format = NULL;
+	           *receipt = NULL, *format = NULL;
 	uint8_t nonce[WARD_MSG_ATTEST_FIELD_MAX];
 	size_t nonce_len = 0;
-	char *found_region = NULL;
-	bool have = false, no_cred = false, have_cred = false, force = false,
-	     have_nonce = false, atomic_open = false;
+	bool have = false, force = false, have_nonce = false,
+	     atomic_open = false;
 	int ch, r, out_fd = 1;
 
 	optind = 1;
@@ -1000,23 +1036,12 @@ cmd_infer_main(int argc, char **argv)
 			r = add_list(
 			    keys, &q.key_idc, "--key-id", optarg, false);
 			break;
-		case OPT_REGION:
-			region = optarg;
-			break;
-		case OPT_ENDPOINT:
-			endpoint = optarg;
-			break;
-		case OPT_PROFILE:
-			profile = optarg;
-			break;
-		case OPT_NO_CRED:
-			no_cred = true;
-			break;
 		case 'h':
 			fputs(infer_help, stdout);
 			return 0;
 		default:
-			r = bad_option(ch, argv, "infer");
+			if (!kms_opt(ch, optarg, &t))
+				r = bad_option(ch, argv, "infer");
 		}
 		if (r != 0)
 			return cli_fail("infer", r);
@@ -1052,26 +1077,11 @@ cmd_infer_main(int argc, char **argv)
 	q.nonce = have_nonce ? nonce : NULL;
 	q.nonce_len = nonce_len;
 	q.document = &doc;
-	if (endpoint == NULL)
-		endpoint = getenv("AWS_ENDPOINT_URL_KMS");
-	if (endpoint != NULL && *endpoint == '\0')
-		endpoint = NULL;
-	q.endpoint = endpoint;
-	if ((found_region = ward_aws_region(region, profile)) == NULL) {
-		r = ward_errf(WARD_EUSAGE,
-		    "no AWS region: give --region or set AWS_REGION");
+	if ((r = kms_target_resolve(&t)) != 0)
 		goto out;
-	}
-	q.region = found_region;
-	if (!no_cred) {
-		if ((r = ward_aws_credentials_load(profile, &cred)) != 0) {
-			ward_err_prefix(
-			    r, "AWS credentials for the enclave's KMS calls");
-			goto out;
-		}
-		have_cred = true;
-		q.cred = &cred;
-	}
+	q.endpoint = t.endpoint;
+	q.region = t.region;
+	q.cred = t.have_cred ? &t.cred : NULL;
 	if (output != NULL && strcmp(output, "-") != 0) {
 		if ((r = ward_atomic_open(&at, output, 0644, force)) != 0)
 			goto out;
@@ -1088,10 +1098,7 @@ cmd_infer_main(int argc, char **argv)
 	if ((r = ward_client_open(&co, &c)) != 0)
 		goto out;
 	r = ward_client_infer(c, &q);
-	if (have_cred) {
-		ward_aws_credentials_clear(&cred);
-		have_cred = false;
-	}
+	kms_target_clear(&t); /* sent (or not) */
 	if (r != 0)
 		goto out;
 	if (atomic_open) {
@@ -1105,12 +1112,10 @@ cmd_infer_main(int argc, char **argv)
 out:
 	if (atomic_open)
 		ward_atomic_abort(&at);
-	if (have_cred)
-		ward_aws_credentials_clear(&cred);
+	kms_target_free(&t);
 	if (q.input_fd > 0)
 		close(q.input_fd);
 	ward_client_close(c);
 	ward_buf_free(&doc);
-	free(found_region);
 	return r != 0 ? cli_fail("infer", r) : 0;
 }

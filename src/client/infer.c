@@ -73,32 +73,6 @@ check(struct ward_client *c, const struct ward_msg *m, uint64_t id)
 	return 0;
 }
 
-static int
-read_some(int fd, uint8_t *buf, size_t cap, size_t *got)
-{
-	ssize_t k;
-
-	*got = 0;
-	while (*got < cap) {
-		k = read(fd, buf + *got, cap - *got);
-		if (k < 0) {
-			if (errno == EINTR) {
-				if (ward_signal_caught() != 0)
-					return ward_errf(WARD_EINTR,
-					    "interrupted by signal %d",
-					    ward_signal_caught());
-				continue;
-			}
-			return ward_errf(
-			    WARD_EIO, "reading the input: %s", strerror(errno));
-		}
-		if (k == 0)
-			break;
-		*got += (size_t)k;
-	}
-	return 0;
-}
-
 int
 ward_client_infer(struct ward_client *c, struct ward_client_infer *q)
 {
@@ -128,8 +102,8 @@ ward_client_infer(struct ward_client *c, struct ward_client_infer *q)
 				    c, "an answer before the input's end");
 			goto out;
 		}
-		if ((r = read_some(q->input_fd, buf, WARD_AGENT_CHUNK, &n)) !=
-		    0)
+		if ((r = client_read_chunk(
+		         q->input_fd, buf, WARD_AGENT_CHUNK, &n)) != 0)
 			goto out;
 		if (n == 0)
 			break;

@@ -25,6 +25,9 @@ struct ward_client {
  * connection broken on failure. */
 int client_write(struct ward_client *c, const struct ward_buf *b,
     const void *tail, size_t n);
+/* Fill buf from fd up to cap bytes (less only at the end of the input);
+ * a signal ward_signals_install records interrupts it (xfer.c). */
+int client_read_chunk(int fd, uint8_t *buf, size_t cap, size_t *got);
 /* A protocol violation by the agent: breaks the connection. */
 int client_protocol(struct ward_client *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -14,9 +14,8 @@
 #include "ward/agent.h"
 #include "ward/util.h"
 
-/* Fill buf from fd up to cap bytes (less only at end of input). */
-static int
-read_chunk(int fd, uint8_t *buf, size_t cap, size_t *got)
+int
+client_read_chunk(int fd, uint8_t *buf, size_t cap, size_t *got)
 {
 	ssize_t k;
 
@@ -118,7 +117,7 @@ ward_client_put(struct ward_client *c, const char *path, uint32_t mode, int fd,
 				r = client_protocol(c, "an early reply");
 			goto out;
 		}
-		if ((r = read_chunk(fd, buf, WARD_AGENT_CHUNK, &n)) != 0)
+		if ((r = client_read_chunk(fd, buf, WARD_AGENT_CHUNK, &n)) != 0)
 			goto out;
 		if (n == 0)
 			break;
