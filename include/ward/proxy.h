@@ -118,7 +118,10 @@ int ward_proxy_resolve(const char *host, uint16_t port,
 /*
  * The KMS route of `ward proxy -s kms`: when endpoint_url is set (a local
  * `ward kms serve`: "http://HOST:PORT" or "https://HOST[:PORT]", an
- * optional "/" path), its host and port (80 or 443 by default); else
+ * optional path of "/"-separated RFC 3986 unreserved characters without
+ * "." or ".." segments; no user info, query, fragment or %-escapes; HOST
+ * a name of letters, digits, '-', '.', '_', an IPv4 address or
+ * "[IPv6[%zone]]"), its host and port (80 or 443 by default); else
  * AWS's regional endpoint kms.<region>.amazonaws.com:443. Neither is
  * WARD_EUSAGE. host holds at least WARD_PROXY_ADDRESS_MAX + 1 bytes.
  */
@@ -133,8 +136,11 @@ int ward_proxy_kms_route(const char *endpoint_url, const char *region,
 #define WARD_PROXY_DEFAULT_MAX_CONNECTIONS 1024u
 #define WARD_PROXY_MAX_CONNECTIONS_MAX 65536u
 #define WARD_PROXY_DEFAULT_IDLE_TIMEOUT 300u /* seconds */
-#define WARD_PROXY_DEFAULT_CONNECT_TIMEOUT 10u /* seconds */
+/* once one direction has ended (half-close), seconds without a byte */
+#define WARD_PROXY_DEFAULT_HALF_CLOSE_TIMEOUT 60u
+#define WARD_PROXY_DEFAULT_CONNECT_TIMEOUT 10u /* seconds, all addresses */
 #define WARD_PROXY_DEFAULT_GRACE 5u /* seconds */
+#define WARD_PROXY_DEFAULT_DNS_REFRESH 60u /* seconds between lookups */
 
 /* --splice: AUTO splices remote-to-enclave and copies enclave-to-remote,
  * what measured fastest (docs/proxy.md); the others are for comparison. */
@@ -153,8 +159,15 @@ struct ward_proxy_opts {
 	unsigned workers; /* 0: WARD_PROXY_DEFAULT_WORKERS */
 	unsigned max_connections; /* 0: the default */
 	unsigned idle_timeout_s; /* 0: the default */
+	/* idle time allowed once one direction has ended; 0: the default,
+	 * at most idle_timeout_s */
+	unsigned half_close_timeout_s;
+	/* for the whole connect, every address of the remote included;
+	 * each address gets an equal share of what is left (at least 1 s) */
 	unsigned connect_timeout_s; /* 0: the default */
 	unsigned grace_s; /* after SIGTERM; 0: the default */
+	unsigned dns_refresh_s; /* names are looked up again so often; 0: the
+	                         * default */
 	enum ward_proxy_splice splice; /* which directions splice(2) */
 	bool quiet; /* no line per connection */
 	/* Called once listening, with "vsock:CID:PORT" and "HOST:PORT". */
@@ -169,9 +182,18 @@ struct ward_proxy_opts {
  * or SIGHUP. Those signals are blocked in the calling thread (and so in
  * the workers) and read from a signalfd: the listener is closed (the
  * emulation's socket file removed), connections in flight get up to
- * grace_s seconds to finish, and the call returns 0. One line per
- * connection goes to stderr when it ends (time, id, peer, remote, bytes
- * each way, duration, why it ended), never any payload.
+ * grace_s seconds to finish, and the call returns 0; a second such
+ * signal ends them at once. One line per connection goes to stderr when
+ * it ends (time, id, peer, remote, bytes each way, duration, why it
+ * ended), never any payload.
+ *
+ * The addresses connected to: for a name match, what REMOTE_ADDR
+ * resolves to; for an IP match, only the addresses that REMOTE_ADDR and
+ * an allowlist entry for the port both resolve to. Either is looked up
+ * again every dns_refresh_s seconds on a thread of its own, so a
+ * connection uses a lookup at most that old (a failed lookup keeps the
+ * last one); an entry whose name has moved elsewhere stops admitting its
+ * old address at the next lookup.
  */
 int ward_proxy_serve(const struct ward_proxy_opts *o);
 

@@ -27,7 +27,8 @@ static const char proxy_help[] =
     "connection on standard error when it ends (time, id, peer, remote,\n"
     "bytes up and down, duration, why it ended; never payload). SIGTERM,\n"
     "SIGINT or SIGHUP stops it: it stops listening, lets connections in\n"
-    "flight finish for --shutdown-grace seconds, and exits 0.\n"
+    "flight finish for --shutdown-grace seconds, and exits 0; a second\n"
+    "signal closes them at once.\n"
     "\n"
     "  -4, --ipv4               use only IPv4 addresses of names\n"
     "  -6, --ipv6               use only IPv6 addresses of names\n"
@@ -43,28 +44,47 @@ static const char proxy_help[] =
     "                           port 443, for the commercial regions)\n"
     "  -s, --service kms        the KMS route: to $AWS_ENDPOINT_URL_KMS (or\n"
     "                           $WARD_KMS_ENDPOINT) when set, such as a\n"
-    "                           local ward kms serve, which is then allowed\n"
-    "                           even if the allowlist lacks it; else to\n"
-    "                           kms.$AWS_REGION.amazonaws.com:443. LOCAL_PORT\n"
+    "                           local ward kms serve: http(s)://HOST[:PORT]\n"
+    "                           with no user info, query or fragment. Its\n"
+    "                           HOST:PORT is added to the allowlist when\n"
+    "                           the list lacks it, and a warning on\n"
+    "                           standard error says so (whoever sets the\n"
+    "                           variable chose that server). Else to\n"
+    "                           kms.$AWS_REGION.amazonaws.com:443, which\n"
+    "                           the allowlist must admit. LOCAL_PORT\n"
     "                           defaults to 8000\n"
     "      --max-connections N  at most N at once (default 1024); more are\n"
     "                           closed as they arrive\n"
     "      --idle-timeout S     close a connection after S seconds without\n"
     "                           a byte moving (default 300)\n"
+    "      --half-close-timeout S\n"
+    "                           the same once one direction has ended, so\n"
+    "                           that a peer that half-closes and vanishes\n"
+    "                           does not hold a slot (default 60, at most\n"
+    "                           --idle-timeout)\n"
     "      --connect-timeout S  give up connecting to the remote after S\n"
-    "                           seconds per address (default 10)\n"
+    "                           seconds, all its addresses together; each\n"
+    "                           gets an equal share of what is left, at\n"
+    "                           least 1 s (default 10)\n"
+    "      --dns-refresh S      look the remote's name up again every S\n"
+    "                           seconds (default 60; a failed lookup keeps\n"
+    "                           the last addresses)\n"
     "      --shutdown-grace S   after SIGTERM, how long connections in\n"
     "                           flight may take (default 5)\n"
     "      --splice WHEN        auto (default: splice(2) from the remote to\n"
-    "                           the enclave, read/write the other way, as\n"
-    "                           measured fastest), always or never\n"
+    "                           the enclave past its first 64 KiB,\n"
+    "                           read/write otherwise, as measured\n"
+    "                           fastest), always or never\n"
     "  -q, --quiet              no line per connection\n"
     "  -v, --verbose            more log output\n"
     "  -h, --help\n"
     "\n"
     "An address is admitted when an entry with the same port names it, or\n"
     "when REMOTE_ADDR and an entry's address resolve to a common IP; a name\n"
-    "in the list that resolves elsewhere does not admit it. A refusal says\n"
+    "in the list that resolves elsewhere does not admit it. With a common\n"
+    "IP, the proxy connects only to addresses both resolve to at the last\n"
+    "lookup (--dns-refresh): an entry that moves elsewhere stops admitting\n"
+    "its old address. A refusal says\n"
     "\"" WARD_PROXY_NOT_ALLOWED "\" and exits 2. See docs/proxy.md.\n"
     "\n"
     "Exit status 0 after SIGTERM/SIGINT/SIGHUP; 2: bad usage or a\n"
@@ -81,6 +101,8 @@ enum {
 	OPT_CONNECT,
 	OPT_GRACE,
 	OPT_SPLICE,
+	OPT_HALF,
+	OPT_DNS,
 };
 
 static const struct option longopts[] = {
@@ -95,6 +117,8 @@ static const struct option longopts[] = {
     {"idle-timeout", required_argument, NULL, OPT_IDLE},
     {"connect-timeout", required_argument, NULL, OPT_CONNECT},
     {"shutdown-grace", required_argument, NULL, OPT_GRACE},
+    {"half-close-timeout", required_argument, NULL, OPT_HALF},
+    {"dns-refresh", required_argument, NULL, OPT_DNS},
     {"splice", required_argument, NULL, OPT_SPLICE},
     {"quiet", no_argument, NULL, 'q'},
     {"verbose", no_argument, NULL, 'v'},
@@ -187,6 +211,18 @@ parse(int argc, char **argv, struct args *a, int *first)
 				return r;
 			a->o.grace_s = (unsigned)v;
 			break;
+		case OPT_HALF:
+			if ((r = number("--half-close-timeout", optarg, 1,
+			         86400, &v)) != 0)
+				return r;
+			a->o.half_close_timeout_s = (unsigned)v;
+			break;
+		case OPT_DNS:
+			if ((r = number(
+			         "--dns-refresh", optarg, 1, 86400, &v)) != 0)
+				return r;
+			a->o.dns_refresh_s = (unsigned)v;
+			break;
 		case OPT_SPLICE:
 			if (strcmp(optarg, "auto") == 0)
 				a->o.splice = WARD_PROXY_SPLICE_AUTO;
@@ -271,9 +307,15 @@ env(const char *name)
 }
 
 /*
- * -s kms: the destination from the environment. A local endpoint
- * (AWS_ENDPOINT_URL_KMS) is admitted even when the allowlist lacks it:
- * whoever sets the variable chose that server; stderr says so.
+ * -s kms: the destination from the environment. An endpoint URL
+ * (AWS_ENDPOINT_URL_KMS, as the AWS SDKs read it) is the host admin's
+ * configuration, like the allowlist itself, so its HOST:PORT is admitted
+ * even when the list lacks it: the list is extended with that one entry,
+ * a warning names the entry and the variable, and the allowlist's name in
+ * the log says "+ $VAR". ward_proxy_kms_route refuses a URL with user
+ * info, a query, a fragment, escapes or dot segments, so the host logged
+ * is the host connected to. The regional endpoint is never added: the
+ * list must admit it, as vsock-proxy's does.
  */
 static int
 kms_route(struct ward_proxy_allowlist *al, char *host, size_t cap,
@@ -281,6 +323,7 @@ kms_route(struct ward_proxy_allowlist *al, char *host, size_t cap,
 {
 	const char *var = "AWS_ENDPOINT_URL_KMS", *url = env(var);
 	const char *region = env("AWS_REGION");
+	char source[sizeof(al->source)];
 	enum ward_proxy_match m;
 	int r;
 
@@ -298,9 +341,14 @@ kms_route(struct ward_proxy_allowlist *al, char *host, size_t cap,
 	ward_errclear();
 	if ((r = ward_proxy_allowlist_add(al, host, *port)) != 0)
 		return r;
-	ward_warn("proxy: allowing %s:%u, the KMS endpoint $%s names, which "
-	          "%s does not list",
-	    host, (unsigned)*port, var, al->source);
+	ward_warn("proxy: allowlist extended with %s%s%s:%u (from $%s=%s), "
+	          "which %s does not list",
+	    strchr(host, ':') != NULL ? "[" : "", host,
+	    strchr(host, ':') != NULL ? "]" : "", (unsigned)*port, var, url,
+	    al->source);
+	snprintf(source, sizeof(source), "%s", al->source);
+	snprintf(al->source, sizeof(al->source), "%.*s + $%s",
+	    (int)(sizeof(al->source) - 32), source, var);
 	return 0;
 }
 

@@ -26,6 +26,7 @@
 
 #include <yaml.h>
 
+#include "proxy/internal.h"
 #include "ward/proxy.h"
 #include "util/yaml.h"
 #include "ward/util.h"
@@ -643,7 +644,104 @@ ward_proxy_allowlist_check(const struct ward_proxy_allowlist *a,
 	return 0;
 }
 
+int
+proxy_shared_targets(const struct ward_proxy_allowlist *a, const char *remote,
+    uint16_t port, enum ward_proxy_family family, struct ward_proxy_target *out)
+{
+	struct ward_proxy_target want, entry;
+	size_t resolved = 0, listed = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = ward_proxy_resolve(remote, port, family, &want)) != 0)
+		return r;
+	for (size_t i = 0; i < a->n; i++) {
+		if (a->rules[i].port != port)
+			continue;
+		listed++;
+		if (ward_proxy_resolve(
+		        a->rules[i].address, port, family, &entry) != 0)
+			continue;
+		resolved++;
+		for (size_t k = 0; k < want.n; k++)
+			if (target_has(&entry, &want.addr[k]))
+				target_add(out, &want.addr[k], want.len[k]);
+	}
+	if (listed > 0 && resolved == 0) {
+		char why[256];
+
+		/* ward_errf writes the buffer ward_errmsg reads */
+		snprintf(why, sizeof(why), "%s", ward_errmsg());
+		return ward_errf(WARD_EIO,
+		    "no entry of %s for port %u resolves now (the last: %s)",
+		    a->source, (unsigned)port, why);
+	}
+	ward_errclear();
+	return 0;
+}
+
 /* ---- ward proxy -s kms ------------------------------------------------ */
+
+/* A host name or IPv4 literal in a URL: letters, digits, '-', '.', '_'. */
+static bool
+host_name(const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		        (s[i] >= 'A' && s[i] <= 'Z') ||
+		        (s[i] >= '0' && s[i] <= '9') || s[i] == '-' ||
+		        s[i] == '.' || s[i] == '_'))
+			return false;
+	return n > 0;
+}
+
+/* What "[...]" holds: an IPv6 address, then an optional "%zone" of
+ * letters and digits. */
+static bool
+ipv6_literal(const char *s, size_t n)
+{
+	char text[INET6_ADDRSTRLEN];
+	struct in6_addr a;
+	size_t an = strcspn(s, "%]");
+
+	if (an > n || an == 0 || an >= sizeof(text))
+		return false;
+	memcpy(text, s, an);
+	text[an] = '\0';
+	if (inet_pton(AF_INET6, text, &a) != 1)
+		return false;
+	if (an == n)
+		return true;
+	if (an + 1 == n)
+		return false; /* "%" and no zone */
+	for (size_t i = an + 1; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		        (s[i] >= 'A' && s[i] <= 'Z') ||
+		        (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	return true;
+}
+
+/* A path of "/"-separated segments of RFC 3986's unreserved characters,
+ * without "." or ".." segments: the proxy routes by host and port only,
+ * and a path that some parser might read differently is refused. */
+static bool
+plain_path(const char *p)
+{
+	if (*p != '/')
+		return false;
+	while (*p == '/') {
+		size_t n = strspn(p + 1,
+		    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "0123456789-._~");
+
+		if ((n == 1 && p[1] == '.') ||
+		    (n == 2 && p[1] == '.' && p[2] == '.'))
+			return false;
+		p += 1 + n;
+	}
+	return *p == '\0';
+}
 
 int
 ward_proxy_kms_route(const char *endpoint_url, const char *region, char *host,
@@ -666,16 +764,22 @@ ward_proxy_kms_route(const char *endpoint_url, const char *region, char *host,
 			    "https://HOST[:PORT]",
 			    ward_quotes(endpoint_url));
 		}
-		/* host: [IPv6] or up to ':' or '/' */
+		/* host: [IPv6] or up to ':' or '/'; no user info, query,
+		 * fragment or escapes anywhere, so that no parser could read
+		 * another host out of the same text */
 		if (*p == '[') {
 			h = p + 1;
 			if ((end = strchr(h, ']')) == NULL)
 				goto bad;
 			hn = (size_t)(end - h);
+			if (!ipv6_literal(h, hn))
+				goto bad;
 			p = end + 1;
 		} else {
 			h = p;
 			hn = strcspn(p, ":/");
+			if (!host_name(h, hn))
+				goto bad;
 			p += hn;
 		}
 		if (!valid_address(h, hn) || hn >= host_cap)
@@ -688,7 +792,7 @@ ward_proxy_kms_route(const char *endpoint_url, const char *region, char *host,
 				goto bad;
 			p += 1 + pn;
 		}
-		if (*p != '\0' && *p != '/')
+		if (*p != '\0' && !plain_path(p))
 			goto bad;
 		memcpy(host, h, hn);
 		host[hn] = '\0';

@@ -11,7 +11,8 @@
  * remote, "down": remote to enclave) moves bytes either with splice(2)
  * through a pipe of its own, so the payload is never copied to user
  * space, or with read/write through a buffer. By default (--splice auto)
- * "down" splices and "up" copies: measured on loopback (bench/proxy,
+ * "down" splices (past its first SPLICE_AFTER bytes, which are copied)
+ * and "up" copies: measured on loopback (bench/proxy,
  * docs/performance.md), splicing TCP into the enclave's socket is
  * 1.4-1.8x faster than copying, and splicing the enclave's Unix socket
  * into TCP 1.1-1.4x slower (TCP gets the Unix socket's small page
@@ -22,9 +23,22 @@
  * pair, and the remote gets a reset rather than a clean end, so a cut
  * upload never looks complete to the server.
  *
+ * A side that reports EPOLLERR (its SO_ERROR: a reset, say) or EPOLLHUP
+ * (it takes no more bytes) is "gone": what was bound for it is dropped,
+ * what it sent that is still in flight is delivered to the other side,
+ * and then the pair ends, logged with the cause (end=remote-reset
+ * (Connection reset by peer), end=enclave-closed, ...).
+ *
  * Memory is bounded per connection (two pipes or two buffers of
- * RELAY_BYTES), connections by max_connections, time by the idle and
- * connect timeouts, checked once a second.
+ * RELAY_BYTES), connections by max_connections, time by the idle
+ * timeout (the half-close timeout once one direction has ended) and the
+ * connect timeout (for the whole connect, every address included),
+ * checked every TICK_MS.
+ *
+ * The remote's addresses come from the resolver, a thread of its own
+ * (getaddrinfo can block for seconds: never in a worker, never where
+ * signals are read), as a snapshot each connection holds while it
+ * connects.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -51,6 +65,7 @@
 
 #include <linux/vm_sockets.h>
 
+#include "proxy/internal.h"
 #include "ward/proxy.h"
 #include "ward/transport.h"
 #include "ward/util.h"
@@ -60,10 +75,13 @@
 #define ACCEPT_BATCH 64 /* accepts per wake-up, so one worker cannot hog */
 #define RELAY_BYTES (64 * 1024) /* a pipe's default size; the buffer's */
 #define TURN_BYTES (1024 * 1024) /* per direction, then other work runs */
-#define TICK_MS 1000 /* timeouts are checked this often */
+/* --splice auto: "down" copies its first bytes and splices only past
+ * these, so a short answer costs no pipe (pipe2, F_GETPIPE_SZ, 2 close) */
+#define SPLICE_AFTER (64 * 1024)
+#define TICK_MS 250 /* timeouts are checked this often */
 #define ACCEPT_PAUSE 0.1 /* seconds without accepting after EMFILE */
-#define DNS_REFRESH_S 60 /* a name is re-resolved this often */
-#define DNS_RETRY_S 5 /* ... and this often while it does not resolve */
+#define DNS_RETRY_S 5 /* a name that does not resolve is retried so often */
+#define ATTEMPT_MIN 1.0 /* seconds an address gets at least, if left */
 #define FDS_PER_CONN 6 /* two sockets, two pipes */
 #define LINE_MAX_BYTES 512
 
@@ -71,7 +89,33 @@
  * connections that use it. */
 struct targets {
 	atomic_uint refs;
+	bool refused; /* an IP match whose names resolve apart now */
 	struct ward_proxy_target t;
+};
+
+/*
+ * The resolver: resolves the remote again every dns_refresh_s seconds
+ * (DNS_RETRY_S after a failure) on a thread of its own and publishes the
+ * addresses connections may use. For an IP match the rule of the check
+ * is applied again each time: only addresses that REMOTE_ADDR and an
+ * allowlist entry for the port both resolve to now. A failed lookup keeps
+ * the last snapshot (a resolver outage does not cut the route); a lookup
+ * that succeeds replaces it. The thread may outlive ward_proxy_serve (a
+ * lookup in progress is not interrupted), so it owns copies of what it
+ * reads and is freed by whichever of the two lets go last.
+ */
+struct resolver {
+	atomic_uint refs;
+	pthread_mutex_t lock; /* cur, stop, failing */
+	pthread_cond_t cond;
+	bool stop, failing;
+	struct targets *cur;
+	char host[WARD_PROXY_ADDRESS_MAX + 1];
+	uint16_t port;
+	enum ward_proxy_family family;
+	enum ward_proxy_match match;
+	struct ward_proxy_allowlist entries; /* IP match: those for port */
+	unsigned refresh_s;
 };
 
 struct proxy;
@@ -86,6 +130,7 @@ struct worker {
 	struct conn *ready; /* connections with more to move */
 	struct conn *dead; /* closed in this turn, freed at its end */
 	unsigned n;
+	unsigned starved; /* connections waiting for a descriptor */
 	bool accepting, stopping, acked;
 	double resume_accept, deadline;
 };
@@ -94,16 +139,18 @@ struct proxy {
 	const struct ward_proxy_opts *o;
 	int lfd;
 	char remote[WARD_PROXY_ADDRESS_MAX + 16]; /* HOST:PORT */
-	unsigned max_connections, idle_s, connect_s, grace_s;
-	pthread_mutex_t lock; /* cur, acked */
+	unsigned max_connections, idle_s, half_s, connect_s, grace_s;
+	pthread_mutex_t lock; /* acked */
 	pthread_cond_t cond;
-	struct targets *cur;
+	struct resolver *rs;
 	unsigned acked; /* workers that stopped accepting */
 	atomic_uint nconns;
 	atomic_ullong next_id;
 	atomic_bool stopping;
+	atomic_bool hurry; /* a second signal: cut what is in flight now */
 	atomic_int failed; /* a worker's fatal error */
 	int failfd; /* ... wakes the main thread */
+	int donefd; /* each worker adds 1 when it ends */
 	struct worker *workers;
 	unsigned nworkers;
 };
@@ -117,6 +164,7 @@ struct half {
 	size_t off; /* read/write: first byte of buf to write */
 	uint64_t bytes; /* written to the destination */
 	bool splice, eof, shut;
+	bool splice_later; /* copy the first SPLICE_AFTER bytes, then splice */
 };
 
 enum { ENCLAVE = 0, REMOTE = 1 };
@@ -132,13 +180,17 @@ struct conn {
 	uint64_t id;
 	int fd[2];
 	bool rd[2], wr[2];
+	bool gone[2]; /* the side takes no more bytes (EPOLLERR, EPOLLHUP) */
 	struct side side[2];
 	struct half up, down; /* up: ENCLAVE -> REMOTE */
 	bool connecting, dead, in_ready, counted;
+	bool starved; /* waits for a descriptor to connect with */
 	struct targets *tg;
 	size_t next_target;
 	int last_err; /* the last connect's errno */
-	double start, active, connect_start;
+	double start, active;
+	double connect_deadline; /* for the whole connect */
+	double attempt_deadline; /* for the address being tried */
 	char peer[48], remote[64];
 	const char *why;
 	char detail[96];
@@ -160,12 +212,13 @@ targets_unref(struct targets *t)
 static struct targets *
 targets_get(struct proxy *p)
 {
+	struct resolver *rs = p->rs;
 	struct targets *t;
 
-	pthread_mutex_lock(&p->lock);
-	if ((t = p->cur) != NULL)
+	pthread_mutex_lock(&rs->lock);
+	if ((t = rs->cur) != NULL)
 		atomic_fetch_add(&t->refs, 1);
-	pthread_mutex_unlock(&p->lock);
+	pthread_mutex_unlock(&rs->lock);
 	return t;
 }
 
@@ -290,8 +343,13 @@ half_ready(struct half *h)
 	if (h->splice && h->pipe[0] < 0) {
 		int sz;
 
-		if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) != 0)
-			return -errno;
+		if (pipe2(h->pipe, O_NONBLOCK | O_CLOEXEC) != 0) {
+			if (errno != EMFILE && errno != ENFILE)
+				return -errno;
+			/* out of descriptors: copy instead */
+			h->splice = false;
+			return half_ready(h);
+		}
 		sz = fcntl(h->pipe[0], F_GETPIPE_SZ);
 		h->cap = sz > 0 ? (size_t)sz : RELAY_BYTES;
 		/* the buffer that takes over on EINVAL must hold it all */
@@ -381,6 +439,40 @@ side_name(int which)
 	return which == ENCLAVE ? "enclave-error" : "remote-error";
 }
 
+/* Side which failed (a reset, or another error) or closed: it takes no
+ * more bytes, and the log says why. */
+static void
+side_failed(struct conn *c, int which, const char *op, int err)
+{
+	const char *why = err == ECONNRESET
+	    ? (which == ENCLAVE ? "enclave-reset" : "remote-reset")
+	    : err == EPIPE
+	    ? (which == ENCLAVE ? "enclave-closed" : "remote-closed")
+	    : side_name(which);
+
+	c->gone[which] = true;
+	set_why(c, why, "%s%s%s", op, op[0] != '\0' ? ": " : "", strerror(err));
+}
+
+/*
+ * A side that is gone takes nothing more: what was bound for it is
+ * dropped, and that direction counts as finished. When something could
+ * still have come for it, the log says the side closed (or, when its
+ * SO_ERROR said so, that it was reset).
+ */
+static void
+drop_toward(struct conn *c, struct half *h, int d)
+{
+	if (h->shut)
+		return;
+	if (!h->eof || h->held > 0)
+		set_end(c, d == ENCLAVE ? "enclave-closed" : "remote-closed");
+	h->held = 0;
+	h->off = 0;
+	half_release(h);
+	h->eof = h->shut = true;
+}
+
 /*
  * Move what can move from side s to side d without blocking, up to
  * TURN_BYTES. A splice into the pipe that says EAGAIN while the pipe
@@ -405,11 +497,26 @@ relay(struct conn *c, struct half *h, int s, int d)
 				progress = true;
 			} else if (n == -EAGAIN || n == 0) {
 				c->wr[d] = false;
-			} else {
-				set_why(c, side_name(d), "write: %s",
-				    strerror((int)-n));
+			} else if (n == -ENOMEM || n == -EIO) {
+				set_why(
+				    c, "no-resources", "%s", strerror((int)-n));
 				return RELAY_FAILED;
+			} else {
+				/* d takes nothing more; what comes from it
+				 * still goes to s */
+				side_failed(c, d, "write", (int)-n);
+				drop_toward(c, h, d);
+				return RELAY_IDLE;
 			}
+		}
+		/* a long "down" stream moves to splice once the buffer is
+		 * empty (SPLICE_AFTER) */
+		if (h->splice_later && h->held == 0 &&
+		    h->bytes >= SPLICE_AFTER) {
+			half_release(h);
+			h->off = 0;
+			h->splice = true;
+			h->splice_later = false;
 		}
 		/* the pipe (or buffer) is made when bytes first come */
 		if (!h->eof && c->rd[s] && h->cap == 0 &&
@@ -429,9 +536,11 @@ relay(struct conn *c, struct half *h, int s, int d)
 				if (h->held == 0 || !h->splice)
 					c->rd[s] = false;
 			} else {
-				set_why(c, side_name(s), "read: %s",
-				    strerror((int)-n));
-				return RELAY_FAILED;
+				/* s sends nothing more; what it sent is still
+				 * delivered */
+				side_failed(c, s, "read", (int)-n);
+				h->eof = true;
+				progress = true;
 			}
 		}
 		if (h->eof && h->held == 0 && !h->shut) {
@@ -455,6 +564,7 @@ relay(struct conn *c, struct half *h, int s, int d)
 
 static void conn_end(struct conn *c);
 static void connect_done(struct conn *c);
+static void accept_pause(struct worker *w, const char *what, int err);
 
 static void
 ready_push(struct conn *c)
@@ -471,12 +581,20 @@ pump(struct conn *c)
 {
 	enum relay_result up, down;
 
-	if (c->dead || c->connecting)
+	if (c->dead || c->connecting || c->starved)
 		return;
+	if (c->gone[REMOTE])
+		drop_toward(c, &c->up, REMOTE);
+	if (c->gone[ENCLAVE])
+		drop_toward(c, &c->down, ENCLAVE);
 	up = c->up.shut ? RELAY_IDLE : relay(c, &c->up, ENCLAVE, REMOTE);
+	if (c->gone[ENCLAVE])
+		drop_toward(c, &c->down, ENCLAVE);
 	down = up == RELAY_FAILED || c->down.shut
 	    ? RELAY_IDLE
 	    : relay(c, &c->down, REMOTE, ENCLAVE);
+	if (c->gone[REMOTE])
+		drop_toward(c, &c->up, REMOTE);
 	if (up == RELAY_FAILED || down == RELAY_FAILED ||
 	    (c->up.shut && c->down.shut)) {
 		conn_end(c);
@@ -502,10 +620,13 @@ conn_end(struct conn *c)
 	if (c->why == NULL)
 		c->why = "done";
 	if (c->fd[REMOTE] >= 0) {
-		/* anything but a clean end resets the remote, so that a cut
-		 * upload never reads as a complete one */
+		/* anything but a clean end (the enclave's end of file, then
+		 * close, included) resets the remote, so that a cut upload
+		 * never reads as a complete one; a remote that failed or
+		 * closed needs no reset */
 		if (strcmp(c->why, "done") != 0 &&
-		    strcmp(c->why, "remote-error") != 0) {
+		    strcmp(c->why, "enclave-closed") != 0 &&
+		    strncmp(c->why, "remote-", 7) != 0) {
 			struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 			setsockopt(c->fd[REMOTE], SOL_SOCKET, SO_LINGER, &lg,
@@ -530,6 +651,8 @@ conn_end(struct conn *c)
 	w->n--;
 	if (c->counted)
 		atomic_fetch_sub(&p->nconns, 1);
+	if (c->starved)
+		w->starved--;
 	targets_unref(c->tg);
 	c->tg = NULL;
 	c->dead_next = w->dead;
@@ -547,6 +670,27 @@ watch(struct worker *w, int fd, void *data)
 }
 
 /*
+ * The connect timeout is for the whole connect: each address gets an
+ * equal share of what is left (at least ATTEMPT_MIN seconds, if that much
+ * is left), so that a name with many unreachable addresses cannot
+ * multiply it, and a later address is still tried when an early one
+ * hangs.
+ */
+static void
+attempt_deadline(struct conn *c)
+{
+	double now = ward_now(), left = c->connect_deadline - now;
+	size_t remaining = c->tg->t.n - c->next_target + 1;
+	double share = left / (double)remaining;
+
+	if (share < ATTEMPT_MIN)
+		share = ATTEMPT_MIN;
+	c->attempt_deadline = now + share < c->connect_deadline
+	    ? now + share
+	    : c->connect_deadline;
+}
+
+/*
  * Start a non-blocking connect to the next address of the snapshot; when
  * none is left, end the connection with the last error.
  */
@@ -561,6 +705,16 @@ connect_next(struct conn *c)
 		format_sockaddr(sa, c->remote, sizeof(c->remote));
 		fd = socket(sa->ss_family,
 		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+			/* out of descriptors: wait for one (within the
+			 * connect timeout) rather than fail; accepting
+			 * pauses meanwhile, as it would on accept's EMFILE */
+			accept_pause(c->w, "socket", errno);
+			c->next_target--;
+			c->starved = true;
+			c->w->starved++;
+			return;
+		}
 		if (fd < 0) {
 			c->last_err = errno;
 			continue;
@@ -583,16 +737,21 @@ connect_next(struct conn *c)
 		c->fd[REMOTE] = fd;
 		c->connecting = true;
 		c->rd[REMOTE] = c->wr[REMOTE] = false;
-		c->connect_start = ward_now();
+		attempt_deadline(c);
 		/* on loopback the handshake is often over already: relay
 		 * now rather than a turn of the loop later */
 		connect_done(c);
 		return;
 	}
-	if (c->tg->t.n == 0)
+	if (c->tg->refused)
+		set_why(c, "not-allowed",
+		    "%s resolves to no address of an allowlist entry now",
+		    c->w->p->o->remote_host);
+	else if (c->tg->t.n == 0)
 		set_why(c, "unresolved", "%s", c->w->p->o->remote_host);
 	else if (c->last_err == ETIMEDOUT)
-		set_end(c, "connect-timeout");
+		set_why(c, "connect-timeout", "%zu of %zu addresses tried",
+		    c->next_target, c->tg->t.n);
 	else
 		set_why(c, "connect-failed", "%s", strerror(c->last_err));
 	conn_end(c);
@@ -652,10 +811,12 @@ conn_new(struct worker *w, int fd, const struct sockaddr_storage *ss)
 	c->up.pipe[0] = c->up.pipe[1] = -1;
 	c->down.pipe[0] = c->down.pipe[1] = -1;
 	c->up.splice = p->o->splice == WARD_PROXY_SPLICE_ALWAYS;
-	c->down.splice = p->o->splice != WARD_PROXY_SPLICE_NEVER;
+	c->down.splice = p->o->splice == WARD_PROXY_SPLICE_ALWAYS;
+	c->down.splice_later = p->o->splice == WARD_PROXY_SPLICE_AUTO;
 	c->side[ENCLAVE] = (struct side){c, ENCLAVE};
 	c->side[REMOTE] = (struct side){c, REMOTE};
 	c->start = c->active = ward_now();
+	c->connect_deadline = c->start + p->connect_s;
 	c->rd[ENCLAVE] = c->wr[ENCLAVE] = true;
 	peer_name(fd, ss, c->peer, sizeof(c->peer));
 	c->next = w->conns;
@@ -722,17 +883,52 @@ accept_some(struct worker *w)
 			return;
 		if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
 			continue;
-		/* out of descriptors or memory: a level-triggered listener
-		 * would wake this loop at once, so stop listening a while */
-		ward_warn("proxy: accept: %s; pausing for %.0f ms",
-		    strerror(errno), ACCEPT_PAUSE * 1000);
-		listener_watch(w, false);
-		w->resume_accept = ward_now() + ACCEPT_PAUSE;
+		accept_pause(w, "accept", errno);
 		return;
 	}
 }
 
-/* Once a second: timeouts, the accept pause, the shutdown deadline. */
+/*
+ * Out of descriptors or memory: a level-triggered listener would wake
+ * this loop at once, so stop listening for ACCEPT_PAUSE; the loop's
+ * timeout is at most what is left of it (accept_resume).
+ */
+static void
+accept_pause(struct worker *w, const char *what, int err)
+{
+	if (w->resume_accept > 0)
+		return;
+	ward_warn("proxy: %s: %s; pausing for %.0f ms", what, strerror(err),
+	    ACCEPT_PAUSE * 1000);
+	listener_watch(w, false);
+	w->resume_accept = ward_now() + ACCEPT_PAUSE;
+}
+
+/* The accept pause after EMFILE ends (checked every turn of the loop,
+ * whose timeout is at most what is left of it). */
+static void
+accept_resume(struct worker *w, double now)
+{
+	struct conn *c, *nx;
+
+	if (w->resume_accept == 0 || now < w->resume_accept)
+		return;
+	w->resume_accept = 0;
+	/* the connections waiting for a descriptor go first; while one
+	 * still waits, accepting more would only take descriptors from it */
+	for (c = w->conns; c != NULL && w->starved > 0; c = nx) {
+		nx = c->next;
+		if (!c->starved)
+			continue;
+		c->starved = false;
+		w->starved--;
+		connect_next(c);
+	}
+	if (w->resume_accept == 0 && !w->stopping)
+		listener_watch(w, true);
+}
+
+/* Every TICK_MS: timeouts and the shutdown deadline. */
 static void
 tick(struct worker *w)
 {
@@ -740,23 +936,33 @@ tick(struct worker *w)
 	double now = ward_now();
 	struct conn *c, *nx;
 
-	if (!w->accepting && !w->stopping && w->resume_accept > 0 &&
-	    now >= w->resume_accept) {
-		w->resume_accept = 0;
-		listener_watch(w, true);
-	}
 	for (c = w->conns; c != NULL; c = nx) {
 		nx = c->next;
+		if (c->dead)
+			continue;
 		if (w->stopping && now >= w->deadline) {
 			set_end(c, "shutdown");
 			conn_end(c);
-		} else if (c->connecting &&
-		    now - c->connect_start >= p->connect_s) {
+		} else if ((c->connecting || c->starved) &&
+		    now >= c->connect_deadline) {
+			set_why(c, "connect-timeout",
+			    "%u s, %zu of %zu addresses tried", p->connect_s,
+			    c->next_target, c->tg->t.n);
+			conn_end(c);
+		} else if (c->connecting && now >= c->attempt_deadline) {
 			close(c->fd[REMOTE]);
 			c->fd[REMOTE] = -1;
 			c->connecting = false;
 			c->last_err = ETIMEDOUT;
 			connect_next(c);
+		} else if (c->starved) {
+			continue;
+		} else if (!c->connecting && (c->up.shut || c->down.shut) &&
+		    now - c->active >= p->half_s) {
+			/* one direction has ended: a peer that half-closed
+			 * and vanished does not hold a slot for long */
+			set_why(c, "half-close-timeout", "%u s", p->half_s);
+			conn_end(c);
 		} else if (!c->connecting && now - c->active >= p->idle_s) {
 			set_why(c, "idle-timeout", "%u s", p->idle_s);
 			conn_end(c);
@@ -812,12 +1018,47 @@ on_wake(struct worker *w)
 
 	if (read(w->wake, &v, sizeof(v)) < 0 && errno != EAGAIN)
 		return;
-	if (!atomic_load(&p->stopping) || w->stopping)
+	if (!atomic_load(&p->stopping))
 		return;
-	w->stopping = true;
-	w->deadline = ward_now() + p->grace_s;
-	listener_watch(w, false);
-	worker_ack(w);
+	if (!w->stopping) {
+		w->stopping = true;
+		w->deadline = ward_now() + p->grace_s;
+		listener_watch(w, false);
+		worker_ack(w);
+	}
+	if (atomic_load(&p->hurry)) {
+		/* a second signal: no more grace */
+		w->deadline = 0;
+		for (struct conn *c = w->conns; c != NULL; c = c->next)
+			if (!c->dead) {
+				set_end(c, "shutdown");
+				conn_end(c);
+			}
+	}
+}
+
+/*
+ * EPOLLERR: the side's pending error (read, and so cleared, here) is the
+ * cause the log gives; the side takes no more bytes. What it sent that is
+ * still readable, or held in the pipe, is delivered to the other side
+ * before the pair ends.
+ */
+static void
+side_error(struct conn *c, int which)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->fd[which], SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+		err = errno;
+	if (err == EPIPE) {
+		/* TCP's word for a reset after the peer's end of file */
+		c->gone[which] = true;
+		set_why(c, which == ENCLAVE ? "enclave-reset" : "remote-reset",
+		    "after its end of file");
+	} else if (err != 0) {
+		side_failed(c, which, "", err);
+	}
 }
 
 static void
@@ -842,10 +1083,22 @@ on_event(struct worker *w, const struct epoll_event *ev)
 		c->rd[s->which] = true;
 	if (ev->events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
 		c->wr[s->which] = true;
-	if (s->which == REMOTE && c->connecting)
-		connect_done(c);
-	else
-		pump(c);
+	if (s->which == REMOTE && c->connecting) {
+		connect_done(c); /* it reads SO_ERROR itself */
+		return;
+	}
+	if (ev->events & EPOLLERR)
+		side_error(c, s->which);
+	if (ev->events & EPOLLHUP)
+		c->gone[s->which] = true;
+	if ((c->connecting || c->starved) && c->gone[ENCLAVE] &&
+	    c->why != NULL) {
+		/* the enclave was reset before the remote answered the
+		 * connect: nothing it sent is worth delivering */
+		conn_end(c);
+		return;
+	}
+	pump(c);
 }
 
 static void *
@@ -861,6 +1114,9 @@ worker_main(void *arg)
 		struct conn *list;
 
 		timeout = (int)((next_tick - now) * 1000) + 1;
+		if (w->resume_accept > 0 &&
+		    (int)((w->resume_accept - now) * 1000) + 1 < timeout)
+			timeout = (int)((w->resume_accept - now) * 1000) + 1;
 		if (timeout < 0)
 			timeout = 0;
 		if (w->ready != NULL)
@@ -886,7 +1142,9 @@ worker_main(void *arg)
 			c->in_ready = false;
 			pump(c);
 		}
-		if (ward_now() >= next_tick) {
+		now = ward_now();
+		accept_resume(w, now);
+		if (now >= next_tick) {
 			tick(w);
 			next_tick = ward_now() + TICK_MS / 1000.0;
 		}
@@ -900,6 +1158,8 @@ worker_main(void *arg)
 	}
 	end_turn(w);
 	worker_ack(w);
+	if (eventfd_write(w->p->donefd, 1) != 0)
+		ward_debug("proxy: eventfd: %s", strerror(errno));
 	return NULL;
 }
 
@@ -927,28 +1187,246 @@ raise_nofile(unsigned max_connections)
 		    (unsigned long long)rl.rlim_cur);
 }
 
-/* Swap in a fresh resolution of the remote name (kept on failure). */
 static void
-refresh(struct proxy *p, enum ward_proxy_family family)
+resolver_unref(struct resolver *rs)
+{
+	if (rs == NULL || atomic_fetch_sub(&rs->refs, 1) != 1)
+		return;
+	targets_unref(rs->cur);
+	ward_proxy_allowlist_free(&rs->entries);
+	pthread_cond_destroy(&rs->cond);
+	pthread_mutex_destroy(&rs->lock);
+	free(rs);
+}
+
+static bool
+same_targets(
+    const struct ward_proxy_target *a, const struct ward_proxy_target *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++)
+		if (a->len[i] != b->len[i] ||
+		    memcmp(&a->addr[i], &b->addr[i], a->len[i]) != 0)
+			return false;
+	return true;
+}
+
+/* One lookup: the snapshot is replaced when it succeeds (and said so in
+ * the log when the addresses changed), kept when it fails. */
+static void
+resolver_pass(struct resolver *rs, bool first)
 {
 	struct targets *t, *old;
+	char list[WARD_PROXY_TARGETS_MAX * 50] = "";
+	size_t used = 0;
+	bool changed;
+	int r;
 
 	if ((t = calloc(1, sizeof(*t))) == NULL)
 		return;
 	atomic_init(&t->refs, 1);
-	if (ward_proxy_resolve(
-	        p->o->remote_host, p->o->remote_port, family, &t->t) != 0) {
-		ward_warn("proxy: %s; trying again in %d s", ward_errmsg(),
-		    p->cur != NULL && p->cur->t.n > 0 ? DNS_REFRESH_S
-		                                      : DNS_RETRY_S);
+	if (rs->match == WARD_PROXY_MATCH_NAME)
+		r = ward_proxy_resolve(rs->host, rs->port, rs->family, &t->t);
+	else
+		r = proxy_shared_targets(
+		    &rs->entries, rs->host, rs->port, rs->family, &t->t);
+	if (r != 0) {
+		ward_warn("proxy: %s; %s, trying again in %d s", ward_errmsg(),
+		    rs->cur != NULL ? "keeping the addresses last resolved"
+		                    : "connections fail until it does",
+		    DNS_RETRY_S);
 		free(t);
+		pthread_mutex_lock(&rs->lock);
+		rs->failing = true;
+		pthread_mutex_unlock(&rs->lock);
 		return;
 	}
-	pthread_mutex_lock(&p->lock);
-	old = p->cur;
-	p->cur = t;
-	pthread_mutex_unlock(&p->lock);
+	t->refused = t->t.n == 0;
+	pthread_mutex_lock(&rs->lock);
+	old = rs->cur;
+	changed = old == NULL || old->refused != t->refused ||
+	    !same_targets(&old->t, &t->t);
+	rs->cur = t;
+	rs->failing = false;
+	pthread_mutex_unlock(&rs->lock);
 	targets_unref(old);
+	if (!changed)
+		return;
+	for (size_t i = 0; i < t->t.n && used < sizeof(list); i++) {
+		char a[64];
+
+		format_sockaddr(&t->t.addr[i], a, sizeof(a));
+		used += (size_t)snprintf(list + used, sizeof(list) - used,
+		    "%s%s", i > 0 ? " " : "", a);
+	}
+	if (t->refused)
+		ward_warn("proxy: %s resolves to no address an allowlist "
+		          "entry for port %u resolves to now; connections "
+		          "are refused until it does",
+		    rs->host, (unsigned)rs->port);
+	else if (first)
+		ward_debug("proxy: %s: %s", rs->host, list);
+	else
+		ward_info("proxy: %s now: %s", rs->host, list);
+}
+
+static void *
+resolver_main(void *arg)
+{
+	struct resolver *rs = arg;
+
+	pthread_mutex_lock(&rs->lock);
+	while (!rs->stop) {
+		struct timespec ts;
+		unsigned wait = rs->failing && rs->refresh_s > DNS_RETRY_S
+		    ? DNS_RETRY_S
+		    : rs->refresh_s;
+		int e = 0;
+
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		ts.tv_sec += (time_t)wait;
+		while (!rs->stop && e != ETIMEDOUT)
+			e = pthread_cond_timedwait(&rs->cond, &rs->lock, &ts);
+		if (rs->stop)
+			break;
+		pthread_mutex_unlock(&rs->lock);
+		resolver_pass(rs, false);
+		pthread_mutex_lock(&rs->lock);
+	}
+	pthread_mutex_unlock(&rs->lock);
+	resolver_unref(rs);
+	return NULL;
+}
+
+/*
+ * The resolver for the destination the check admitted (match), with the
+ * first snapshot: for an IP match the addresses the check found, for a
+ * name match a first lookup (a name that does not resolve yet is
+ * retried). Its thread starts with resolver_start.
+ */
+static int
+resolver_new(const struct ward_proxy_opts *o, enum ward_proxy_match match,
+    const struct ward_proxy_target *allowed, unsigned refresh_s,
+    struct resolver **out)
+{
+	struct resolver *rs;
+	pthread_condattr_t ca;
+	int r;
+
+	*out = NULL;
+	if ((rs = calloc(1, sizeof(*rs))) == NULL)
+		return ward_enomem();
+	atomic_init(&rs->refs, 1);
+	pthread_mutex_init(&rs->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&rs->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	snprintf(rs->host, sizeof(rs->host), "%s", o->remote_host);
+	rs->port = o->remote_port;
+	rs->family = o->family;
+	rs->match = match;
+	rs->refresh_s = refresh_s;
+	snprintf(rs->entries.source, sizeof(rs->entries.source), "%s",
+	    o->allowlist->source);
+	for (size_t i = 0; match == WARD_PROXY_MATCH_IP && i < o->allowlist->n;
+	     i++)
+		if (o->allowlist->rules[i].port == o->remote_port &&
+		    (r = ward_proxy_allowlist_add(&rs->entries,
+		         o->allowlist->rules[i].address, o->remote_port)) != 0)
+			goto fail;
+	if (match == WARD_PROXY_MATCH_IP) {
+		if ((rs->cur = calloc(1, sizeof(*rs->cur))) == NULL) {
+			r = ward_enomem();
+			goto fail;
+		}
+		atomic_init(&rs->cur->refs, 1);
+		rs->cur->t = *allowed;
+	} else {
+		resolver_pass(rs, true);
+	}
+	ward_errclear();
+	*out = rs;
+	return 0;
+fail:
+	resolver_unref(rs);
+	return r;
+}
+
+/* The resolver's thread, detached: it holds a reference of its own. */
+static int
+resolver_start(struct resolver *rs)
+{
+	pthread_t t;
+
+	atomic_fetch_add(&rs->refs, 1);
+	if (pthread_create(&t, NULL, resolver_main, rs) != 0) {
+		atomic_fetch_sub(&rs->refs, 1);
+		return ward_errf(
+		    WARD_EINTERNAL, "proxy: cannot start the resolver thread");
+	}
+	pthread_detach(t);
+	return 0;
+}
+
+/* Stop it (a lookup in progress finishes on its own) and let go. */
+static void
+resolver_stop(struct resolver *rs)
+{
+	if (rs == NULL)
+		return;
+	pthread_mutex_lock(&rs->lock);
+	rs->stop = true;
+	pthread_cond_broadcast(&rs->cond);
+	pthread_mutex_unlock(&rs->lock);
+	resolver_unref(rs);
+}
+
+/* Wake every worker (to stop accepting, or to cut what is in flight). */
+static void
+wake_workers(struct proxy *p)
+{
+	for (unsigned i = 0; p->workers != NULL && i < p->nworkers; i++)
+		if (p->workers[i].started &&
+		    eventfd_write(p->workers[i].wake, 1) != 0)
+			ward_debug("proxy: eventfd: %s", strerror(errno));
+}
+
+/*
+ * Until every started worker has ended: connections in flight get the
+ * grace period, but another SIGTERM, SIGINT or SIGHUP ends them at once.
+ */
+static void
+wait_workers(struct proxy *p, int sigfd, unsigned started)
+{
+	uint64_t done = 0;
+
+	while (done < started) {
+		struct pollfd pf[2] = {{.fd = p->donefd, .events = POLLIN},
+		    {.fd = sigfd, .events = POLLIN}};
+		struct signalfd_siginfo si;
+		uint64_t v;
+
+		if (poll(pf, sigfd >= 0 ? 2 : 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			return; /* pthread_join waits instead */
+		}
+		if ((pf[0].revents & POLLIN) &&
+		    eventfd_read(p->donefd, &v) == 0)
+			done += v;
+		if (sigfd < 0 || !(pf[1].revents & POLLIN))
+			continue;
+		while (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			if (!atomic_exchange(&p->hurry, true)) {
+				ward_warn("proxy: %s again: closing the %u "
+				          "connections in flight now",
+				    strsignal((int)si.ssi_signo),
+				    atomic_load(&p->nconns));
+				wake_workers(p);
+			}
+	}
 }
 
 static int
@@ -1021,14 +1499,14 @@ ward_proxy_serve(const struct ward_proxy_opts *o)
 	bool masked = false;
 	uint32_t cid = WARD_VSOCK_CID_PARENT;
 	char listen_s[64];
-	unsigned backlog;
+	unsigned backlog, started = 0;
 	struct signalfd_siginfo si;
 	int r, fl, sigfd = -1;
 
 	memset(&p, 0, sizeof(p));
 	memset(&sf, 0, sizeof(sf));
 	p.o = o;
-	p.lfd = p.failfd = -1;
+	p.lfd = p.failfd = p.donefd = -1;
 	pthread_mutex_init(&p.lock, NULL);
 	pthread_cond_init(&p.cond, NULL);
 	atomic_init(&p.next_id, 1);
@@ -1042,6 +1520,11 @@ ward_proxy_serve(const struct ward_proxy_opts *o)
 	    ? o->connect_timeout_s
 	    : WARD_PROXY_DEFAULT_CONNECT_TIMEOUT;
 	p.grace_s = o->grace_s != 0 ? o->grace_s : WARD_PROXY_DEFAULT_GRACE;
+	p.half_s = o->half_close_timeout_s != 0
+	    ? o->half_close_timeout_s
+	    : WARD_PROXY_DEFAULT_HALF_CLOSE_TIMEOUT;
+	if (p.half_s > p.idle_s)
+		p.half_s = p.idle_s;
 	snprintf(p.remote, sizeof(p.remote),
 	    strchr(o->remote_host, ':') != NULL ? "[%s]:%u" : "%s:%u",
 	    o->remote_host, (unsigned)o->remote_port);
@@ -1057,18 +1540,13 @@ ward_proxy_serve(const struct ward_proxy_opts *o)
 	if ((r = ward_proxy_allowlist_check(o->allowlist, o->remote_host,
 	         o->remote_port, o->family, &match, &allowed)) != 0)
 		goto out;
-	if (match == WARD_PROXY_MATCH_IP) {
-		if ((p.cur = calloc(1, sizeof(*p.cur))) == NULL) {
-			r = ward_enomem();
-			goto out;
-		}
-		atomic_init(&p.cur->refs, 1);
-		p.cur->t = allowed;
-	} else {
-		/* by name: wherever the name resolves, now and later; a
-		 * name that does not resolve yet is retried */
-		refresh(&p, o->family);
-	}
+	/* by name: wherever the name resolves, now and later; by IP: the
+	 * addresses the names share, now and at each lookup */
+	if ((r = resolver_new(o, match, &allowed,
+	         o->dns_refresh_s != 0 ? o->dns_refresh_s
+	                               : WARD_PROXY_DEFAULT_DNS_REFRESH,
+	         &p.rs)) != 0)
+		goto out;
 	raise_nofile(p.max_connections);
 
 	/* SIGTERM, SIGINT and SIGHUP are read from a signalfd below;
@@ -1083,10 +1561,13 @@ ward_proxy_serve(const struct ward_proxy_opts *o)
 	masked = true;
 	sigdelset(&set, SIGPIPE);
 	if ((sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK)) < 0 ||
-	    (p.failfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
+	    (p.failfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0 ||
+	    (p.donefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0) {
 		r = ward_errf(WARD_EIO, "proxy: %s", strerror(errno));
 		goto out;
 	}
+	if ((r = resolver_start(p.rs)) != 0)
+		goto out;
 
 	backlog =
 	    p.max_connections < BACKLOG_MIN ? BACKLOG_MIN : p.max_connections;
@@ -1118,31 +1599,19 @@ ward_proxy_serve(const struct ward_proxy_opts *o)
 	if (o->ready != NULL)
 		o->ready(o->ready_ctx, listen_s, p.remote);
 
-	/* until a signal or a worker's failure; a name is re-resolved
-	 * meanwhile */
+	/* until a signal or a worker's failure (the resolver thread looks
+	 * names up meanwhile) */
 	for (;;) {
 		struct pollfd pf[2] = {{.fd = sigfd, .events = POLLIN},
 		    {.fd = p.failfd, .events = POLLIN}};
-		int timeout = -1, n;
 
-		if (match == WARD_PROXY_MATCH_NAME) {
-			struct targets *t = targets_get(&p);
-
-			timeout = 1000 *
-			    (t != NULL && t->t.n > 0 ? DNS_REFRESH_S
-			                             : DNS_RETRY_S);
-			targets_unref(t);
-		}
-		n = poll(pf, 2, timeout);
-		if (n < 0 && errno != EINTR) {
+		if (poll(pf, 2, -1) > 0)
+			break;
+		if (errno != EINTR) {
 			r = ward_errf(
 			    WARD_EINTERNAL, "proxy: poll: %s", strerror(errno));
 			goto out;
 		}
-		if (n > 0)
-			break;
-		if (n == 0)
-			refresh(&p, o->family);
 	}
 	if (read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
 		ward_info("proxy: %s", strsignal((int)si.ssi_signo));
@@ -1155,18 +1624,10 @@ out:
 	 * the workers finish what they hold */
 	sockfile_remove(&sf);
 	atomic_store(&p.stopping, true);
-	for (unsigned i = 0; p.workers != NULL && i < p.nworkers; i++)
-		if (p.workers[i].started) {
-			uint64_t one = 1;
-
-			if (write(p.workers[i].wake, &one, sizeof(one)) < 0)
-				ward_debug(
-				    "proxy: eventfd: %s", strerror(errno));
-		}
+	wake_workers(&p);
 	pthread_mutex_lock(&p.lock);
 	for (;;) {
-		unsigned started = 0;
-
+		started = 0;
 		for (unsigned i = 0; p.workers != NULL && i < p.nworkers; i++)
 			started += p.workers[i].started;
 		if (p.acked >= started)
@@ -1176,6 +1637,8 @@ out:
 	pthread_mutex_unlock(&p.lock);
 	if (p.lfd >= 0)
 		close(p.lfd);
+	if (started > 0)
+		wait_workers(&p, sigfd, started);
 	for (unsigned i = 0; p.workers != NULL && i < p.nworkers; i++) {
 		struct worker *w = &p.workers[i];
 
@@ -1187,7 +1650,7 @@ out:
 			close(w->wake);
 	}
 	free(p.workers);
-	targets_unref(p.cur);
+	resolver_stop(p.rs);
 	if (sigfd >= 0) {
 		/* signals that came during the grace period are consumed
 		 * here too: the mask below would deliver them otherwise */
@@ -1197,6 +1660,8 @@ out:
 	}
 	if (p.failfd >= 0)
 		close(p.failfd);
+	if (p.donefd >= 0)
+		close(p.donefd);
 	if (masked)
 		pthread_sigmask(SIG_SETMASK, &old, NULL);
 	pthread_cond_destroy(&p.cond);

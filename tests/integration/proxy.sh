@@ -110,6 +110,15 @@ expect 2 "an unknown service" timeout 20 "$WARD" proxy -s s3
 expect 2 "-s kms with a remote" timeout 20 "$WARD" proxy -s kms 8000 127.0.0.1 443
 expect 2 "-s kms without a region or endpoint" timeout 20 "$WARD" proxy -s kms
 has 'AWS_REGION' "it asks for AWS_REGION" err.log
+# -s kms adds $AWS_ENDPOINT_URL_KMS's HOST:PORT to the allowlist, so the
+# URL must say one host plainly: no user info, query, fragment, escapes or
+# dot segments that another parser could read differently
+for url in 'http://kms.us-east-1.amazonaws.com@127.0.0.1:4599' 'http://127.0.0.1:4599/?x=1' \
+	'http://127.0.0.1:4599/#f' 'http://127.0.0.1:4599/a/../b' 'http://127.0.0.1%2e:4599' \
+	'http://127.0.0.1:4599\@evil.example' 'https://[127.0.0.1]/' 'http://127.0.0.1:4599/@evil.example'; do
+	expect 2 "-s kms refuses AWS_ENDPOINT_URL_KMS=$url" env AWS_ENDPOINT_URL_KMS="$url" timeout 20 "$WARD" proxy -s kms 5099
+done
+absent "$RUN/vsock/3/5099" "none of them listened"
 
 # ---- the allowlist ------------------------------------------------------------
 start_server main
@@ -309,11 +318,13 @@ if "$WARD" kms init --state kms >kms-init.json 2>kms-init.err; then
 	if [ -e "$RUN/vsock/3/8000" ] || [ -z "$KP" ]; then
 		bad "vsock port 8000 is taken or kms serve gave no port"
 	else
-		AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$KP start_proxy kmslocal -s kms --config kms.yaml
+		AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$KP start_proxy kmslocal -v -s kms --config kms.yaml
 		cp kmslocal.out out.log
 		json "-s kms with AWS_ENDPOINT_URL_KMS: the local server, on port 8000" \
 			"j.Remote==='127.0.0.1:$KP' && j.Listen==='vsock:3:8000'"
-		has "allowing 127.0.0.1:$KP" "stderr says the endpoint is allowed though the list lacks it" kmslocal.err
+		has "allowlist extended with 127.0.0.1:$KP (from \$AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$KP), which kms.yaml does not list" \
+			"stderr says the allowlist was extended, with what and from where" kmslocal.err
+		has 'allowed by name in kms.yaml + \$AWS_ENDPOINT_URL_KMS' "the start line names the extension as the allowlist's source" kmslocal.err
 		expect 0 "a KMS request through the proxy reaches ward kms serve" node -e "
 		const http=require('http');
 		const r=http.request({socketPath:'$RUN/vsock/3/8000',method:'POST',path:'/',headers:{
@@ -381,5 +392,184 @@ st=$?
 has 'end=shutdown' "the cut connection is logged as shutdown" grace.err
 exec 6>&-
 wait "$S4"
+
+# ---- a second SIGTERM ends the grace period at once -----------------------------
+start_proxy twice --config ip.yaml --shutdown-grace 60 5013 127.0.0.1 "$P"
+mkfifo gate5
+"$LOAD" slow --vsock 3:5013 --seed 15 <gate5 >slow5.out 2>&1 &
+S5=$!
+exec 5>gate5
+wait_for slow5.out half || bad "the slow client did not start"
+kill -TERM "$PID_twice"
+sleep 0.5
+kill -0 "$PID_twice" 2>/dev/null && ok "after one SIGTERM the proxy waits (grace 60 s)" || bad "the proxy did not wait"
+kill -TERM "$PID_twice"
+if gone_within 30 "$PID_twice"; then ok "a second SIGTERM stops it at once"; else bad "still running 3 s after a second SIGTERM"; fi
+wait "$PID_twice"
+st=$?
+[ "$st" -eq 0 ] && ok "exit status 0" || bad "exit status $st"
+has 'end=shutdown' "the cut connection is logged as shutdown" twice.err
+has 'again: closing' "the log says why" twice.err
+exec 5>&-
+wait "$S5"
+
+# ---- a remote that half-closes, then resets ------------------------------------
+# it answers, sends its end of file, and resets 0.3 s later; the enclave
+# holds its side open. The reset must end the pair at once, logged as a
+# reset, not when the idle timeout comes.
+node -e "
+const s=require('net').createServer({allowHalfOpen:true},c=>{c.once('data',()=>{c.end('answer');
+	setTimeout(()=>c.resetAndDestroy(),300);});c.on('error',()=>{});});
+s.listen(0,'127.0.0.1',()=>require('fs').writeFileSync('rst.port',String(s.address().port)));" &
+PIDS+=($!)
+wait_for rst.port '[0-9]' || bad "the resetting server did not start"
+RP=$(cat rst.port)
+printf 'allowlist:\n- {address: 127.0.0.1, port: %s}\n' "$RP" >rst.yaml
+start_proxy rst --config rst.yaml --idle-timeout 60 5014 127.0.0.1 "$RP"
+node -e "
+const c=require('net').connect({path:'$RUN/vsock/3/5014',allowHalfOpen:true},()=>c.write('request'));
+let got='';c.on('data',d=>got+=d);c.on('error',()=>{});
+setTimeout(()=>process.exit(got==='answer'?0:1),4000);" >rst-client.out 2>&1 &
+RC=$!
+if wait_for rst.err ' conn=' 30; then ok "the reset ended the pair within 3 s (idle timeout 60 s)"; else
+	bad "no log line 3 s after the remote's reset"; fi
+has 'end=remote-reset' "logged as a reset" rst.err
+wait "$RC" && ok "the answer sent before the reset was delivered" || bad "the answer was lost"
+
+# ---- a peer that half-closes and vanishes: --half-close-timeout -----------------
+# the enclave sends and half-closes; the remote never answers nor closes
+node -e "
+const s=require('net').createServer({allowHalfOpen:true},c=>{c.resume();c.on('error',()=>{});});
+s.listen(0,'127.0.0.1',()=>require('fs').writeFileSync('mute.port',String(s.address().port)));" &
+PIDS+=($!)
+wait_for mute.port '[0-9]' || bad "the silent server did not start"
+MP=$(cat mute.port)
+printf 'allowlist:\n- {address: 127.0.0.1, port: %s}\n' "$MP" >mute.yaml
+start_proxy mute --config mute.yaml --idle-timeout 60 --half-close-timeout 2 5015 127.0.0.1 "$MP"
+expect 0 "a half-closed pair with no answer is closed after --half-close-timeout 2 (idle 60)" node -e "
+const t=Date.now(),c=require('net').connect({path:'$RUN/vsock/3/5015',allowHalfOpen:true},()=>c.end('request'));
+c.on('error',()=>{});c.on('close',()=>{const s=(Date.now()-t)/1000;console.log(s);process.exit(s>=1.5&&s<5?0:1);});
+setTimeout(()=>process.exit(2),8000);"
+has 'end=half-close-timeout' "logged as half-close-timeout" mute.err
+stop mute
+
+# ---- names that move: a private /etc/hosts (unshare -m, bind mount) -------------
+# in_ns NAME HOSTS ARGS...: ward proxy ARGS in a mount namespace whose
+# /etc/hosts is HOSTS (rewritten in place from here, it changes there)
+in_ns() {
+	local name=$1 hosts=$2
+	shift 2
+	unshare -m sh -c 'mount --bind "$1" /etc/hosts && shift && exec "$@"' sh "$hosts" "$WARD" proxy "$@" >"$name.out" 2>"$name.err" &
+	PIDS+=($!)
+	printf -v "PID_$name" %s $!
+	if wait_for "$name.out" '"Listen"'; then ok "proxy $name is listening (private /etc/hosts)"; else
+		bad "proxy $name did not start"; sed 's/^/      /' "$name.err"; return 1; fi
+}
+if unshare -m sh -c 'mount --bind /dev/null /etc/hosts' 2>/dev/null; then
+	# an IP match: REMOTE_ADDR 127.0.0.1 is admitted because the listed
+	# name resolves to it; when the name moves elsewhere, 127.0.0.1 is
+	# no longer an address of an entry, and connections are refused
+	printf '127.0.0.1 svc.ward.test\n' >hosts.rebind
+	printf 'allowlist:\n- {address: svc.ward.test, port: %s}\n' "$P" >rebind.yaml
+	in_ns rebind hosts.rebind -v --dns-refresh 1 --config rebind.yaml 5016 127.0.0.1 "$P"
+	expect 0 "admitted by IP while svc.ward.test resolves to 127.0.0.1" "$LOAD" run --vsock 3:5016 --connections 3 --seed 16
+	printf '127.0.0.2 svc.ward.test\n' >hosts.rebind
+	wait_for rebind.err 'connections are refused' 50 && ok "the lookup a second later sees the name elsewhere" ||
+		bad "no sign of the new lookup"
+	expect 0 "a name that resolves elsewhere now: connections are closed, nothing relayed" \
+		"$LOAD" unreachable --vsock 3:5016 --connections 3 --timeout-ms 3000
+	has 'end=not-allowed' "logged as not-allowed" rebind.err
+	printf '127.0.0.1 svc.ward.test\n' >hosts.rebind
+	for _ in $(seq 30); do grep -q "127.0.0.1 now: 127.0.0.1:$P" rebind.err && break; sleep 0.1; done
+	expect 0 "back at 127.0.0.1: admitted again" "$LOAD" run --vsock 3:5016 --connections 3 --seed 17
+	stop rebind
+
+	# a name match follows the name (vsock-proxy's rule): to 127.0.0.2,
+	# where nothing listens
+	printf 'allowlist:\n- {address: svc.ward.test, port: %s}\n' "$P" >follow.yaml
+	in_ns follow hosts.rebind -v --dns-refresh 1 --config follow.yaml 5017 svc.ward.test "$P"
+	expect 0 "by name: relayed while svc.ward.test is 127.0.0.1" "$LOAD" run --vsock 3:5017 --connections 2 --seed 18
+	printf '127.0.0.2 svc.ward.test\n' >hosts.rebind
+	wait_for follow.err "svc.ward.test now: 127.0.0.2:$P" 50 && ok "by name: the next lookup follows the name" || bad "the name was not looked up again"
+	expect 0 "by name: now to 127.0.0.2 (refused there)" "$LOAD" unreachable --vsock 3:5017 --connections 1 --timeout-ms 3000
+	has "remote=127.0.0.2:$P .*end=connect-failed" "the log names the new address" follow.err
+	stop follow
+
+	# --connect-timeout is for the whole connect: a name with 4 addresses
+	# that never answer (a full accept queue drops the SYNs)
+	"$LOAD" blackhole >bh.out 2>bh.err &
+	PIDS+=($!)
+	BH_PID=$!
+	wait_for bh.out Port || bad "the blackhole did not start"
+	BH=$(sed -n 's/{"Port":\([0-9]*\)}/\1/p' bh.out)
+	printf '127.0.0.11 slow.ward.test\n127.0.0.12 slow.ward.test\n127.0.0.13 slow.ward.test\n127.0.0.14 slow.ward.test\n' >hosts.slow
+	printf 'allowlist:\n- {address: slow.ward.test, port: %s}\n' "$BH" >slow.yaml
+	in_ns slowconn hosts.slow --connect-timeout 2 --config slow.yaml 5018 slow.ward.test "$BH"
+	expect 0 "4 unreachable addresses, --connect-timeout 2: closed within 3.5 s (not 4 x 2 s)" \
+		"$LOAD" unreachable --vsock 3:5018 --connections 2 --timeout-ms 3500
+	has 'end=connect-timeout' "logged as connect-timeout" slowconn.err
+
+	# resolution never delays signals: the name is dropped from the hosts
+	# file, so the next lookup goes to a name server that never answers
+	node -e "
+	const d=require('dgram').createSocket('udp4');d.on('message',()=>{});
+	d.bind(53,'127.0.0.77',()=>require('fs').writeFileSync('dns.ok','1'));" 2>dns.err &
+	PIDS+=($!)
+	if wait_for dns.ok 1 30; then
+		printf 'nameserver 127.0.0.77\noptions timeout:30 attempts:1\n' >resolv.hang
+		printf '127.0.0.1 hang.ward.test\n' >hosts.hang
+		printf 'allowlist:\n- {address: hang.ward.test, port: %s}\n' "$P" >hang.yaml
+		unshare -m sh -c 'mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf && shift 2 && exec "$@"' \
+			sh hosts.hang resolv.hang "$WARD" proxy --dns-refresh 1 --config hang.yaml 5019 hang.ward.test "$P" >hang.out 2>hang.err &
+		PIDS+=($!)
+		PID_hang=$!
+		wait_for hang.out Listen || bad "proxy hang did not start"
+		: >hosts.hang
+		sleep 2 # a lookup is now waiting on the silent name server
+		expect 0 "meanwhile connections are relayed (the last addresses)" "$LOAD" run --vsock 3:5019 --connections 2 --seed 19
+		kill -TERM "$PID_hang"
+		if gone_within 20 "$PID_hang"; then ok "SIGTERM during a lookup that hangs: stopped within 2 s"; else
+			bad "SIGTERM waited for the lookup"; kill -KILL "$PID_hang"; fi
+		wait "$PID_hang"
+		st=$?
+		[ "$st" -eq 0 ] && ok "exit status 0" || bad "exit status $st"
+	else
+		echo "skip  a name server that never answers (cannot bind 127.0.0.77:53: $(head -c 200 dns.err))"
+	fi
+else
+	echo "skip  rebinding, per-connection connect timeout, hanging lookups: no unshare -m here"
+fi
+
+# ---- out of descriptors: the accept pause is 100 ms ---------------------------
+# 32 descriptors: about a dozen connections use them up; 16 slow clients
+# hold theirs, so the next connect (socket: EMFILE) waits for one and
+# accepting pauses; the wait is retried, and the pause ends, every 100 ms
+prlimit --nofile=32:32 "$WARD" proxy -w 1 --connect-timeout 30 --config ip.yaml 5020 127.0.0.1 "$P" >emfile.out 2>emfile.err &
+PIDS+=($!)
+PID_emfile=$!
+wait_for emfile.out Listen || bad "proxy emfile did not start"
+SL=() GATES=()
+for i in $(seq 16); do
+	mkfifo "gate-e$i"
+	timeout 60 "$LOAD" slow --vsock 3:5020 --seed $((100 + i)) --size 200000 <"gate-e$i" >"slow-e$i.out" 2>&1 &
+	SL+=($!)
+	exec {fd}>"gate-e$i"
+	GATES+=("$fd")
+done
+for i in $(seq 16); do wait_for "slow-e$i.out" half 50 || bad "slow client $i did not start"; done
+sleep 0.5
+a=$(grep -c 'pausing for 100 ms' emfile.err)
+sleep 2
+b=$(grep -c 'pausing for 100 ms' emfile.err)
+[ $((b - a)) -ge 8 ] && ok "out of descriptors: tried again every 100 ms ($((b - a)) pauses in 2 s)" ||
+	bad "$((b - a)) pauses in 2 s (expected about 20)"
+for fd in "${GATES[@]}"; do echo go >&"$fd"; exec {fd}>&-; done
+done_ok=0
+for pid in "${SL[@]}"; do wait "$pid" && done_ok=$((done_ok + 1)); done
+[ "$done_ok" -eq 16 ] && ok "all 16 completed once descriptors were free (none was cut)" ||
+	{ bad "$done_ok of 16 slow clients completed"; grep -v ' end=done' emfile.err | head -5; }
+expect 0 "then it serves again: 40 connections, 4 at a time" timeout 60 "$LOAD" run --vsock 3:5020 --connections 40 --concurrency 4 --seed 20
+stop emfile
+[ "$STATUS" -eq 0 ] && ok "and stops with exit 0" || bad "exit $STATUS"
 
 finish proxy

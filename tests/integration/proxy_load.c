@@ -31,6 +31,12 @@
  *   slow TARGET [--seed S] [--size B]
  *       one checked connection that sends half its payload, prints
  *       "half", waits for a line on standard input, then finishes.
+ *   blackhole
+ *       a TCP listener on every address of this host (0.0.0.0, any port)
+ *       whose accept queue is kept full and never accepted from, so that
+ *       a connect to any 127.x.y.z at its port hangs (the kernel drops
+ *       the SYNs of a full queue): an unreachable remote that does not
+ *       refuse. Prints {"Port":P}; exits on SIGTERM.
  *   bench TARGET --size B --parallel P --seconds S [--warmup S]
  *       [--download 1]
  *       transfers of B bytes (answered with the count only), P at a time,
@@ -1245,17 +1251,48 @@ cmd_slow(int argc, char **argv)
 	return count == size && hash == c.hash ? 0 : 1;
 }
 
+static int
+cmd_blackhole(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sin);
+	sigset_t mask;
+	int lfd, fill, sig;
+
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigprocmask(SIG_BLOCK, &mask, NULL);
+	/* backlog 0: one connection fills the queue */
+	if ((lfd = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    bind(lfd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    listen(lfd, 0) != 0 ||
+	    getsockname(lfd, (struct sockaddr *)&sin, &sl) != 0)
+		die("blackhole: listen: %s", strerror(errno));
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fill = socket(AF_INET, SOCK_STREAM, 0)) < 0 ||
+	    connect(fill, (struct sockaddr *)&sin, sizeof(sin)) != 0)
+		die("blackhole: fill: %s", strerror(errno));
+	printf("{\"Port\":%u}\n", (unsigned)ntohs(sin.sin_port));
+	sigwait(&mask, &sig);
+	close(fill);
+	close(lfd);
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	if (argc < 2)
 		die("usage: proxy_load serve|run|vanish|resetting|unreachable|"
-		    "slow|bench ...");
+		    "slow|blackhole|bench ...");
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	if (strcmp(argv[1], "serve") == 0)
 		return cmd_serve(argc - 2, argv + 2);
 	if (strcmp(argv[1], "slow") == 0)
 		return cmd_slow(argc - 2, argv + 2);
+	if (strcmp(argv[1], "blackhole") == 0)
+		return cmd_blackhole();
 	if (strcmp(argv[1], "run") == 0 || strcmp(argv[1], "vanish") == 0 ||
 	    strcmp(argv[1], "resetting") == 0 ||
 	    strcmp(argv[1], "unreachable") == 0 ||
