@@ -650,14 +650,17 @@ is_encrypted(const uint8_t *p, size_t n)
 }
 
 static void
-infer_free(struct agent_infer *x)
+drop_cred(struct ward_msg_cred *cr)
 {
-	if (x == NULL)
-		return;
-	ward_buf_free(&x->input);
-	ward_cleanse(x->nonce, sizeof(x->nonce));
-	ward_msg_free(&x->req);
-	free(x);
+	if (cr->secret_access_key != NULL)
+		ward_cleanse(
+		    cr->secret_access_key, strlen(cr->secret_access_key));
+	if (cr->session_token != NULL)
+		ward_cleanse(cr->session_token, strlen(cr->session_token));
+	free(cr->access_key_id);
+	free(cr->secret_access_key);
+	free(cr->session_token);
+	memset(cr, 0, sizeof(*cr));
 }
 
 static void
@@ -667,6 +670,19 @@ release_input(struct agent *a, struct agent_infer *x)
 	a->models->buffered -= x->input.len;
 	pthread_mutex_unlock(&a->models->lock);
 	ward_buf_free(&x->input);
+}
+
+/* Drop a request: its input (and its share of the agent's input budget),
+ * its nonce and its credentials. */
+static void
+infer_free(struct agent *a, struct agent_infer *x)
+{
+	if (x == NULL)
+		return;
+	release_input(a, x);
+	ward_cleanse(x->nonce, sizeof(x->nonce));
+	ward_msg_free(&x->req);
+	free(x);
 }
 
 static int
@@ -715,6 +731,11 @@ run(struct agent_infer *x, const char **code)
 		in = pin.p;
 		in_len = pin.len;
 	}
+	/* KMS is done with: the credentials and the KMS client go now, not
+	 * after the prediction */
+	agent_keys_free(keys.keys);
+	keys = (struct req_keys){0};
+	drop_cred(&x->req.cred);
 	if ((r = agent_rows_parse(in, in_len, x->fmt,
 	         (size_t)(a->o.infer_input_max / 2 + 1), &rows)) != 0) {
 		*code =
@@ -820,8 +841,7 @@ run_main(void *arg)
 		agent_send_err(c, x->req.id,
 		    code != NULL ? code : ward_err_code(r), "%s",
 		    ward_errmsg());
-	release_input(a, x);
-	infer_free(x);
+	infer_free(a, x);
 	pthread_mutex_lock(&a->models->lock);
 	a->models->running--;
 	pthread_mutex_unlock(&a->models->lock);
@@ -904,7 +924,7 @@ on_infer(struct agent_conn *c, struct ward_msg *m)
 	/* announced: one allocation, not a series of grow-and-cleanse */
 	if (m->has_size && m->size > 0 &&
 	    ward_buf_reserve(&x->input, (size_t)m->size) != 0) {
-		infer_free(x);
+		infer_free(c->a, x);
 		return agent_send_ward_err(c, m->id, ward_enomem());
 	}
 	if (m->nonce != NULL) {
@@ -961,8 +981,7 @@ on_data(struct agent_conn *c, struct ward_msg *m)
 		          "requests' input; try again",
 		    (unsigned long long)(over_request ? a->o.infer_input_max
 		                                      : others));
-		release_input(a, x);
-		infer_free(x);
+		infer_free(a, x);
 		return r;
 	}
 	if ((r = ward_buf_append(&x->input, m->data, m->data_len)) != 0) {
@@ -970,8 +989,7 @@ on_data(struct agent_conn *c, struct ward_msg *m)
 		a->models->buffered -= m->data_len;
 		pthread_mutex_unlock(&a->models->lock);
 		r = agent_send_ward_err(c, m->id, r);
-		release_input(a, x);
-		infer_free(x);
+		infer_free(a, x);
 		return r;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -999,8 +1017,7 @@ on_end(struct agent_conn *c, struct ward_msg *m)
 		r = agent_send_err(c, m->id, WARD_CODE_BAD_REQUEST,
 		    "infer: %zu bytes of input came, %llu were announced",
 		    x->input.len, (unsigned long long)x->req.size);
-		release_input(a, x);
-		infer_free(x);
+		infer_free(a, x);
 		return r;
 	}
 	pthread_mutex_lock(&a->models->lock);
@@ -1012,8 +1029,7 @@ on_end(struct agent_conn *c, struct ward_msg *m)
 		r = agent_send_err(c, m->id, WARD_CODE_BUSY,
 		    "infer: %u requests are running; try again",
 		    INFER_RUNNING_MAX);
-		release_input(a, x);
-		infer_free(x);
+		infer_free(a, x);
 		return r;
 	}
 	pthread_mutex_lock(&c->lock);
@@ -1032,8 +1048,7 @@ on_end(struct agent_conn *c, struct ward_msg *m)
 		pthread_mutex_unlock(&c->lock);
 		r = agent_send_err(c, m->id, WARD_CODE_BUSY,
 		    "infer: no thread for the request (%s)", strerror(r));
-		release_input(a, x);
-		infer_free(x);
+		infer_free(a, x);
 		return r;
 	}
 	return 0;
@@ -1067,8 +1082,7 @@ agent_infer_conn_close(struct agent_conn *c)
 	while (x != NULL) {
 		struct agent_infer *next = x->next;
 
-		release_input(c->a, x);
-		infer_free(x);
+		infer_free(c->a, x);
 		x = next;
 	}
 	pthread_mutex_lock(&c->lock);

@@ -88,9 +88,13 @@ ward_client_infer(struct ward_client *c, struct ward_client_infer *q)
 		r = ward_enomem();
 		goto out;
 	}
-	if ((r = ward_sha384_init(&hin)) != 0 ||
-	    (r = ward_sha384_init(&hout)) != 0 ||
-	    (r = send_infer(c, q, id)) != 0)
+	/* the hashes are a receipt's; without one there is nothing to
+	 * hash */
+	if (q->receipt &&
+	    ((r = ward_sha384_init(&hin)) != 0 ||
+	        (r = ward_sha384_init(&hout)) != 0))
+		goto out;
+	if ((r = send_infer(c, q, id)) != 0)
 		goto out;
 	for (;;) {
 		/* the agent may refuse at any time: stop sending then */
@@ -119,7 +123,7 @@ ward_client_infer(struct ward_client *c, struct ward_client_infer *q)
 	d.type = WARD_MSG_END;
 	d.id = id;
 	if ((r = ward_client_send(c, &d)) != 0 ||
-	    (r = ward_sha384_final(&hin, q->input_sha384)) != 0)
+	    (q->receipt && (r = ward_sha384_final(&hin, q->input_sha384)) != 0))
 		goto out;
 	for (;;) {
 		if ((r = ward_client_recv(c, &m, -1)) != 0 ||
@@ -142,7 +146,7 @@ ward_client_infer(struct ward_client *c, struct ward_client_infer *q)
 		    (unsigned long long)q->output_len);
 		goto out;
 	}
-	if ((r = ward_sha384_final(&hout, q->output_sha384)) != 0)
+	if (q->receipt && (r = ward_sha384_final(&hout, q->output_sha384)) != 0)
 		goto out;
 	if (m.model_hash == NULL || m.model_hash_len != 48) {
 		r = client_protocol(c, "the answer names no model hash");
