@@ -139,6 +139,39 @@ xgb_objective(BoosterHandle h, struct agent_model_info *info)
 
 static void xgb_free(void *model);
 
+/*
+ * Only XGBoost's JSON model format reaches XGBoost. Its legacy binary and
+ * UBJSON readers size vectors from counts in the input, so a corrupt file
+ * can make them allocate without bound: a bad_alloc at best, the agent
+ * killed by the enclave's memory limit (or a sanitizer) at worst. JSON's
+ * allocations follow the text. A JSON model is an object whose first
+ * member is a string key.
+ */
+static int
+json_model(const uint8_t *p, size_t n)
+{
+	size_t i = 0;
+
+	while (i < n &&
+	    (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n'))
+		i++;
+	if (i < n && p[i] == '{') {
+		i++;
+		while (i < n &&
+		    (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' ||
+		        p[i] == '\n'))
+			i++;
+		if (i < n && p[i] == '"')
+			return 0;
+	}
+	return ward_errf(WARD_EFORMAT,
+	    "the model (%zu bytes) is not an XGBoost JSON model; save it "
+	    "with XGBoosterSaveModel to a .json file (the legacy binary and "
+	    "UBJSON formats are not loaded: their readers trust counts in "
+	    "the file)",
+	    n);
+}
+
 static int
 xgb_load(
     const uint8_t *p, size_t n, void **model, struct agent_model_info *info)
@@ -152,8 +185,8 @@ xgb_load(
 	memset(info, 0, sizeof(*info));
 	if ((r = xgb_ready()) != 0)
 		return r;
-	if (n == 0)
-		return ward_errf(WARD_EFORMAT, "the model is empty");
+	if ((r = json_model(p, n)) != 0)
+		return r;
 	if ((m = calloc(1, sizeof(*m))) == NULL)
 		return ward_enomem();
 	pthread_mutex_init(&m->lock, NULL);

@@ -153,7 +153,7 @@ static const char infer_help[] =
     "owner's key: it is then decrypted inside the enclave only.\n"
     "\n" CONN_HELP
     "  --model enclave:PATH the encrypted model in the workspace\n"
-    "                       (XGBoost JSON or UBJSON, ward encrypt'ed)\n"
+    "                       (an XGBoost JSON model, ward encrypt'ed)\n"
     "  --input FILE         the rows: CSV (one row per line, an optional\n"
     "                       header line) or JSON (an array of arrays);\n"
     "                       missing values as empty, NA or null; '-' for\n"

@@ -289,6 +289,12 @@ expect 4 "rows that do not parse" inf "$MAIN" model.enc garbage.csv
 has 'line 3' "the message names the line" err.log
 expect 4 "a corrupt model: BadModel" inf "$MAIN" junk.enc rows.csv
 has 'BadModel' "the code is BadModel" err.log
+has 'not an XGBoost JSON model' "the message says what a model must be" err.log
+printf '{"learner": {"attributes": {}, "gradient_booster": [1, 2' >trunc.model
+expect 0 "ward encrypt a truncated JSON model" "$WARD" encrypt --key-id "$KEY" -o trunc.enc trunc.model
+expect 0 "ward cp it in" "$WARD" cp --enclave-cid "$MAIN" trunc.enc enclave:trunc.enc
+expect 4 "a truncated JSON model: BadModel from XGBoost" inf "$MAIN" trunc.enc rows.csv
+has 'BadModel' "the code is BadModel" err.log
 expect 6 "a modified model ciphertext: DecryptFailed" inf "$MAIN" bad.enc rows.csv
 has 'DecryptFailed' "the code is DecryptFailed" err.log
 head -c $((65 << 20)) /dev/zero >huge.csv
