@@ -118,7 +118,7 @@ expect 0 "ward encrypt the app directory under the key" \
 # one byte of the ciphertext body changed (past the header)
 cp app.enc bad.enc
 SZ=$(stat -c %s app.enc)
-printf '\x55' | dd of=bad.enc bs=1 seek=$((SZ / 2)) conv=notrunc status=none
+flip bad.enc $((SZ / 2))
 cmp -s app.enc bad.enc && die "bad.enc is not changed"
 
 # ---- images: the default command (ward agent), and one byte changed -----------

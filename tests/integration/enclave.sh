@@ -101,7 +101,7 @@ fi
 
 # ---- bad images -----------------------------------------------------------
 cp serve.eif corrupt.eif
-printf '\xff' | dd of=corrupt.eif bs=1 seek=$(($(stat -c %s serve.eif) - 100)) conv=notrunc status=none
+flip corrupt.eif $(($(stat -c %s serve.eif) - 100))
 expect 5 "an image with a flipped byte is refused (CRC)" "$WARD" run-enclave --eif-path corrupt.eif --memory 128 --cpu-count 1
 has 'CRC' "the CRC is named" err.log
 head -c 4000 serve.eif >short.eif

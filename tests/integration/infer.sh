@@ -104,7 +104,7 @@ expect 0 "ward encrypt the rows under the data owner's key" \
 	"$WARD" encrypt --key-id "$KEY2" -o rows.csv.enc rows.csv
 cp model.enc bad.enc
 SZ=$(stat -c %s model.enc)
-printf '\x55' | dd of=bad.enc bs=1 seek=$((SZ / 2)) conv=notrunc status=none
+flip bad.enc $((SZ / 2))
 cmp -s model.enc bad.enc && die "bad.enc is not changed"
 
 # ---- images ---------------------------------------------------------------------

@@ -28,6 +28,15 @@ json() {
 }
 # jget FILE EXPR: print EXPR (JavaScript, over j) of FILE's JSON
 jget() { node -e "const j=JSON.parse(require('fs').readFileSync('$1','utf8'));console.log($2)"; }
+# flip FILE OFFSET: invert every bit of the byte at OFFSET, so the file
+# always changes (writing a fixed byte leaves it as it was when the byte
+# already had that value: 1 time in 256 for ciphertext)
+flip() {
+	local b
+	b=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+	[ -n "$b" ] || { echo "flip: $1 has no byte $2" >&2; return 1; }
+	printf "\\$(printf %03o $((b ^ 255)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
 finish() {
 	echo "$1: $pass passed, $fail failed"
 	[ "$fail" -eq 0 ]
