@@ -364,6 +364,8 @@ enc_cgroup_prewarm(void)
 {
 	char mnt[256], own[256], dir[CG_PATH], v[32];
 
+	if (v1_memory())
+		return; /* enc_cgroup_join moves one thread: no wait */
 	if (find("memory", mnt, sizeof(mnt), own, sizeof(own)) != 0 &&
 	    find(NULL, mnt, sizeof(mnt), own, sizeof(own)) != 0)
 		return;
@@ -375,6 +377,33 @@ enc_cgroup_prewarm(void)
 		ward_errclear();
 }
 
+/*
+ * On v1, "0" written to a hierarchy's tasks file moves the calling thread
+ * alone, and the kernel (6.0 and later) then skips the threadgroup rwsem
+ * whose writer side waits for an RCU grace period: 0.05 ms instead of
+ * 4-20 ms here. The thread that joins is the one that clones the enclave,
+ * so the enclave is born in the cgroups all the same. v2 has no tasks
+ * file (cgroup.threads needs a threaded subtree): the whole process moves.
+ */
+static int
+move_self(const struct enc_cgroup *cg, char (*dirs)[320])
+{
+	char v[32];
+	int r = 0, r2;
+
+	if (cg->version == 1)
+		snprintf(v, sizeof(v), "0");
+	else
+		snprintf(v, sizeof(v), "%d", (int)getpid());
+	for (size_t i = 0; i < cg->n; i++)
+		if ((r2 = put(dirs[i],
+		         cg->version == 1 ? "tasks" : "cgroup.procs", v)) !=
+		        0 &&
+		    r == 0)
+			r = r2;
+	return r;
+}
+
 int
 enc_cgroup_join(struct enc_cgroup *cg)
 {
@@ -383,7 +412,7 @@ enc_cgroup_join(struct enc_cgroup *cg)
 	if (cg->n == 0)
 		return 0;
 	cg->joined = true;
-	if ((r = enc_cgroup_attach(cg, getpid())) != 0)
+	if ((r = move_self(cg, cg->paths)) != 0)
 		enc_cgroup_leave(cg);
 	return r;
 }
@@ -391,15 +420,11 @@ enc_cgroup_join(struct enc_cgroup *cg)
 int
 enc_cgroup_leave(struct enc_cgroup *cg)
 {
-	char v[32];
-	int r = 0, r2;
+	int r;
 
 	if (!cg->joined)
 		return 0;
-	snprintf(v, sizeof(v), "%d", (int)getpid());
-	for (size_t i = 0; i < cg->n; i++)
-		if ((r2 = put(cg->orig[i], "cgroup.procs", v)) != 0 && r == 0)
-			r = r2;
+	r = move_self(cg, cg->orig);
 	cg->joined = r != 0;
 	return r;
 }

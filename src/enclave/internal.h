@@ -94,17 +94,16 @@ int enc_cgroup_create(const char *id, uint64_t memory_mib,
     const cpu_set_t *cpus, unsigned pids_max, struct enc_cgroup *cg);
 int enc_cgroup_attach(const struct enc_cgroup *cg, pid_t pid);
 /*
- * Move this process into the enclave's cgroups, so that what it clones is
- * born there (v1 has no CLONE_INTO_CGROUP, and each cgroup.procs write
- * waits for an RCU grace period: done here, it overlaps the measurement),
- * and back to where it was.
+ * Move this process (on v1, the calling thread alone: no RCU grace period
+ * to wait for) into the enclave's cgroups, so that what it clones is born
+ * there (v1 has no CLONE_INTO_CGROUP), and back to where it was.
  */
 int enc_cgroup_join(struct enc_cgroup *cg);
 /*
- * A cgroup.procs write first waits for an RCU grace period (the
+ * On v2, a cgroup.procs write first waits for an RCU grace period (the
  * threadgroup rwsem's writer side), and one that follows soon after does
  * not. A no-op move of this process, started in a thread at the start of
- * run-enclave, lets that wait overlap the rest of the start.
+ * run-enclave, lets that wait overlap the rest of the start. Nothing on v1.
  */
 void enc_cgroup_prewarm(void);
 int enc_cgroup_leave(struct enc_cgroup *cg);

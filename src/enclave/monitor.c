@@ -705,7 +705,8 @@ enc_monitor_main(struct enc_start *s)
 	s->rec.monitor = getpid();
 
 	/* measure in one thread while the cgroups are made and joined in
-	 * this one (a cgroup.procs write waits for an RCU grace period) */
+	 * this one (on v2, a cgroup.procs write waits for an RCU grace
+	 * period) */
 	if (pthread_create(&mt, NULL, measure_thread, &mz) != 0) {
 		r = ward_errf(WARD_EINTERNAL, "cannot start a thread");
 		goto fail;

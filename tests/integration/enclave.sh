@@ -132,6 +132,19 @@ expect 0 "describe-enclaves" "$WARD" describe-enclaves
 json "describe shows it RUNNING with the image's PCR0" "j.length===1 && j[0].EnclaveID==='$ID1' && j[0].State==='RUNNING' && j[0].Flags==='NONE' && j[0].Measurements.PCR0==='$PCR0'"
 MON1=$(jget out.log j[0].ProcessID)
 [ -d /proc/"$MON1" ] && ok "the monitor process exists" || bad "no monitor process $MON1"
+# the enclave is born in every one of its cgroups (the monitor joins them
+# with its cloning thread alone, then leaves): its init is listed in each,
+# the monitor in none
+INIT1=$(jget "$RUN/enclaves/$ID1/state.json" j.InitPID)
+ncg=0 cgbad=
+for cg in $(jget "$RUN/enclaves/$ID1/state.json" "j.Cgroups.join(' ')"); do
+	ncg=$((ncg + 1))
+	grep -qx "$INIT1" "$cg/cgroup.procs" || cgbad="$cgbad init-not-in:$cg"
+	grep -qx "$MON1" "$cg/cgroup.procs" && cgbad="$cgbad monitor-in:$cg"
+done
+if [ "$(id -u)" -eq 0 ] && [ "$ncg" -eq 0 ]; then bad "root's enclave has no cgroups"
+elif [ -z "$cgbad" ]; then ok "the init ($INIT1) is in its $ncg cgroups, the monitor in none"
+else bad "cgroups:$cgbad"; fi
 expect 2 "the same CID twice is refused" "$WARD" run-enclave --eif-path serve.eif --memory 128 --cpu-count 1 --enclave-cid 16
 expect 2 "the same name twice is refused" "$WARD" run-enclave --eif-path serve.eif --memory 128 --cpu-count 1 --enclave-name serve
 expect 2 "a debug-less enclave has no console" "$WARD" console --enclave-id "$ID1"
