@@ -254,4 +254,21 @@ double ward_now(void);
 /* Parse a size such as 4096, 64K, 1M, 2G (binary units). */
 int ward_parse_size(const char *s, uint64_t max, uint64_t *out);
 
+/*
+ * libcurl, libarchive and libmicrohttpd are loaded on first use
+ * (src/util/lazy.c), not at start. ward_lazy_load loads one now: 0, or
+ * WARD_EIO naming the library when it cannot be loaded (a process that
+ * will need it later calls this first, to fail at start and not midway).
+ * ward_lazy_soname: the name it is loaded by, what an enclave image must
+ * carry in /ward/lib.
+ */
+enum ward_lazy {
+	WARD_LAZY_CURL,
+	WARD_LAZY_ARCHIVE,
+	WARD_LAZY_MHD,
+	WARD_LAZY_N
+};
+int ward_lazy_load(enum ward_lazy lib);
+const char *ward_lazy_soname(enum ward_lazy lib);
+
 #endif

@@ -540,6 +540,12 @@ ward_agent_run(const struct ward_agent_opts *o)
 	struct pollfd p;
 	int lfd = -1, r, ws = 0, ex = 0;
 
+	/* what ward loads on first use (KMS over HTTP, app bundles): loaded
+	 * now, so an image without them fails here, not midway through a
+	 * request */
+	if ((r = ward_lazy_load(WARD_LAZY_CURL)) != 0 ||
+	    (r = ward_lazy_load(WARD_LAZY_ARCHIVE)) != 0)
+		return r;
 	if ((r = setup(&a, o)) != 0)
 		return r;
 	/*

@@ -405,17 +405,15 @@ wait:
 }
 
 /*
- * A model runtime's library (ward build-enclave --model-runtime): found
- * as the agent's dlopen will ask for it (src/agent/runtime_*.c), put into
- * /ward/lib under that name, with its own libraries.
+ * A library ward loads with dlopen (its own on-first-use libraries, a
+ * model runtime): found as that dlopen will find it, put into /ward/lib
+ * under the name dlopen asks for, with its own libraries. what and
+ * package name it in errors.
  */
 static int
-add_runtime(struct list *l, const char *interp, const char *runtime)
+add_dlopened(struct list *l, const char *interp, const char *soname,
+    const char *what, const char *package)
 {
-	static const struct {
-		const char *name, *soname;
-	} known[] = {{"xgboost", "libxgboost.so.0"}};
-	const char *soname = NULL;
 	char real[PATH_MAX], name[PATH_MAX], ld[NAME_MAX + 1];
 	struct link_map *lm = NULL;
 	struct stat st;
@@ -423,28 +421,18 @@ add_runtime(struct list *l, const char *interp, const char *runtime)
 	void *h;
 	int r;
 
-	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
-		if (strcmp(runtime, known[i].name) == 0)
-			soname = known[i].soname;
-	if (soname == NULL)
-		return ward_errf(WARD_EUSAGE,
-		    "--model-runtime %s: unknown (known: xgboost)",
-		    ward_quotes(runtime));
 	if ((h = dlopen(soname, RTLD_LAZY | RTLD_LOCAL)) == NULL) {
 		const char *why = dlerror();
 
 		return ward_errf(WARD_EIO,
-		    "--model-runtime %s: %s is not on this machine (%s; "
-		    "install libxgboost-dev)",
-		    runtime, soname, why != NULL ? why : "dlopen failed");
+		    "%s: %s is not on this machine (%s; install %s)", what,
+		    soname, why != NULL ? why : "dlopen failed", package);
 	}
 	if (dlinfo(h, RTLD_DI_LINKMAP, &lm) != 0 || lm == NULL ||
 	    lm->l_name == NULL || lm->l_name[0] != '/' ||
 	    realpath(lm->l_name, real) == NULL || stat(real, &st) != 0) {
-		r = ward_errf(WARD_EIO,
-		    "--model-runtime %s: cannot tell where "
-		    "%s is",
-		    runtime, soname);
+		r = ward_errf(
+		    WARD_EIO, "%s: cannot tell where %s is", what, soname);
 		goto out;
 	}
 	if ((r = join(name, sizeof(name), "rootfs/" WARD_DIR "/lib", soname)) !=
@@ -456,6 +444,27 @@ add_runtime(struct list *l, const char *interp, const char *runtime)
 out:
 	dlclose(h);
 	return r;
+}
+
+/* --model-runtime NAME: the runtime's library (src/agent/runtime_*.c) */
+static int
+add_runtime(struct list *l, const char *interp, const char *runtime)
+{
+	static const struct {
+		const char *name, *soname;
+	} known[] = {{"xgboost", "libxgboost.so.0"}};
+	char what[64];
+
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(runtime, known[i].name) == 0) {
+			snprintf(
+			    what, sizeof(what), "--model-runtime %s", runtime);
+			return add_dlopened(
+			    l, interp, known[i].soname, what, "libxgboost-dev");
+		}
+	return ward_errf(WARD_EUSAGE,
+	    "--model-runtime %s: unknown (known: xgboost)",
+	    ward_quotes(runtime));
 }
 
 /*
@@ -490,6 +499,12 @@ add_ward(const struct ward_enclave_spec *s, struct list *l, char *interp_name,
 	if (!have_interp)
 		return ward_errf(
 		    WARD_EIO, "%s --list did not name the loader", interp);
+	/* what ward loads on first use (src/util/lazy.c): the agent needs
+	 * libcurl for KMS and libarchive for application bundles */
+	for (int i = 0; i < WARD_LAZY_N; i++)
+		if ((r = add_dlopened(l, interp, ward_lazy_soname(i),
+		         "the agent's libraries", "scripts/install-deps")) != 0)
+			return r;
 	for (size_t i = 0; i < s->runtime_len; i++)
 		if ((r = add_runtime(l, interp, s->runtimes[i])) != 0)
 			return r;

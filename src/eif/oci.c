@@ -619,6 +619,8 @@ ward_oci_unpack(
 	int r;
 
 	memset(cfg, 0, sizeof(*cfg));
+	if ((r = ward_lazy_load(WARD_LAZY_ARCHIVE)) != 0)
+		return r;
 	snprintf(outer, sizeof(outer), "%s/ward-oci-XXXXXX",
 	    tmpdir && tmpdir[0] ? tmpdir : "/tmp");
 	if (mkdtemp(outer) == NULL)

@@ -193,6 +193,10 @@ ward_archive_pack(const char *dir, ward_write_fn sink, void *sink_ctx)
 	struct archive *a;
 	int r;
 
+	/* loaded on first use (src/util/lazy.c): an error here, before
+	 * anything is written, if it cannot be */
+	if ((r = ward_lazy_load(WARD_LAZY_ARCHIVE)) != 0)
+		return r;
 	if ((a = archive_write_new()) == NULL)
 		return ward_enomem();
 	if (archive_write_set_format_pax_restricted(a) != ARCHIVE_OK ||
@@ -670,7 +674,8 @@ ward_archive_unpack(ward_read_fn src, void *src_ctx, const char *dest,
 	char *tmp = NULL;
 	int r;
 
-	if ((r = check_dest(dest)) != 0)
+	if ((r = ward_lazy_load(WARD_LAZY_ARCHIVE)) != 0 ||
+	    (r = check_dest(dest)) != 0)
 		return r;
 	if ((c = calloc(1, sizeof(*c))) == NULL)
 		return ward_enomem();

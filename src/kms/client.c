@@ -62,6 +62,11 @@ curl_init(void)
 int
 ward_kms_curl_global(void)
 {
+	int r;
+
+	/* loaded on first use (src/util/lazy.c): an error, not an exit */
+	if ((r = ward_lazy_load(WARD_LAZY_CURL)) != 0)
+		return r;
 	pthread_once(&curl_once, curl_init);
 	if (curl_init_result != CURLE_OK)
 		return ward_errf(WARD_EINTERNAL, "libcurl initialisation: %s",

@@ -703,6 +703,9 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	char bound[300] = "";
 
 	memset(&s, 0, sizeof(s));
+	/* loaded on first use (src/util/lazy.c): fail here if it cannot be */
+	if ((r = ward_lazy_load(WARD_LAZY_MHD)) != 0)
+		return r;
 	s.max_body = o->max_body != 0 ? o->max_body : DEFAULT_MAX_BODY;
 	if (threads == 0)
 		threads = ncpu > 2 ? (unsigned)ncpu : 2;

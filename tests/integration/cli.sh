@@ -185,5 +185,45 @@ else
 	echo "SKIP  RSS check: /usr/bin/time absent (Debian package 'time')"
 fi
 
+# ---- libraries loaded on first use (src/util/lazy.c) ---------------------------
+# ward does not load libcurl, libarchive or libmicrohttpd when it starts
+if ! command -v readelf >/dev/null; then
+	bad "readelf is missing (binutils, which gcc brings)"
+elif readelf -d "$WARD" | grep -E 'NEEDED.*(curl|archive|microhttpd)' >needed.log; then
+	bad "ward still needs at start: $(tr -s ' \n' ' ' <needed.log)"
+else
+	ok "ward's DT_NEEDED has no libcurl, libarchive or libmicrohttpd"
+fi
+# and when one cannot be loaded, the command that needs it says which, and
+# leaves nothing behind (the library is hidden behind an empty file in a
+# private mount namespace)
+if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+	: >empty.so
+	hide() { # SONAME CMD...: run CMD with SONAME unloadable
+		local lib
+		lib=$(ldconfig -p | awk -v n="$1" '$1 == n { print $NF; exit }')
+		[ -n "$lib" ] || { echo "      $1 is not in ld.so's cache" >&2; return 99; }
+		shift
+		unshare -m sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' \
+			"$PWD/empty.so" "$(realpath "$lib")" "$@"
+	}
+	expect 3 "encrypt a directory without libarchive" hide libarchive.so.13 "$WARD" encrypt --raw-key key -o noarch.ward app
+	has 'libarchive.so.13 cannot be loaded' "the library is named" err.log
+	absent noarch.ward "encrypt without libarchive"
+	expect 3 "decrypt a directory without libarchive" hide libarchive.so.13 "$WARD" decrypt --raw-key key -o noarch app.ward
+	absent noarch "decrypt without libarchive"
+	ls -d noarch* >/dev/null 2>&1 && bad "a temporary directory is left: $(ls -d noarch*)" || ok "no temporary directory left"
+	AWS_ACCESS_KEY_ID=AKIDEXAMPLE AWS_SECRET_ACCESS_KEY=secret AWS_REGION=us-east-1 \
+		expect 3 "encrypt under a KMS key without libcurl" hide libcurl.so.4 \
+		"$WARD" encrypt --key-id alias/x --endpoint-url http://127.0.0.1:9 -o nocurl.ward model.orig
+	has 'libcurl.so.4 cannot be loaded' "the library is named" err.log
+	absent nocurl.ward "encrypt without libcurl"
+	"$WARD" kms init --state nomhd >/dev/null 2>&1
+	expect 3 "kms serve without libmicrohttpd" hide libmicrohttpd.so.12 "$WARD" kms serve --state nomhd --listen 127.0.0.1:0
+	has 'libmicrohttpd.so.12 cannot be loaded' "the library is named" err.log
+else
+	echo "SKIP  missing-library checks: they need root and unshare -m to hide a library"
+fi
+
 echo "cli: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -266,6 +266,14 @@ test_with_ward_and_app(void **state)
 	assert_int_equal(e.mode & 0111, 0111);
 	assert_int_equal(
 	    find(rd, rdlen, "rootfs/ward/lib/libcrypto.so.3", &e), 1);
+	/* and what ward loads on first use, under the names it asks for */
+	for (int i = 0; i < WARD_LAZY_N; i++) {
+		char lib[256];
+
+		snprintf(lib, sizeof(lib), "rootfs/ward/lib/%s",
+		    ward_lazy_soname(i));
+		assert_int_equal(find(rd, rdlen, lib, &e), 1);
+	}
 	assert_int_equal(find(rd, rdlen, "cmd", &e), 1);
 	assert_non_null(memmem(e.data, e.size, "/ward/bin/ward\nagent\n", 21));
 	assert_non_null(
