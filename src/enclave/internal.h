@@ -115,7 +115,9 @@ void enc_cgroup_destroy(char (*paths)[320], size_t n);
 
 struct enc_child {
 	/* borrowed from the monitor, valid in the child after clone */
-	uint8_t *eif; /* the child's copy of the image, freed once unpacked */
+	uint8_t *eif; /* the child's copy of the image, released once
+	               * unpacked (enc_image_release) */
+	size_t eif_len;
 	const uint8_t *ramdisk; /* the customer ramdisk, inside eif */
 	size_t ramdisk_len;
 	char **cmd, **env; /* NULL-terminated */
@@ -150,7 +152,11 @@ struct enc_start {
 	struct enc_record rec;
 	const char *eif_path; /* for messages */
 	struct ward_eif_image img; /* the monitor's measurement */
-	uint8_t *eif; /* the whole image, read once, measured from memory */
+	/* the image file, opened and sized by run-enclave; the monitor reads
+	 * it once, into eif (enc_image_read), while it measures those bytes,
+	 * and uses only them from then on */
+	int eif_fd;
+	uint8_t *eif;
 	size_t eif_len;
 	int lock_fd; /* the enclave's lock, held for the monitor's life */
 	int status_fd; /* write: "C\n" when the console waits for its reader
@@ -158,6 +164,10 @@ struct enc_start {
 	bool attach; /* wait for the console's reader before starting */
 	char host_role[512], host_instance[128]; /* PCR3, PCR4 inputs */
 };
+/* The image's bytes: a mapping of len bytes, faulted in at once (a
+ * fresh malloc'd buffer took a page fault per 4 KiB as read filled it) */
+int enc_image_alloc(size_t len, uint8_t **p);
+void enc_image_release(uint8_t **p, size_t len);
 /* The monitor's body (in the double-forked daemon). Never returns. */
 void enc_monitor_main(struct enc_start *s) __attribute__((noreturn));
 

@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
@@ -170,6 +171,7 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	pid_t pid;
 
 	c.eif = m->s->eif;
+	c.eif_len = m->s->eif_len;
 	c.ramdisk = ramdisk;
 	c.ramdisk_len = ramdisk_len;
 	c.cmd = cmd;
@@ -378,16 +380,96 @@ struct measure {
 	char msg[512];
 };
 
-/* In a thread beside the cgroup set-up: CRC, PCR0/1/2/8, signature. */
+int
+enc_image_alloc(size_t len, uint8_t **p)
+{
+	void *m = mmap(NULL, len, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+
+	if (m == MAP_FAILED) {
+		*p = NULL;
+		return ward_errf(WARD_ENOMEM,
+		    "no memory for the image (%zu "
+		    "bytes): %s",
+		    len, strerror(errno));
+	}
+	*p = m;
+	return 0;
+}
+
+void
+enc_image_release(uint8_t **p, size_t len)
+{
+	if (*p != NULL)
+		munmap(*p, len);
+	*p = NULL;
+}
+
+/*
+ * The measurement's reader: the file's next bytes go into the image buffer
+ * and, from there, to the measurement, so what is measured is what the
+ * enclave gets, whatever happens to the file meanwhile.
+ */
+struct tee {
+	struct enc_start *s;
+	size_t off;
+};
+
+static int
+tee_fill(struct tee *t, size_t want)
+{
+	struct enc_start *s = t->s;
+
+	while (t->off < want) {
+		ssize_t k = pread(
+		    s->eif_fd, s->eif + t->off, want - t->off, (off_t)t->off);
+
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return ward_errf(WARD_EIO, "reading %s: %s",
+			    s->eif_path,
+			    k < 0 ? strerror(errno) : "it shrank while read");
+		t->off += (size_t)k;
+	}
+	return 0;
+}
+
+static int
+tee_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
+{
+	struct tee *t = ctx;
+	size_t start = t->off, n = t->s->eif_len - t->off;
+	int r;
+
+	if (n > cap)
+		n = cap;
+	if ((r = tee_fill(t, start + n)) != 0)
+		return r;
+	memcpy(buf, t->s->eif + start, n);
+	*got = n;
+	return 0;
+}
+
+/* In a thread beside the cgroup set-up: read the image, CRC, PCR0/1/2/8,
+ * signature. */
 static void *
 measure_thread(void *arg)
 {
 	struct measure *mz = arg;
 	struct enc_start *s = mz->s;
-	struct ward_mem_reader mr = {.p = s->eif, .len = s->eif_len};
+	struct tee t = {.s = s};
 
-	mz->r = ward_eif_read_stream(
-	    ward_mem_read, &mr, s->eif_len, s->eif_path, &s->img, NULL);
+	mz->r = enc_image_alloc(s->eif_len, &s->eif);
+	if (mz->r == 0)
+		mz->r = ward_eif_read_stream(
+		    tee_read, &t, s->eif_len, s->eif_path, &s->img, NULL);
+	/* bytes the measurement did not ask for (none in a well-formed
+	 * image) are read too: the buffer is the file */
+	if (mz->r == 0)
+		mz->r = tee_fill(&t, s->eif_len);
+	close(s->eif_fd);
+	s->eif_fd = -1;
 	if (mz->r == 0)
 		mz->r = check_image(s->eif_path, &s->img);
 	if (mz->r != 0)
@@ -774,10 +856,25 @@ enc_monitor_main(struct enc_start *s)
 		if ((r = start(m, cmd, env, p, n)) != 0)
 			goto fail;
 	}
+	/* the enclave's CPUs are its own (on Nitro they leave the host): the
+	 * monitor runs on the others where there are any, so its own work,
+	 * from the NSM set-up below on, does not take them from the enclave */
+	{
+		cpu_set_t host, both;
+
+		if (sched_getaffinity(0, sizeof(host), &host) == 0) {
+			/* host minus the enclave's */
+			CPU_AND(&both, &host, &s->rec.cpus);
+			CPU_XOR(&host, &host, &both);
+			if (CPU_COUNT(&host) > 0 &&
+			    sched_setaffinity(0, sizeof(host), &host) != 0)
+				ward_debug(
+				    "monitor affinity: %s", strerror(errno));
+		}
+	}
 	prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	/* the image is no longer needed: the enclave has its own copy */
-	free(s->eif);
-	s->eif = NULL;
+	enc_image_release(&s->eif, s->eif_len);
 	enc_lines_free(cmd);
 	enc_lines_free(env);
 	cmd = env = NULL;

@@ -621,8 +621,7 @@ enc_child_main(struct enc_child *c)
 		fail("%s: %s", stage, strerror(errno));
 	unpack(root, c->ramdisk, c->ramdisk_len);
 	/* this process's copy of the image: not the enclave's to keep */
-	free(c->eif);
-	c->eif = NULL;
+	enc_image_release(&c->eif, c->eif_len);
 	c->ramdisk = NULL;
 	make_view(c, root);
 	close(root);
