@@ -255,16 +255,15 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	close(cons[1]);
 	cons[1] = -1;
 	/* born in the enclave's cgroups (enc_cgroup_join); the monitor
-	 * leaves them while the enclave sets itself up */
-	if ((r = map_ids(m, pid)) != 0)
+	 * leaves them at once (their cpuset would hold it on the enclave's
+	 * CPU beside the enclave's own set-up) */
+	if ((r = enc_cgroup_leave(&m->cg)) != 0 || (r = map_ids(m, pid)) != 0)
 		goto out;
 	if (write(sync_p[1], "g", 1) != 1) {
 		r = ward_errf(
 		    WARD_EIO, "the enclave did not start: %s", strerror(errno));
 		goto out;
 	}
-	if ((r = enc_cgroup_leave(&m->cg)) != 0)
-		goto out;
 	/* EOF: the command was exec'd; bytes: why the set-up failed */
 	while ((k = read(err_p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
 		if (k < 0 && errno == EINTR)
@@ -405,24 +404,16 @@ enc_image_release(uint8_t **p, size_t len)
 	*p = NULL;
 }
 
-/*
- * The measurement's reader: the file's next bytes go into the image buffer
- * and, from there, to the measurement, so what is measured is what the
- * enclave gets, whatever happens to the file meanwhile.
- */
-struct tee {
-	struct enc_start *s;
-	size_t off;
-};
-
+/* The image file into the buffer, all of it: what is measured is then
+ * what the enclave gets, whatever happens to the file meanwhile. */
 static int
-tee_fill(struct tee *t, size_t want)
+read_image(struct enc_start *s)
 {
-	struct enc_start *s = t->s;
+	size_t off = 0;
 
-	while (t->off < want) {
+	while (off < s->eif_len) {
 		ssize_t k = pread(
-		    s->eif_fd, s->eif + t->off, want - t->off, (off_t)t->off);
+		    s->eif_fd, s->eif + off, s->eif_len - off, (off_t)off);
 
 		if (k < 0 && errno == EINTR)
 			continue;
@@ -430,24 +421,8 @@ tee_fill(struct tee *t, size_t want)
 			return ward_errf(WARD_EIO, "reading %s: %s",
 			    s->eif_path,
 			    k < 0 ? strerror(errno) : "it shrank while read");
-		t->off += (size_t)k;
+		off += (size_t)k;
 	}
-	return 0;
-}
-
-static int
-tee_read(void *ctx, uint8_t *buf, size_t cap, size_t *got)
-{
-	struct tee *t = ctx;
-	size_t start = t->off, n = t->s->eif_len - t->off;
-	int r;
-
-	if (n > cap)
-		n = cap;
-	if ((r = tee_fill(t, start + n)) != 0)
-		return r;
-	memcpy(buf, t->s->eif + start, n);
-	*got = n;
 	return 0;
 }
 
@@ -458,16 +433,18 @@ measure_thread(void *arg)
 {
 	struct measure *mz = arg;
 	struct enc_start *s = mz->s;
-	struct tee t = {.s = s};
+	struct ward_mem_reader mr = {0};
 
+	/* read first (the other thread meanwhile sets up OpenSSL), then
+	 * measured from memory */
 	mz->r = enc_image_alloc(s->eif_len, &s->eif);
 	if (mz->r == 0)
-		mz->r = ward_eif_read_stream(
-		    tee_read, &t, s->eif_len, s->eif_path, &s->img, NULL);
-	/* bytes the measurement did not ask for (none in a well-formed
-	 * image) are read too: the buffer is the file */
+		mz->r = read_image(s);
+	mr.p = s->eif;
+	mr.len = s->eif_len;
 	if (mz->r == 0)
-		mz->r = tee_fill(&t, s->eif_len);
+		mz->r = ward_eif_read_stream(
+		    ward_mem_read, &mr, s->eif_len, s->eif_path, &s->img, NULL);
 	close(s->eif_fd);
 	s->eif_fd = -1;
 	if (mz->r == 0)
@@ -793,6 +770,10 @@ enc_monitor_main(struct enc_start *s)
 		r = ward_errf(WARD_EINTERNAL, "cannot start a thread");
 		goto fail;
 	}
+	/* OpenSSL's first use sets up its providers (about 1 ms here): done
+	 * in this thread while that one reads the image, the measurement
+	 * finds it ready */
+	EVP_MD_free(EVP_MD_fetch(NULL, "SHA2-384", NULL));
 	r = enc_cgroup_create(
 	    s->rec.id, s->rec.memory_mib, &s->rec.cpus, PIDS_MAX, &m->cg);
 	for (size_t i = 0; i < m->cg.n; i++)
