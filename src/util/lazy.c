@@ -123,17 +123,17 @@ sym(enum ward_lazy lib, const char *name)
 	return f;
 }
 
-/* fp: the cached pointer, of the real function's type; memcpy because ISO
- * C has no conversion from dlsym's void * to a function pointer */
-#define RESOLVE(lib, name, fp)                                                 \
-	__typeof__(name) *fp;                                                  \
+/* f: the function, of the real one's type, looked up once; memcpy because
+ * ISO C has no conversion from dlsym's void * to a function pointer */
+#define RESOLVE(lib, name)                                                     \
+	__typeof__(name) *f;                                                   \
 	do {                                                                   \
 		static __typeof__(name) *cache_;                               \
-		if ((fp = __atomic_load_n(&cache_, __ATOMIC_ACQUIRE)) ==       \
+		if ((f = __atomic_load_n(&cache_, __ATOMIC_ACQUIRE)) ==        \
 		    NULL) {                                                    \
 			void *p_ = sym(lib, #name);                            \
-			memcpy(&fp, &p_, sizeof(fp));                          \
-			__atomic_store_n(&cache_, fp, __ATOMIC_RELEASE);       \
+			memcpy(&f, &p_, sizeof(f));                            \
+			__atomic_store_n(&cache_, f, __ATOMIC_RELEASE);        \
 		}                                                              \
 	} while (0)
 
@@ -141,13 +141,13 @@ sym(enum ward_lazy lib, const char *name)
 #define LAZY(lib, ret, name, params, args)                                     \
 	ret name params                                                        \
 	{                                                                      \
-		RESOLVE(lib, name, f);                                         \
+		RESOLVE(lib, name);                                            \
 		return f args;                                                 \
 	}
 #define LAZY_VOID(lib, name, params, args)                                     \
 	void name params                                                       \
 	{                                                                      \
-		RESOLVE(lib, name, f);                                         \
+		RESOLVE(lib, name);                                            \
 		f args;                                                        \
 	}
 
@@ -170,21 +170,29 @@ LAZY(C, curl_version_info_data *, curl_version_info, (CURLversion v), (v))
 CURLcode
 curl_easy_setopt(CURL *curl, CURLoption option, ...)
 {
-	RESOLVE(C, curl_easy_setopt, f);
+	RESOLVE(C, curl_easy_setopt);
 	CURLcode r;
 	va_list ap;
 
 	va_start(ap, option);
-	if (option < CURLOPTTYPE_OBJECTPOINT)
-		r = f(curl, option, va_arg(ap, long));
-	else if (option < CURLOPTTYPE_FUNCTIONPOINT)
-		r = f(curl, option, va_arg(ap, void *));
-	else if (option < CURLOPTTYPE_OFF_T)
-		r = f(curl, option, va_arg(ap, void (*)(void)));
-	else if (option < CURLOPTTYPE_BLOB)
-		r = f(curl, option, va_arg(ap, curl_off_t));
-	else
-		r = f(curl, option, va_arg(ap, void *));
+	if (option < CURLOPTTYPE_OBJECTPOINT) {
+		long n = va_arg(ap, long);
+
+		r = f(curl, option, n);
+	} else if (option >= CURLOPTTYPE_FUNCTIONPOINT &&
+	    option < CURLOPTTYPE_OFF_T) {
+		void (*fn)(void) = va_arg(ap, void (*)(void));
+
+		r = f(curl, option, fn);
+	} else if (option >= CURLOPTTYPE_OFF_T && option < CURLOPTTYPE_BLOB) {
+		curl_off_t off = va_arg(ap, curl_off_t);
+
+		r = f(curl, option, off);
+	} else { /* an object or a blob */
+		void *p = va_arg(ap, void *);
+
+		r = f(curl, option, p);
+	}
 	va_end(ap);
 	return r;
 }
@@ -193,7 +201,7 @@ curl_easy_setopt(CURL *curl, CURLoption option, ...)
 CURLcode
 curl_easy_getinfo(CURL *curl, CURLINFO info, ...)
 {
-	RESOLVE(C, curl_easy_getinfo, f);
+	RESOLVE(C, curl_easy_getinfo);
 	CURLcode r;
 	va_list ap;
 
@@ -276,7 +284,7 @@ LAZY_VOID(A, archive_entry_unset_ctime, (AE), (e))
 void
 archive_set_error(struct archive *a, int err, const char *fmt, ...)
 {
-	RESOLVE(A, archive_set_error, f);
+	RESOLVE(A, archive_set_error);
 	char msg[512];
 	va_list ap;
 
@@ -316,7 +324,7 @@ const union MHD_ConnectionInfo *
 MHD_get_connection_info(
     struct MHD_Connection *c, enum MHD_ConnectionInfoType type, ...)
 {
-	RESOLVE(M, MHD_get_connection_info, f);
+	RESOLVE(M, MHD_get_connection_info);
 
 	return f(c, type);
 }
@@ -327,7 +335,7 @@ MHD_start_daemon(unsigned int flags, uint16_t port,
     MHD_AcceptPolicyCallback apc, void *apc_cls, MHD_AccessHandlerCallback dh,
     void *dh_cls, ...)
 {
-	RESOLVE(M, MHD_start_daemon_va, f);
+	RESOLVE(M, MHD_start_daemon_va);
 	struct MHD_Daemon *d;
 	va_list ap;
 
