@@ -346,19 +346,6 @@ enc_cgroup_create(const char *id, uint64_t memory_mib, const cpu_set_t *cpus,
 	return 0;
 }
 
-int
-enc_cgroup_attach(const struct enc_cgroup *cg, pid_t pid)
-{
-	char v[32];
-	int r;
-
-	snprintf(v, sizeof(v), "%d", (int)pid);
-	for (size_t i = 0; i < cg->n; i++)
-		if ((r = put(cg->paths[i], "cgroup.procs", v)) != 0)
-			return r;
-	return 0;
-}
-
 void
 enc_cgroup_prewarm(void)
 {

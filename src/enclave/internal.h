@@ -92,7 +92,6 @@ struct enc_cgroup {
  * non-root user without a delegated cgroup gets version 0 and rlimits. */
 int enc_cgroup_create(const char *id, uint64_t memory_mib,
     const cpu_set_t *cpus, unsigned pids_max, struct enc_cgroup *cg);
-int enc_cgroup_attach(const struct enc_cgroup *cg, pid_t pid);
 /*
  * Move this process (on v1, the calling thread alone: no RCU grace period
  * to wait for) into the enclave's cgroups, so that what it clones is born
@@ -153,7 +152,7 @@ struct enc_start {
 	const char *eif_path; /* for messages */
 	struct ward_eif_image img; /* the monitor's measurement */
 	/* the image file, opened and sized by run-enclave; the monitor reads
-	 * it once, into eif (enc_image_read), while it measures those bytes,
+	 * it once, into eif (read_image in monitor.c), measures those bytes,
 	 * and uses only them from then on */
 	int eif_fd;
 	uint8_t *eif;

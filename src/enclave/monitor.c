@@ -388,9 +388,8 @@ enc_image_alloc(size_t len, uint8_t **p)
 	if (m == MAP_FAILED) {
 		*p = NULL;
 		return ward_errf(WARD_ENOMEM,
-		    "no memory for the image (%zu "
-		    "bytes): %s",
-		    len, strerror(errno));
+		    "no memory for the image (%zu bytes): %s", len,
+		    strerror(errno));
 	}
 	*p = m;
 	return 0;
