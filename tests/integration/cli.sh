@@ -201,7 +201,8 @@ if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
 	: >empty.so
 	hide() { # SONAME CMD...: run CMD with SONAME unloadable
 		local lib
-		lib=$(ldconfig -p | awk -v n="$1" '$1 == n { print $NF; exit }')
+		lib=$({ command -v ldconfig >/dev/null && ldconfig -p || /sbin/ldconfig -p; } |
+			awk -v n="$1" '$1 == n { print $NF; exit }')
 		[ -n "$lib" ] || { echo "      $1 is not in ld.so's cache" >&2; return 99; }
 		shift
 		unshare -m sh -c 'mount --bind "$0" "$1" && shift && exec "$@"' \
