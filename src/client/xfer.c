@@ -5,10 +5,8 @@
  * stays at one chunk whatever the size; payloads are sent without a copy.
  * And ATTEST, which is one request and one reply.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "client/internal.h"
 #include "ward/agent.h"
@@ -17,49 +15,17 @@
 int
 client_read_chunk(int fd, uint8_t *buf, size_t cap, size_t *got)
 {
-	ssize_t k;
+	struct ward_fd_stream in = {.fd = fd, .name = "the input"};
+	size_t k;
+	int r;
 
 	*got = 0;
 	while (*got < cap) {
-		k = read(fd, buf + *got, cap - *got);
-		if (k < 0) {
-			if (errno == EINTR) {
-				if (ward_signal_caught() != 0)
-					return ward_errf(WARD_EINTR,
-					    "interrupted by signal %d",
-					    ward_signal_caught());
-				continue;
-			}
-			return ward_errf(
-			    WARD_EIO, "reading: %s", strerror(errno));
-		}
+		if ((r = ward_fd_read(&in, buf + *got, cap - *got, &k)) != 0)
+			return r;
 		if (k == 0)
 			break;
-		*got += (size_t)k;
-	}
-	return 0;
-}
-
-static int
-write_all(int fd, const uint8_t *p, size_t n)
-{
-	ssize_t k;
-
-	while (n > 0) {
-		k = write(fd, p, n);
-		if (k < 0) {
-			if (errno == EINTR) {
-				if (ward_signal_caught() != 0)
-					return ward_errf(WARD_EINTR,
-					    "interrupted by signal %d",
-					    ward_signal_caught());
-				continue;
-			}
-			return ward_errf(
-			    WARD_EIO, "writing: %s", strerror(errno));
-		}
-		p += k;
-		n -= (size_t)k;
+		*got += k;
 	}
 	return 0;
 }
@@ -152,6 +118,7 @@ ward_client_get(struct ward_client *c, const char *path, int fd,
     struct ward_progress *progress, uint64_t *got)
 {
 	struct ward_msg req = {.type = WARD_MSG_GET}, m = {0};
+	struct ward_fd_stream dst = {.fd = fd, .name = "the output"};
 	uint64_t total = 0;
 	int r;
 
@@ -167,7 +134,7 @@ ward_client_get(struct ward_client *c, const char *path, int fd,
 			break;
 		if ((r = stream_reply(c, &m, req.id, WARD_MSG_DATA)) != 0)
 			goto out;
-		if ((r = write_all(fd, m.data, m.data_len)) != 0)
+		if ((r = ward_fd_write(&dst, m.data, m.data_len)) != 0)
 			goto out;
 		total += m.data_len;
 		if (progress != NULL)
