@@ -872,6 +872,16 @@ take(struct agent_conn *c, uint64_t id)
 	return x;
 }
 
+/* back on the connection's list of uploads (take's inverse) */
+static void
+put(struct agent_conn *c, struct agent_infer *x)
+{
+	pthread_mutex_lock(&c->lock);
+	x->next = c->infers;
+	c->infers = x;
+	pthread_mutex_unlock(&c->lock);
+}
+
 bool
 agent_infer_owns(struct agent_conn *c, uint64_t id)
 {
@@ -940,10 +950,7 @@ on_infer(struct agent_conn *c, struct ward_msg *m)
 	x->req.data = NULL;
 	x->req.data_len = 0;
 	memset(m, 0, sizeof(*m));
-	pthread_mutex_lock(&c->lock);
-	x->next = c->infers;
-	c->infers = x;
-	pthread_mutex_unlock(&c->lock);
+	put(c, x);
 	return 0;
 }
 
@@ -992,10 +999,7 @@ on_data(struct agent_conn *c, struct ward_msg *m)
 		infer_free(a, x);
 		return r;
 	}
-	pthread_mutex_lock(&c->lock);
-	x->next = c->infers;
-	c->infers = x;
-	pthread_mutex_unlock(&c->lock);
+	put(c, x);
 	return 0;
 }
 
