@@ -346,24 +346,6 @@ enc_cgroup_create(const char *id, uint64_t memory_mib, const cpu_set_t *cpus,
 	return 0;
 }
 
-void
-enc_cgroup_prewarm(void)
-{
-	char mnt[256], own[256], dir[CG_PATH], v[32];
-
-	if (v1_memory())
-		return; /* enc_cgroup_join moves one thread: no wait */
-	if (find("memory", mnt, sizeof(mnt), own, sizeof(own)) != 0 &&
-	    find(NULL, mnt, sizeof(mnt), own, sizeof(own)) != 0)
-		return;
-	if ((size_t)snprintf(dir, sizeof(dir), "%s%s", mnt, own) >= sizeof(dir))
-		return;
-	snprintf(v, sizeof(v), "%d", (int)getpid());
-	/* a move to where it already is: a no-op but for the wait */
-	if (put(dir, "cgroup.procs", v) != 0)
-		ward_errclear();
-}
-
 /*
  * On v1, "0" written to a hierarchy's tasks file moves the calling thread
  * alone, and the kernel (6.0 and later) then skips the threadgroup rwsem

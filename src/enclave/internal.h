@@ -98,13 +98,6 @@ int enc_cgroup_create(const char *id, uint64_t memory_mib,
  * there (v1 has no CLONE_INTO_CGROUP), and back to where it was.
  */
 int enc_cgroup_join(struct enc_cgroup *cg);
-/*
- * On v2, a cgroup.procs write first waits for an RCU grace period (the
- * threadgroup rwsem's writer side), and one that follows soon after does
- * not. A no-op move of this process, started in a thread at the start of
- * run-enclave, lets that wait overlap the rest of the start. Nothing on v1.
- */
-void enc_cgroup_prewarm(void);
 int enc_cgroup_leave(struct enc_cgroup *cg);
 /* SIGKILL everything left in the cgroups, then remove them (waits a
  * little for the kernel to empty them). */

@@ -7,7 +7,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,30 +49,8 @@ run_lock(const char *run, int *fd)
 
 /* ---- run-enclave -------------------------------------------------------- */
 
-static void *
-prewarm_thread(void *arg)
-{
-	(void)arg;
-	enc_cgroup_prewarm();
-	return NULL;
-}
-
-static void
-prewarm(void)
-{
-	pthread_attr_t a;
-	pthread_t t;
-
-	if (geteuid() != 0 || pthread_attr_init(&a) != 0)
-		return; /* an ordinary user's enclave has no cgroup to wait for */
-	pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&t, &a, prewarm_thread, NULL) != 0)
-		ward_debug("no prewarm thread");
-	pthread_attr_destroy(&a);
-}
-
 /* The image file opened and its size checked; the monitor reads it (into
- * memory, once, as it measures: enc_image_alloc, tee_read in monitor.c) */
+ * memory, once, as it measures: read_image in monitor.c) */
 static int
 open_eif(const char *path, uint64_t memory_mib, int *fd, size_t *len)
 {
@@ -404,7 +381,6 @@ ward_enclave_run(const struct ward_enclave_opts *o, char **json, char **note,
 	if ((o->cpu_count == 0) == (o->cpu_ids == NULL))
 		return ward_errf(WARD_EUSAGE,
 		    "give exactly one of --cpu-count and --cpu-ids");
-	prewarm();
 	if ((st = calloc(1, sizeof(*st))) == NULL)
 		return ward_enomem();
 	st->lock_fd = st->status_fd = st->eif_fd = -1;
