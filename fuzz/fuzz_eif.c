@@ -1,6 +1,8 @@
 /* libFuzzer: the EIF v4 reader over the input as a stream (handed out in
- * uneven chunks), then the signature section decoder on the raw input
- * (fixed time and PCR0: it must never crash, whatever it decides). */
+ * uneven chunks), the layout reader over it in memory (it must accept
+ * what the reader accepts and lay it out the same), then the signature
+ * section decoder on the raw input (fixed time and PCR0: it must never
+ * crash, whatever it decides). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,12 +17,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static const uint8_t pcr0[WARD_PCR_LEN];
 	struct ward_mem_reader m = {
 	    .p = data, .len = size, .chunk = size > 0 ? 1 + data[0] % 97 : 0};
-	struct ward_eif_image img;
+	struct ward_eif_image img, lay;
 	struct ward_buf pem = {0};
 	bool ok = false;
+	int laid = ward_eif_layout(data, size, "fuzz input", &lay);
 
+	ward_errclear();
 	if (ward_eif_read_stream(
 	        ward_mem_read, &m, size, "fuzz input", &img, NULL) == 0) {
+		if (laid != 0 || lay.num_sections != img.num_sections ||
+		    memcmp(lay.sections, img.sections,
+		        sizeof(lay.sections[0]) * lay.num_sections) != 0)
+			__builtin_trap();
 		/* what the reader promises of an image it accepts */
 		if (img.version != WARD_EIF_VERSION || img.num_sections < 4 ||
 		    img.num_sections > WARD_EIF_MAX_SECTIONS ||

@@ -27,6 +27,8 @@ struct ward_pcr {
 int ward_pcr_init(struct ward_pcr *h);
 int ward_pcr_update(struct ward_pcr *h, const uint8_t *p, size_t n);
 int ward_pcr_final(struct ward_pcr *h, uint8_t out[WARD_PCR_LEN]);
+/* dst (initialized) becomes a copy of src: the same bytes fed so far. */
+int ward_pcr_copy(struct ward_pcr *dst, const struct ward_pcr *src);
 void ward_pcr_free(struct ward_pcr *h);
 /* `nitro-cli pcr --input FILE`: the PCR of a file's bytes. */
 int ward_pcr_file(const char *path, uint8_t out[WARD_PCR_LEN]);
@@ -112,6 +114,16 @@ int ward_eif_read(const char *path, struct ward_eif_image *out,
 int ward_eif_read_stream(ward_read_fn read, void *ctx, uint64_t file_size,
     const char *name, struct ward_eif_image *out,
     struct ward_progress *progress);
+/*
+ * The structure alone, of an image in memory: header, section table and
+ * section headers, each checked as ward_eif_read_stream checks them, and
+ * out->sections filled in. No CRC, no PCR, nothing kept (nothing to free).
+ * For a caller that must know where the sections are before the image is
+ * measured; it must still measure the same bytes with
+ * ward_eif_read_stream before it trusts them.
+ */
+int ward_eif_layout(
+    const uint8_t *p, size_t len, const char *name, struct ward_eif_image *out);
 void ward_eif_image_free(struct ward_eif_image *img);
 
 /* One section's data for the writer: a file, or bytes in memory. */

@@ -100,20 +100,25 @@ section_name(enum ward_eif_section_type t)
  * ramdisk; PCR1 over kernel, cmdline and the first ramdisk; PCR2 over
  * the other ramdisks. Metadata and signature are not measured. */
 /*
- * The three PCR hashers. PCR0 covers every measured byte and PCR1 or PCR2
- * the same bytes again, so a second thread takes PCR1/PCR2 while the
- * caller's thread does PCR0 (and the CRC): two SHA-384 streams cost about
- * one on two cores. Chunks under MEAS_PARALLEL_MIN are hashed inline.
+ * PCR1's bytes are PCR0's first ones, so PCR1 is not hashed on its own:
+ * it is a copy of PCR0's state taken where the first ramdisk ends. The
+ * other ramdisks go into PCR0 and PCR2: a second thread takes PCR2 while
+ * the caller's thread does PCR0. The CRC of a measured chunk is the
+ * second thread's too, so the two have about the same to do. Chunks under
+ * MEAS_PARALLEL_MIN are done inline.
  */
 #define MEAS_PARALLEL_MIN (64 * 1024)
 
 struct meas {
 	struct ward_pcr pcr0, pcr1, pcr2;
+	bool pcr1_taken; /* pcr1 copied from pcr0 after the first ramdisk */
 	bool threaded;
 	pthread_t worker;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct ward_pcr *job; /* the hasher the worker is to update */
+	/* the worker's job: job (if not NULL) and the CRC *crc over p, n */
+	struct ward_pcr *job;
+	uint32_t *crc;
 	const uint8_t *p;
 	size_t n;
 	bool busy, quit;
@@ -132,7 +137,10 @@ meas_worker(void *arg)
 		if (m->quit)
 			break;
 		pthread_mutex_unlock(&m->mu);
-		int rc = ward_pcr_update(m->job, m->p, m->n);
+		int rc =
+		    m->job != NULL ? ward_pcr_update(m->job, m->p, m->n) : 0;
+		if (m->crc != NULL)
+			*m->crc = ward_eif_crc32(*m->crc, m->p, m->n);
 		pthread_mutex_lock(&m->mu);
 		m->rc = rc;
 		m->busy = false;
@@ -185,31 +193,59 @@ meas_free(struct meas *m)
 	ward_pcr_free(&m->pcr2);
 }
 
+/* PCR1 is PCR0 as it stands when the first ramdisk has been fed. */
+static int
+take_pcr1(struct meas *m)
+{
+	int r;
+
+	if (m->pcr1_taken)
+		return 0;
+	if ((r = ward_pcr_copy(&m->pcr1, &m->pcr0)) != 0)
+		return r;
+	m->pcr1_taken = true;
+	return 0;
+}
+
+/* A chunk of section data (of type t; ramdisk: how many ramdisks came
+ * before it) into the PCRs it belongs to and the CRC *crc (none when crc
+ * is NULL: the writer keeps its own). */
 static int
 measure(struct meas *m, enum ward_eif_section_type t, size_t ramdisk,
-    const uint8_t *p, size_t n)
+    const uint8_t *p, size_t n, uint32_t *crc)
 {
-	struct ward_pcr *other;
+	struct ward_pcr *other = NULL;
 	int r, rc;
 
 	if (t != WARD_EIF_SEC_KERNEL && t != WARD_EIF_SEC_CMDLINE &&
-	    t != WARD_EIF_SEC_RAMDISK)
+	    t != WARD_EIF_SEC_RAMDISK) {
+		if (crc != NULL)
+			*crc = ward_eif_crc32(*crc, p, n);
 		return 0;
-	other = t == WARD_EIF_SEC_RAMDISK && ramdisk > 0 ? &m->pcr2 : &m->pcr1;
-	if (!m->threaded || n < MEAS_PARALLEL_MIN) {
-		if ((r = ward_pcr_update(&m->pcr0, p, n)) != 0)
+	}
+	if (t == WARD_EIF_SEC_RAMDISK && ramdisk > 0) {
+		if ((r = take_pcr1(m)) != 0)
 			return r;
-		return ward_pcr_update(other, p, n);
+		other = &m->pcr2;
+	}
+	if (!m->threaded || n < MEAS_PARALLEL_MIN) {
+		if ((r = ward_pcr_update(&m->pcr0, p, n)) != 0 ||
+		    (other != NULL && (r = ward_pcr_update(other, p, n)) != 0))
+			return r;
+		if (crc != NULL)
+			*crc = ward_eif_crc32(*crc, p, n);
+		return 0;
 	}
 	pthread_mutex_lock(&m->mu);
 	m->job = other;
+	m->crc = crc;
 	m->p = p;
 	m->n = n;
 	m->busy = true;
 	pthread_cond_broadcast(&m->cv);
 	pthread_mutex_unlock(&m->mu);
 	r = ward_pcr_update(&m->pcr0, p, n);
-	/* p must stay untouched until the worker is done with it */
+	/* p and *crc must stay untouched until the worker is done */
 	pthread_mutex_lock(&m->mu);
 	while (m->busy)
 		pthread_cond_wait(&m->cv, &m->mu);
@@ -226,7 +262,9 @@ meas_final(struct meas *m, struct ward_eif_image *img)
 {
 	int r;
 
-	if ((r = ward_pcr_final(&m->pcr0, img->pcr0)) != 0 ||
+	/* one ramdisk: PCR1 covers what PCR0 does */
+	if ((r = take_pcr1(m)) != 0 ||
+	    (r = ward_pcr_final(&m->pcr0, img->pcr0)) != 0 ||
 	    (r = ward_pcr_final(&m->pcr1, img->pcr1)) != 0 ||
 	    (r = ward_pcr_final(&m->pcr2, img->pcr2)) != 0)
 		return r;
@@ -442,24 +480,21 @@ read_header(struct rd *s, uint64_t file_size, uint8_t h[WARD_EIF_HEADER_LEN],
 	return check_table(h, file_size, s->name, img->num_sections);
 }
 
-/* Section i: its header checked against the order nitro-cli writes, the
- * section table and the size limits, then its data streamed through buf
- * into the CRC and the PCRs, and kept if it is one of the small ones. */
+/* Section i's header, checked against the order nitro-cli writes, the
+ * section table and the size limits. */
 static int
-read_section(struct rd *s, const uint8_t *h, size_t i,
-    struct ward_eif_image *img, struct meas *m, size_t ramdisks, uint32_t *crc,
-    uint8_t *buf, size_t bufsize)
+section_header(struct rd *s, const uint8_t *h, size_t i,
+    struct ward_eif_image *img, uint8_t sh[WARD_EIF_SECTION_HEADER_LEN])
 {
 	struct ward_eif_section *sec = &img->sections[i];
-	uint8_t sh[WARD_EIF_SECTION_HEADER_LEN];
-	struct ward_buf *keep = NULL;
 	uint64_t table_size = ward_load64(h + H_SECTION_SIZES + 8 * i);
 	const char *want;
 	uint16_t type;
 	int r;
 
 	sec->offset = s->pos;
-	if ((r = rd_exact(s, sh, sizeof(sh), "section header")) != 0)
+	if ((r = rd_exact(
+	         s, sh, WARD_EIF_SECTION_HEADER_LEN, "section header")) != 0)
 		return r;
 	type = ward_load16(sh);
 	sec->flags = ward_load16(sh + 2);
@@ -483,7 +518,23 @@ read_section(struct rd *s, const uint8_t *h, size_t i,
 		    s->name, i, (unsigned long long)sec->offset,
 		    (unsigned long long)sec->size,
 		    (unsigned long long)table_size);
-	if ((r = section_limit(sec->type, sec->size, s->name, i)) != 0)
+	return section_limit(sec->type, sec->size, s->name, i);
+}
+
+/* Section i: its header (section_header), then its data streamed through
+ * buf into the CRC and the PCRs, and kept if it is one of the small
+ * ones. */
+static int
+read_section(struct rd *s, const uint8_t *h, size_t i,
+    struct ward_eif_image *img, struct meas *m, size_t ramdisks, uint32_t *crc,
+    uint8_t *buf, size_t bufsize)
+{
+	struct ward_eif_section *sec = &img->sections[i];
+	uint8_t sh[WARD_EIF_SECTION_HEADER_LEN];
+	struct ward_buf *keep = NULL;
+	int r;
+
+	if ((r = section_header(s, h, i, img, sh)) != 0)
 		return r;
 	*crc = ward_eif_crc32(*crc, sh, sizeof(sh));
 	if (sec->type == WARD_EIF_SEC_CMDLINE)
@@ -500,9 +551,8 @@ read_section(struct rd *s, const uint8_t *h, size_t i,
 		size_t n = left < bufsize ? (size_t)left : bufsize;
 
 		if ((r = rd_exact(s, buf, n, section_name(sec->type))) != 0 ||
-		    (r = measure(m, sec->type, ramdisks, buf, n)) != 0)
+		    (r = measure(m, sec->type, ramdisks, buf, n, crc)) != 0)
 			return r;
-		*crc = ward_eif_crc32(*crc, buf, n);
 		if (keep != NULL && (r = ward_buf_append(keep, buf, n)) != 0)
 			return r;
 		left -= n;
@@ -571,6 +621,31 @@ out:
 	ward_eif_image_free(&img);
 	meas_free(&m);
 	free(buf);
+	return r;
+}
+
+int
+ward_eif_layout(
+    const uint8_t *p, size_t len, const char *name, struct ward_eif_image *out)
+{
+	struct ward_mem_reader mr = {.p = p, .len = len};
+	struct rd s = {ward_mem_read, &mr, name, 0, NULL};
+	uint8_t h[WARD_EIF_HEADER_LEN], sh[WARD_EIF_SECTION_HEADER_LEN];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = read_header(&s, len, h, out)) != 0)
+		goto out;
+	for (size_t i = 0; i < out->num_sections; i++) {
+		if ((r = section_header(&s, h, i, out, sh)) != 0)
+			goto out;
+		/* check_table: every section lies inside the image */
+		mr.off += (size_t)out->sections[i].size;
+		s.pos += out->sections[i].size;
+	}
+out:
+	if (r != 0)
+		memset(out, 0, sizeof(*out));
 	return r;
 }
 
@@ -700,7 +775,8 @@ src_copy(struct src *s, struct wr *w, struct meas *m, size_t ramdisk,
 	if (s->path == NULL) {
 		if (s->size == 0)
 			return 0;
-		if ((r = measure(m, s->type, ramdisk, s->p, s->size)) != 0)
+		if ((r = measure(m, s->type, ramdisk, s->p, s->size, NULL)) !=
+		    0)
 			return r;
 		return wr_put(w, s->p, s->size);
 	}
@@ -716,7 +792,7 @@ src_copy(struct src *s, struct wr *w, struct meas *m, size_t ramdisk,
 			    s->label, s->path,
 			    (unsigned long long)(s->size - left),
 			    (unsigned long long)s->size);
-		if ((r = measure(m, s->type, ramdisk, buf, got)) != 0 ||
+		if ((r = measure(m, s->type, ramdisk, buf, got, NULL)) != 0 ||
 		    (r = wr_put(w, buf, got)) != 0)
 			return r;
 		left -= got;

@@ -55,6 +55,14 @@ ward_pcr_final(struct ward_pcr *h, uint8_t out[WARD_PCR_LEN])
 	return 0;
 }
 
+int
+ward_pcr_copy(struct ward_pcr *dst, const struct ward_pcr *src)
+{
+	if (EVP_MD_CTX_copy_ex(dst->md, src->md) != 1)
+		return ward_crypto_err(WARD_ECRYPTO, "SHA-384");
+	return 0;
+}
+
 void
 ward_pcr_free(struct ward_pcr *h)
 {

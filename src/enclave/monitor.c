@@ -49,6 +49,12 @@ struct monitor {
 	uint8_t ring[ENC_CONSOLE_RING];
 	size_t ring_len, ring_pos; /* ring_pos: where the next byte goes */
 	pid_t child;
+	/* the layout the enclave is unpacked by, and whether the image's
+	 * measurement has been taken (measured_r its result) */
+	struct ward_eif_image layout;
+	bool measured;
+	int measured_r;
+	char measured_msg[512];
 	struct ward_ca *ca;
 	struct ward_attest_signer *signer;
 	struct ward_nsm_server *nsm;
@@ -157,6 +163,16 @@ map_ids(struct monitor *m, pid_t pid)
 
 /* ---- starting the enclave ---------------------------------------------- */
 
+static int measure(struct monitor *m);
+
+/*
+ * Clone the enclave, let it set itself up (mounts, unpack, /proc, /dev,
+ * privileges, PID 1's fork) while the image is measured here, and let its
+ * command run only once the measurement stands: the set-up is hidden
+ * behind the hashing, and nothing of the image runs unmeasured. The child
+ * unpacks this process's copy of the image, read before the clone and
+ * never written after it, the same bytes the measurement reads.
+ */
 static int
 start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
     size_t ramdisk_len)
@@ -167,6 +183,7 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	char msg[600];
 	ssize_t k;
 	size_t got = 0;
+	bool go_ok;
 	int r = 0;
 	pid_t pid;
 
@@ -264,6 +281,13 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 		    WARD_EIO, "the enclave did not start: %s", strerror(errno));
 		goto out;
 	}
+	if ((r = measure(m)) != 0)
+		goto out;
+	/* the command may run; a set-up that failed meanwhile has closed its
+	 * end (EPIPE, SIGPIPE ignored) and says why on err_p */
+	go_ok = write(sync_p[1], "x", 1) == 1;
+	close(sync_p[1]);
+	sync_p[1] = -1;
 	/* EOF: the command was exec'd; bytes: why the set-up failed */
 	while ((k = read(err_p[0], msg + got, sizeof(msg) - 1 - got)) != 0) {
 		if (k < 0 && errno == EINTR)
@@ -277,6 +301,11 @@ start(struct monitor *m, char **cmd, char **env, const uint8_t *ramdisk,
 	if (got > 0) {
 		msg[got] = '\0';
 		r = ward_errf(WARD_EIO, "the enclave did not start: %s", msg);
+		goto out;
+	}
+	if (!go_ok) {
+		r = ward_errf(WARD_EIO,
+		    "the enclave did not start: it ended during its set-up");
 		goto out;
 	}
 	m->console_read = cons[0];
@@ -425,32 +454,77 @@ read_image(struct enc_start *s)
 	return 0;
 }
 
-/* In a thread beside the cgroup set-up: read the image, CRC, PCR0/1/2/8,
- * signature. */
+/* In a thread beside the OpenSSL and cgroup set-up: read the image into
+ * memory (measured from there once the enclave is cloned). */
 static void *
-measure_thread(void *arg)
+read_thread(void *arg)
 {
 	struct measure *mz = arg;
 	struct enc_start *s = mz->s;
-	struct ward_mem_reader mr = {0};
 
-	/* read first (the other thread meanwhile sets up OpenSSL), then
-	 * measured from memory */
 	mz->r = enc_image_alloc(s->eif_len, &s->eif);
 	if (mz->r == 0)
 		mz->r = read_image(s);
-	mr.p = s->eif;
-	mr.len = s->eif_len;
-	if (mz->r == 0)
-		mz->r = ward_eif_read_stream(
-		    ward_mem_read, &mr, s->eif_len, s->eif_path, &s->img, NULL);
 	close(s->eif_fd);
 	s->eif_fd = -1;
-	if (mz->r == 0)
-		mz->r = check_image(s->eif_path, &s->img);
 	if (mz->r != 0)
 		snprintf(mz->msg, sizeof(mz->msg), "%s", ward_errmsg());
 	return NULL;
+}
+
+/* OpenSSL's first use sets up its providers: done before the clone, the
+ * measurement after it finds them ready */
+static void *
+ossl_thread(void *arg)
+{
+	(void)arg;
+	EVP_MD_free(EVP_MD_fetch(NULL, "SHA2-384", NULL));
+	return NULL;
+}
+
+/*
+ * The image in memory measured (CRC, PCR0/1/2/8, signature: nitro.md
+ * §1.4-§1.5) and checked, once; later calls give the first result. It
+ * must agree with the layout the enclave was unpacked by: the same bytes
+ * read twice can only disagree through a bug, but that is the one bug
+ * that would let an enclave run something unmeasured.
+ */
+static int
+measure(struct monitor *m)
+{
+	struct enc_start *s = m->s;
+	struct ward_mem_reader mr = {.p = s->eif, .len = s->eif_len};
+	int r;
+
+	if (m->measured)
+		return m->measured_r == 0
+		    ? 0
+		    : ward_errf(-m->measured_r, "%s", m->measured_msg);
+	r = ward_eif_read_stream(
+	    ward_mem_read, &mr, s->eif_len, s->eif_path, &s->img, NULL);
+	if (r == 0)
+		r = check_image(s->eif_path, &s->img);
+	if (r == 0 &&
+	    (s->img.num_sections != m->layout.num_sections ||
+	        memcmp(s->img.sections, m->layout.sections,
+	            sizeof(s->img.sections[0]) * s->img.num_sections) != 0))
+		r = ward_errf(WARD_EINTERNAL,
+		    "%s: the measured image's sections differ from the ones "
+		    "unpacked",
+		    s->eif_path);
+	m->measured = true;
+	m->measured_r = r;
+	if (r != 0) {
+		snprintf(m->measured_msg, sizeof(m->measured_msg), "%s",
+		    ward_errmsg());
+		return r;
+	}
+	memcpy(s->rec.pcr0, s->img.pcr0, WARD_PCR_LEN);
+	memcpy(s->rec.pcr1, s->img.pcr1, WARD_PCR_LEN);
+	memcpy(s->rec.pcr2, s->img.pcr2, WARD_PCR_LEN);
+	s->rec.is_signed = s->img.is_signed;
+	memcpy(s->rec.pcr8, s->img.pcr8, WARD_PCR_LEN);
+	return 0;
 }
 
 /* ---- running ------------------------------------------------------------ */
@@ -711,7 +785,8 @@ enc_monitor_main(struct enc_start *s)
 	const struct ward_eif_section *rd = NULL;
 	char **cmd = NULL, **env = NULL;
 	struct measure mz = {.s = s};
-	pthread_t mt;
+	pthread_t mt, ossl;
+	bool ossl_started;
 	sigset_t set;
 	int r, logfd;
 
@@ -762,17 +837,15 @@ enc_monitor_main(struct enc_start *s)
 	}
 	s->rec.monitor = getpid();
 
-	/* measure in one thread while the cgroups are made and joined in
-	 * this one (on v2, a cgroup.procs write waits for an RCU grace
-	 * period) */
-	if (pthread_create(&mt, NULL, measure_thread, &mz) != 0) {
+	/* read the image in one thread and set up OpenSSL's providers for
+	 * the measurement in another (about 1 ms) while the cgroups are made
+	 * and joined in this one (on v2, a cgroup.procs write waits for an
+	 * RCU grace period) */
+	if (pthread_create(&mt, NULL, read_thread, &mz) != 0) {
 		r = ward_errf(WARD_EINTERNAL, "cannot start a thread");
 		goto fail;
 	}
-	/* OpenSSL's first use sets up its providers (about 1 ms here): done
-	 * in this thread while that one reads the image, the measurement
-	 * finds it ready */
-	EVP_MD_free(EVP_MD_fetch(NULL, "SHA2-384", NULL));
+	ossl_started = pthread_create(&ossl, NULL, ossl_thread, NULL) == 0;
 	r = enc_cgroup_create(
 	    s->rec.id, s->rec.memory_mib, &s->rec.cpus, PIDS_MAX, &m->cg);
 	for (size_t i = 0; i < m->cg.n; i++)
@@ -782,23 +855,24 @@ enc_monitor_main(struct enc_start *s)
 	if (r == 0)
 		r = enc_cgroup_join(&m->cg);
 	pthread_join(mt, NULL);
+	if (ossl_started)
+		pthread_join(ossl, NULL);
+	/* single-threaded again from here to the clone */
 	if (r != 0)
 		goto fail;
 	if (mz.r != 0) {
 		r = ward_errf(-mz.r, "%s", mz.msg);
 		goto fail;
 	}
-	memcpy(s->rec.pcr0, s->img.pcr0, WARD_PCR_LEN);
-	memcpy(s->rec.pcr1, s->img.pcr1, WARD_PCR_LEN);
-	memcpy(s->rec.pcr2, s->img.pcr2, WARD_PCR_LEN);
-	s->rec.is_signed = s->img.is_signed;
-	memcpy(s->rec.pcr8, s->img.pcr8, WARD_PCR_LEN);
-
+	/* where the sections are, to unpack while they are measured */
+	if ((r = ward_eif_layout(
+	         s->eif, s->eif_len, s->eif_path, &m->layout)) != 0)
+		goto fail;
 	/* the customer ramdisk: the last one (nitro-cli writes bootstrap,
-	 * customer) */
-	for (size_t i = 0; i < s->img.num_sections; i++)
-		if (s->img.sections[i].type == WARD_EIF_SEC_RAMDISK)
-			rd = &s->img.sections[i];
+	 * customer; the layout rules make index 3 a ramdisk) */
+	for (size_t i = 0; i < m->layout.num_sections; i++)
+		if (m->layout.sections[i].type == WARD_EIF_SEC_RAMDISK)
+			rd = &m->layout.sections[i];
 	{
 		const uint8_t *p = s->eif + rd->offset + 12;
 		size_t n = (size_t)rd->size;
@@ -879,6 +953,10 @@ enc_monitor_main(struct enc_start *s)
 	s->status_fd = -1;
 	loop(m);
 fail:
+	/* a damaged image is reported as damaged (CRC, signature), not by
+	 * whatever its damage broke first (the command line, the unpack) */
+	if (m->layout.num_sections > 0 && measure(m) != 0)
+		r = m->measured_r;
 	report(s->status_fd, -r, ward_errmsg());
 	enc_cgroup_leave(&m->cg);
 	enc_lines_free(cmd);

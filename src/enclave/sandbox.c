@@ -589,10 +589,10 @@ enc_child_main(struct enc_child *c)
 	stage = c->stage;
 	if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0)
 		fail("PR_SET_PDEATHSIG: %s", strerror(errno));
-	/* the monitor maps our ids and fills our cgroups, then says go */
+	/* the monitor maps our ids and fills our cgroups, then says go (and
+	 * later, once it has measured the image, 'x': the command may run) */
 	if (read(c->sync_fd, &go, 1) != 1 || go != 'g')
 		_exit(125);
-	close(c->sync_fd);
 	if (unshare(CLONE_NEWCGROUP) != 0)
 		fail("cgroup namespace: %s", strerror(errno));
 	/* no supplementary groups: as root they would be the host's */
@@ -636,7 +636,7 @@ enc_child_main(struct enc_child *c)
 	    dup2(devnull, 0) < 0 || dup2(c->console_fd, 1) < 0 ||
 	    dup2(c->console_fd, 2) < 0)
 		fail("console: %s", strerror(errno));
-	close_other_fds(err_fd, -1);
+	close_other_fds(err_fd, c->sync_fd);
 	drop_capabilities();
 	load_seccomp();
 	/* nobody in here may read PID 1's memory, a copy of the monitor's */
@@ -673,12 +673,17 @@ enc_child_main(struct enc_child *c)
 				fail("RLIMIT_AS: %s", strerror(errno));
 		}
 		use_path(c->env);
+		/* nothing of the image runs before the monitor's measurement
+		 * stands; without its 'x' (it killed us, or died) not at all */
+		if (read(c->sync_fd, &go, 1) != 1 || go != 'x')
+			_exit(125);
 		execvpe(c->cmd[0], c->cmd, c->env);
 		fail("the image's command %s cannot be run: %s",
 		    ward_quotes(c->cmd[0]), strerror(errno));
 	}
 	close(err_fd);
 	err_fd = -1;
+	close(c->sync_fd);
 	/* PID 1 reaps every orphan until the command itself exits */
 	while ((w = wait(&status)) != cmd)
 		if (w < 0 && errno != EINTR)

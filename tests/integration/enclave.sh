@@ -260,6 +260,36 @@ expect 0 "in debug mode it verifies with PCR0 all zero" \
 expect 5 "and --no-debug refuses it" "$WARD" attest verify doc.cbor --no-aws-root --root ca/root.pem --no-debug
 "$WARD" terminate-enclave --all >/dev/null 2>&1
 
+# ---- nothing of an image runs before its measurement stands --------------------
+# The enclave sets itself up while the monitor measures the image; only its
+# command waits for the result. tell.eif's command calls the host's vsock
+# port 7001 as its first act, so a call means it ran.
+told() { # EIF EXIT NAME: run it with a sink on port 7001; told.out if called
+	rm -f told.out
+	"$PROBE" sink 7001 told.out >sink.log 2>&1 &
+	local sink=$!
+	for _ in $(seq 50); do grep -q listening sink.log && break; sleep 0.1; done
+	expect "$2" "$3" "$WARD" run-enclave --eif-path "$1" --memory 128 --cpu-count 1
+	for _ in $(seq 20); do [ -e told.out ] && break; sleep 0.1; done
+	kill $sink 2>/dev/null
+	wait $sink 2>/dev/null
+	"$WARD" terminate-enclave --all >/dev/null 2>&1
+}
+image tell '["/bin/probe","relay","7001","/bin/probe"]' --no-ward
+told tell.eif 0 "run-enclave tell.eif"
+[ -e told.out ] && ok "control: its command ran and called the host" || bad "tell.eif's command did not call the host"
+# one metadata byte changed: the command line and the ramdisk are intact, so
+# the enclave's set-up succeeds; only the measurement (the CRC) can stop it
+cp tell.eif tell-bad.eif
+off=$(grep -boa '"ImageName":"tell"' tell.eif | cut -d: -f1)
+printf 'T' | dd of=tell-bad.eif bs=1 seek=$((off + 13)) conv=notrunc status=none
+cmp -s tell.eif tell-bad.eif && bad "tell-bad.eif is unchanged"
+told tell-bad.eif 5 "the same image with a metadata byte changed is refused"
+has 'CRC' "the CRC is named" err.log
+absent told.out "its command never ran"
+expect 0 "nothing is left running" "$WARD" describe-enclaves
+json "describe-enclaves is empty" 'j.length===0'
+
 # ---- as an ordinary user ------------------------------------------------------
 NB=$(mktemp -d /tmp/ward-nb.XXXXXX)
 chmod 755 "$NB"
