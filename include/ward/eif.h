@@ -115,6 +115,15 @@ int ward_eif_read_stream(ward_read_fn read, void *ctx, uint64_t file_size,
     const char *name, struct ward_eif_image *out,
     struct ward_progress *progress);
 /*
+ * The same reader over an image held in memory, all of it: the same checks
+ * and the same result as ward_eif_read_stream (the tests and the fuzzer
+ * hold the two to that), without copying the bytes, with PCR0 in the
+ * caller's thread and the CRC and PCR2 in another, neither waiting for the
+ * other. p must not change until it returns.
+ */
+int ward_eif_read_mem(
+    const uint8_t *p, size_t len, const char *name, struct ward_eif_image *out);
+/*
  * The structure alone, of an image in memory: header, section table and
  * section headers, each checked as ward_eif_read_stream checks them, and
  * out->sections filled in. No CRC, no PCR, nothing kept (nothing to free).

@@ -335,6 +335,27 @@ struct rd {
 	struct ward_progress *progress;
 };
 
+/* What both readers do once the sections are read and measured: the
+ * metadata must be JSON, and a signature section must verify (PCR8). */
+static int
+finish_image(struct ward_eif_image *img, const char *name)
+{
+	int r;
+
+	if ((r = check_metadata(img->metadata.p, img->metadata.len, name)) != 0)
+		return r;
+	if (img->sections[img->num_sections - 1].type ==
+	    WARD_EIF_SEC_SIGNATURE) {
+		img->is_signed = true;
+		if ((r = ward_eif_signature_check(img->signature.p,
+		         img->signature.len, img->pcr0, time(NULL),
+		         &img->signing_cert_pem, &img->signature_ok)) != 0 ||
+		    (r = pcr8_of_pem(&img->signing_cert_pem, img->pcr8)) != 0)
+			return ward_err_prefix(r, "%s", name);
+	}
+	return 0;
+}
+
 /* Exactly n bytes, or WARD_EFORMAT naming what was cut short. */
 static int
 rd_exact(struct rd *s, uint8_t *buf, size_t n, const char *what)
@@ -603,18 +624,8 @@ ward_eif_read_stream(ward_read_fn read, void *ctx, uint64_t file_size,
 	}
 	img.crc_computed = crc;
 	if ((r = meas_final(&m, &img)) != 0 ||
-	    (r = check_metadata(img.metadata.p, img.metadata.len, name)) != 0)
+	    (r = finish_image(&img, name)) != 0)
 		goto out;
-	if (img.sections[img.num_sections - 1].type == WARD_EIF_SEC_SIGNATURE) {
-		img.is_signed = true;
-		if ((r = ward_eif_signature_check(img.signature.p,
-		         img.signature.len, img.pcr0, time(NULL),
-		         &img.signing_cert_pem, &img.signature_ok)) != 0 ||
-		    (r = pcr8_of_pem(&img.signing_cert_pem, img.pcr8)) != 0) {
-			r = ward_err_prefix(r, "%s", name);
-			goto out;
-		}
-	}
 	*out = img;
 	memset(&img, 0, sizeof(img));
 out:
@@ -646,6 +657,114 @@ ward_eif_layout(
 out:
 	if (r != 0)
 		memset(out, 0, sizeof(*out));
+	return r;
+}
+
+/* ---- an image in memory ---- */
+
+/* ward_eif_read_mem's second thread: the CRC of everything but the
+ * header's own field, and PCR2 over the ramdisks after the first. */
+struct mem_job {
+	const uint8_t *p;
+	const struct ward_eif_image *img;
+	struct ward_pcr *pcr2;
+	uint32_t crc;
+	int rc;
+};
+
+static void *
+mem_worker(void *arg)
+{
+	struct mem_job *j = arg;
+	const struct ward_eif_image *img = j->img;
+	size_t ramdisks = 0;
+
+	j->crc = ward_eif_crc32(0, j->p, H_CRC);
+	j->crc = ward_eif_crc32(j->crc, j->p + WARD_EIF_HEADER_LEN,
+	    (size_t)img->file_size - WARD_EIF_HEADER_LEN);
+	for (size_t i = 0; j->rc == 0 && i < img->num_sections; i++) {
+		const struct ward_eif_section *sec = &img->sections[i];
+
+		if (sec->type == WARD_EIF_SEC_RAMDISK && ramdisks++ > 0)
+			j->rc = ward_pcr_update(j->pcr2,
+			    j->p + sec->offset + WARD_EIF_SECTION_HEADER_LEN,
+			    (size_t)sec->size);
+	}
+	return NULL;
+}
+
+int
+ward_eif_read_mem(
+    const uint8_t *p, size_t len, const char *name, struct ward_eif_image *out)
+{
+	struct ward_eif_image img;
+	struct ward_pcr pcr0 = {0}, pcr1 = {0}, pcr2 = {0};
+	struct mem_job j = {.p = p, .img = &img, .pcr2 = &pcr2};
+	pthread_t t;
+	bool threaded = false, pcr1_taken = false;
+	size_t ramdisks = 0;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	if ((r = ward_eif_layout(p, len, name, &img)) != 0)
+		return r;
+	if ((r = ward_pcr_init(&pcr0)) != 0 ||
+	    (r = ward_pcr_init(&pcr1)) != 0 || (r = ward_pcr_init(&pcr2)) != 0)
+		goto out;
+	/* the two threads only read p; neither waits for the other until
+	 * both are done */
+	threaded = len >= MEAS_PARALLEL_MIN &&
+	    pthread_create(&t, NULL, mem_worker, &j) == 0;
+	for (size_t i = 0; r == 0 && i < img.num_sections; i++) {
+		const struct ward_eif_section *sec = &img.sections[i];
+		const uint8_t *d =
+		    p + sec->offset + WARD_EIF_SECTION_HEADER_LEN;
+		size_t n = (size_t)sec->size;
+		struct ward_buf *keep = sec->type == WARD_EIF_SEC_CMDLINE
+		    ? &img.cmdline
+		    : sec->type == WARD_EIF_SEC_METADATA  ? &img.metadata
+		    : sec->type == WARD_EIF_SEC_SIGNATURE ? &img.signature
+		                                          : NULL;
+
+		/* section_limit bounded the kept ones to 64 KiB */
+		if (keep != NULL && n > 0 &&
+		    (r = ward_buf_append(keep, d, n)) != 0)
+			break;
+		if (sec->type == WARD_EIF_SEC_RAMDISK && ramdisks++ == 1) {
+			/* PCR1 is PCR0 as it stands after the first ramdisk */
+			if ((r = ward_pcr_copy(&pcr1, &pcr0)) != 0)
+				break;
+			pcr1_taken = true;
+		}
+		if (sec->type == WARD_EIF_SEC_KERNEL ||
+		    sec->type == WARD_EIF_SEC_CMDLINE ||
+		    sec->type == WARD_EIF_SEC_RAMDISK)
+			r = ward_pcr_update(&pcr0, d, n);
+	}
+	if (threaded)
+		pthread_join(t, NULL);
+	else
+		mem_worker(&j);
+	if (r != 0)
+		goto out;
+	if (j.rc != 0) {
+		r = j.rc;
+		goto out;
+	}
+	img.crc_computed = j.crc;
+	if ((!pcr1_taken && (r = ward_pcr_copy(&pcr1, &pcr0)) != 0) ||
+	    (r = ward_pcr_final(&pcr0, img.pcr0)) != 0 ||
+	    (r = ward_pcr_final(&pcr1, img.pcr1)) != 0 ||
+	    (r = ward_pcr_final(&pcr2, img.pcr2)) != 0 ||
+	    (r = finish_image(&img, name)) != 0)
+		goto out;
+	*out = img;
+	memset(&img, 0, sizeof(img));
+out:
+	ward_eif_image_free(&img);
+	ward_pcr_free(&pcr0);
+	ward_pcr_free(&pcr1);
+	ward_pcr_free(&pcr2);
 	return r;
 }
 

@@ -493,15 +493,13 @@ static int
 measure(struct monitor *m)
 {
 	struct enc_start *s = m->s;
-	struct ward_mem_reader mr = {.p = s->eif, .len = s->eif_len};
 	int r;
 
 	if (m->measured)
 		return m->measured_r == 0
 		    ? 0
 		    : ward_errf(-m->measured_r, "%s", m->measured_msg);
-	r = ward_eif_read_stream(
-	    ward_mem_read, &mr, s->eif_len, s->eif_path, &s->img, NULL);
+	r = ward_eif_read_mem(s->eif, s->eif_len, s->eif_path, &s->img);
 	if (r == 0)
 		r = check_image(s->eif_path, &s->img);
 	if (r == 0 &&

@@ -114,22 +114,55 @@ fixture_params(void)
 	return p;
 }
 
-/* Read an image held in memory, handed out chunk bytes at a time. Every
- * image the reader accepts, ward_eif_layout accepts too and lays out the
- * same (the enclave runtime unpacks by the layout while it measures). */
+static void
+same_buf(const struct ward_buf *a, const struct ward_buf *b)
+{
+	assert_int_equal(a->len, b->len);
+	if (a->len > 0)
+		assert_memory_equal(a->p, b->p, a->len);
+}
+
+/* Read an image held in memory, handed out chunk bytes at a time. The
+ * in-memory reader must decide the same (the same error code, or the same
+ * image to the byte), and every image the reader accepts, ward_eif_layout
+ * accepts too and lays out the same (the enclave runtime unpacks by the
+ * layout while it measures with ward_eif_read_mem). */
 static int
 read_mem(const uint8_t *p, size_t n, size_t chunk, struct ward_eif_image *img)
 {
 	struct ward_mem_reader m = {.p = p, .len = n, .chunk = chunk};
-	struct ward_eif_image lay;
+	struct ward_eif_image lay, mem;
 	int r = ward_eif_read_stream(ward_mem_read, &m, n, "image", img, NULL);
+	int rm = ward_eif_read_mem(p, n, "image", &mem);
 
+	assert_int_equal(rm, r);
 	if (r == 0) {
 		ASSERT_OK(ward_eif_layout(p, n, "image", &lay));
 		assert_int_equal(lay.num_sections, img->num_sections);
 		assert_int_equal(lay.file_size, n);
 		assert_memory_equal(lay.sections, img->sections,
 		    sizeof(lay.sections[0]) * lay.num_sections);
+		assert_int_equal(mem.num_sections, img->num_sections);
+		assert_memory_equal(mem.sections, img->sections,
+		    sizeof(mem.sections[0]) * mem.num_sections);
+		assert_int_equal(mem.crc_header, img->crc_header);
+		assert_int_equal(mem.crc_computed, img->crc_computed);
+		assert_memory_equal(mem.pcr0, img->pcr0, WARD_PCR_LEN);
+		assert_memory_equal(mem.pcr1, img->pcr1, WARD_PCR_LEN);
+		assert_memory_equal(mem.pcr2, img->pcr2, WARD_PCR_LEN);
+		assert_memory_equal(mem.pcr8, img->pcr8, WARD_PCR_LEN);
+		assert_int_equal(mem.is_signed, img->is_signed);
+		assert_int_equal(mem.signature_ok, img->signature_ok);
+		assert_int_equal(mem.version, img->version);
+		assert_int_equal(mem.flags, img->flags);
+		assert_int_equal(mem.default_mem, img->default_mem);
+		assert_int_equal(mem.default_cpus, img->default_cpus);
+		assert_int_equal(mem.file_size, img->file_size);
+		same_buf(&mem.cmdline, &img->cmdline);
+		same_buf(&mem.metadata, &img->metadata);
+		same_buf(&mem.signature, &img->signature);
+		same_buf(&mem.signing_cert_pem, &img->signing_cert_pem);
+		ward_eif_image_free(&mem);
 	}
 	return r;
 }
@@ -1258,6 +1291,14 @@ test_large_image(void **state)
 		pcr_of(b, n, w);
 		assert_memory_equal(v, w, WARD_PCR_LEN);
 		assert_int_equal(crc_of(b, n), img.crc_header);
+		/* from memory, in two threads (read_mem holds it to the
+		 * stream reader's answer) */
+		ASSERT_OK(read_mem(b, n, 0, &back));
+		assert_memory_equal(back.pcr0, v0, WARD_PCR_LEN);
+		assert_memory_equal(back.pcr1, v1, WARD_PCR_LEN);
+		assert_memory_equal(back.pcr2, v2, WARD_PCR_LEN);
+		assert_int_equal(back.crc_computed, img.crc_header);
+		ward_eif_image_free(&back);
 		free(b);
 	}
 	ward_eif_image_free(&img);
