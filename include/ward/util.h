@@ -203,6 +203,14 @@ int ward_mem_read(void *ctx, uint8_t *buf, size_t cap, size_t *got);
 /* A ward_write_fn appending to a struct ward_buf. */
 int ward_buf_write(void *ctx, const uint8_t *buf, size_t n);
 
+/*
+ * Close every file descriptor from lowest up but the n in keep (at most
+ * WARD_CLOSE_KEEP_MAX; negative ones are ignored): for a child before it
+ * runs something else. No allocation, so safe after fork.
+ */
+#define WARD_CLOSE_KEEP_MAX 8
+void ward_close_fds_except(int lowest, const int *keep, size_t n);
+
 /* Read a whole (small) file, at most max bytes, into a secret buffer. */
 int ward_read_file(const char *path, size_t max, struct ward_buf *out);
 
@@ -255,7 +263,7 @@ double ward_now(void);
 int ward_parse_size(const char *s, uint64_t max, uint64_t *out);
 
 /*
- * libcurl, libarchive and libmicrohttpd are loaded on first use
+ * libcurl, libarchive, libmicrohttpd and libsqlite3 are loaded on first use
  * (src/util/lazy.c), not at start. ward_lazy_load loads one now: 0, or
  * WARD_EIO naming the library when it cannot be loaded (a process that
  * will need it later calls this first, to fail at start and not midway).
@@ -266,6 +274,7 @@ enum ward_lazy {
 	WARD_LAZY_CURL,
 	WARD_LAZY_ARCHIVE,
 	WARD_LAZY_MHD,
+	WARD_LAZY_SQLITE,
 	WARD_LAZY_N
 };
 int ward_lazy_load(enum ward_lazy lib);

@@ -257,14 +257,6 @@ ensure_ca(void)
 	return 0;
 }
 
-static void
-close_fds_except(int a, int b, int c)
-{
-	for (int fd = 3; fd < 1024; fd++)
-		if (fd != a && fd != b && fd != c)
-			close(fd);
-}
-
 static int
 connect_console(const char *path, int *fd)
 {
@@ -311,7 +303,8 @@ spawn_monitor(struct enc_start *st, int *console_fd, char *msg, size_t cap)
 		setsid();
 		close(sp[0]);
 		st->status_fd = sp[1];
-		close_fds_except(st->lock_fd, st->status_fd, st->eif_fd);
+		ward_close_fds_except(3,
+		    (const int[]){st->lock_fd, st->status_fd, st->eif_fd}, 3);
 		enc_monitor_main(st);
 	}
 	close(sp[1]);

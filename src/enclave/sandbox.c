@@ -556,14 +556,6 @@ limits(const struct enc_child *c)
 		fail("pinning to the enclave's CPUs: %s", strerror(errno));
 }
 
-static void
-close_other_fds(int keep1, int keep2)
-{
-	for (int fd = 3; fd < 1024; fd++)
-		if (fd != keep1 && fd != keep2)
-			close(fd);
-}
-
 /* PATH for execvpe comes from the caller's environment, so take the
  * image's (ward-init does the same). */
 static void
@@ -636,7 +628,7 @@ enc_child_main(struct enc_child *c)
 	    dup2(devnull, 0) < 0 || dup2(c->console_fd, 1) < 0 ||
 	    dup2(c->console_fd, 2) < 0)
 		fail("console: %s", strerror(errno));
-	close_other_fds(err_fd, c->sync_fd);
+	ward_close_fds_except(3, (const int[]){err_fd, c->sync_fd}, 2);
 	drop_capabilities();
 	load_seccomp();
 	/* nobody in here may read PID 1's memory, a copy of the monitor's */

@@ -202,6 +202,8 @@ kmsd_db_open(const struct kmsd_state *s, sqlite3 **out)
 	*out = NULL;
 	if (path == NULL)
 		return ward_enomem();
+	if ((r = ward_lazy_load(WARD_LAZY_SQLITE)) != 0)
+		goto out;
 	if (sqlite3_open_v2(path, &db,
 	        SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
 	        NULL) != SQLITE_OK) {
@@ -896,6 +898,9 @@ ward_kmsd_init(const char *dir, const char *region, json_t **out)
 		    "region '%s' is not like "
 		    "us-east-1",
 		    ward_quotes(region));
+	/* before anything is made: without libsqlite3 nothing is left */
+	if ((r = ward_lazy_load(WARD_LAZY_SQLITE)) != 0)
+		return r;
 	if (mkdir(dir, 0700) != 0 && errno != EEXIST)
 		return ward_errf(WARD_EIO, "%s: %s", dir, strerror(errno));
 	if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))

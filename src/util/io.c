@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -162,4 +164,50 @@ ward_parse_size(const char *s, uint64_t max, uint64_t *out)
 		    (unsigned long long)max);
 	*out = v * mul;
 	return 0;
+}
+
+/* fds lo..hi, with one close_range call where the kernel has it (5.9+),
+ * else one by one up to the open-file limit */
+static void
+close_span(unsigned lo, unsigned hi)
+{
+	struct rlimit rl;
+	unsigned max = 1024;
+
+	if (syscall(SYS_close_range, lo, hi, 0u) == 0)
+		return;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 20))
+		max = (unsigned)rl.rlim_cur;
+	for (unsigned fd = lo; fd <= hi && fd < max; fd++)
+		close((int)fd);
+}
+
+void
+ward_close_fds_except(int lowest, const int *keep, size_t n)
+{
+	int k[WARD_CLOSE_KEEP_MAX];
+	size_t m = 0;
+	unsigned from = (unsigned)lowest;
+
+	/* the kept ones at or above lowest, in order */
+	for (size_t i = 0; i < n && m < WARD_CLOSE_KEEP_MAX; i++) {
+		size_t j = m;
+
+		if (keep[i] < lowest)
+			continue;
+		while (j > 0 && k[j - 1] > keep[i]) {
+			k[j] = k[j - 1];
+			j--;
+		}
+		k[j] = keep[i];
+		m++;
+	}
+	for (size_t i = 0; i < m; i++) {
+		if ((unsigned)k[i] > from)
+			close_span(from, (unsigned)k[i] - 1);
+		if ((unsigned)k[i] + 1 > from)
+			from = (unsigned)k[i] + 1;
+	}
+	close_span(from, ~0u);
 }

@@ -1,6 +1,6 @@
 /*
- * libcurl, libarchive and libmicrohttpd, loaded when first used instead of
- * when ward starts.
+ * libcurl, libarchive, libmicrohttpd and libsqlite3, loaded when first
+ * used instead of when ward starts.
  *
  * Linked normally, the three bring 39 more shared libraries (gnutls, krb5,
  * ldap, icu, xml2 and their like) into every ward process: ld.so spent
@@ -25,6 +25,7 @@
 #include <curl/curl.h>
 #include <dlfcn.h>
 #include <microhttpd.h>
+#include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -41,6 +42,9 @@
 #ifndef WARD_SONAME_MHD
 #define WARD_SONAME_MHD "libmicrohttpd.so.12"
 #endif
+#ifndef WARD_SONAME_SQLITE
+#define WARD_SONAME_SQLITE "libsqlite3.so.0"
+#endif
 
 static const struct {
 	const char *soname, *package;
@@ -48,6 +52,7 @@ static const struct {
     [WARD_LAZY_CURL] = {WARD_SONAME_CURL, "libcurl4"},
     [WARD_LAZY_ARCHIVE] = {WARD_SONAME_ARCHIVE, "libarchive13"},
     [WARD_LAZY_MHD] = {WARD_SONAME_MHD, "libmicrohttpd12"},
+    [WARD_LAZY_SQLITE] = {WARD_SONAME_SQLITE, "libsqlite3-0"},
 };
 static void *handles[WARD_LAZY_N];
 
@@ -345,3 +350,44 @@ MHD_start_daemon(unsigned int flags, uint16_t port,
 	return d;
 }
 #undef M
+
+/* ---- libsqlite3 (the key service's store) ---------------------------------- */
+
+#define S WARD_LAZY_SQLITE
+#define ST sqlite3_stmt *st
+LAZY(S, int, sqlite3_open_v2,
+    (const char *filename, sqlite3 **db, int flags, const char *vfs),
+    (filename, db, flags, vfs))
+LAZY(S, int, sqlite3_close, (sqlite3 * db), (db))
+LAZY(S, int, sqlite3_busy_timeout, (sqlite3 * db, int ms), (db, ms))
+LAZY(S, int, sqlite3_exec,
+    (sqlite3 * db, const char *sql, int (*cb)(void *, int, char **, char **),
+        void *arg, char **err),
+    (db, sql, cb, arg, err))
+LAZY(S, int, sqlite3_changes, (sqlite3 * db), (db))
+LAZY(S, int, sqlite3_get_autocommit, (sqlite3 * db), (db))
+LAZY(S, int, sqlite3_extended_errcode, (sqlite3 * db), (db))
+LAZY(S, const char *, sqlite3_errmsg, (sqlite3 * db), (db))
+LAZY(S, int, sqlite3_prepare_v2,
+    (sqlite3 * db, const char *sql, int n, sqlite3_stmt **st,
+        const char **tail),
+    (db, sql, n, st, tail))
+LAZY(S, int, sqlite3_step, (ST), (st))
+LAZY(S, int, sqlite3_reset, (ST), (st))
+LAZY(S, int, sqlite3_finalize, (ST), (st))
+LAZY(S, int, sqlite3_clear_bindings, (ST), (st))
+LAZY(S, int, sqlite3_bind_blob,
+    (ST, int i, const void *p, int n, void (*d)(void *)), (st, i, p, n, d))
+LAZY(S, int, sqlite3_bind_text,
+    (ST, int i, const char *p, int n, void (*d)(void *)), (st, i, p, n, d))
+LAZY(S, int, sqlite3_bind_double, (ST, int i, double v), (st, i, v))
+LAZY(S, int, sqlite3_bind_int, (ST, int i, int v), (st, i, v))
+LAZY(S, int, sqlite3_bind_int64, (ST, int i, sqlite3_int64 v), (st, i, v))
+LAZY(S, const void *, sqlite3_column_blob, (ST, int i), (st, i))
+LAZY(S, int, sqlite3_column_bytes, (ST, int i), (st, i))
+LAZY(S, double, sqlite3_column_double, (ST, int i), (st, i))
+LAZY(S, int, sqlite3_column_int, (ST, int i), (st, i))
+LAZY(S, sqlite3_int64, sqlite3_column_int64, (ST, int i), (st, i))
+LAZY(S, const unsigned char *, sqlite3_column_text, (ST, int i), (st, i))
+#undef ST
+#undef S

@@ -186,13 +186,14 @@ else
 fi
 
 # ---- libraries loaded on first use (src/util/lazy.c) ---------------------------
-# ward does not load libcurl, libarchive or libmicrohttpd when it starts
+# ward does not load libcurl, libarchive, libmicrohttpd or libsqlite3 when
+# it starts
 if ! command -v readelf >/dev/null; then
 	bad "readelf is missing (binutils, which gcc brings)"
-elif readelf -d "$WARD" | grep -E 'NEEDED.*(curl|archive|microhttpd)' >needed.log; then
+elif readelf -d "$WARD" | grep -E 'NEEDED.*(curl|archive|microhttpd|sqlite)' >needed.log; then
 	bad "ward still needs at start: $(tr -s ' \n' ' ' <needed.log)"
 else
-	ok "ward's DT_NEEDED has no libcurl, libarchive or libmicrohttpd"
+	ok "ward's DT_NEEDED has no libcurl, libarchive, libmicrohttpd or libsqlite3"
 fi
 # and when one cannot be loaded, the command that needs it says which, and
 # leaves nothing behind (the library is hidden behind an empty file in a
@@ -222,6 +223,11 @@ if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
 	"$WARD" kms init --state nomhd >/dev/null 2>&1
 	expect 3 "kms serve without libmicrohttpd" hide libmicrohttpd.so.12 "$WARD" kms serve --state nomhd --listen 127.0.0.1:0
 	has 'libmicrohttpd.so.12 cannot be loaded' "the library is named" err.log
+	expect 3 "kms init without libsqlite3" hide libsqlite3.so.0 "$WARD" kms init --state nosqlite
+	has 'libsqlite3.so.0 cannot be loaded' "the library is named" err.log
+	absent nosqlite "kms init without libsqlite3"
+	expect 3 "kms serve without libsqlite3" hide libsqlite3.so.0 "$WARD" kms serve --state nomhd --listen 127.0.0.1:0
+	has 'libsqlite3.so.0 cannot be loaded' "the library is named" err.log
 else
 	echo "SKIP  missing-library checks: they need root and unshare -m to hide a library"
 fi

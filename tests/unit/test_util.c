@@ -1,8 +1,10 @@
 /* util: errors, hex/base64 (RFC 4648 §10 vectors), sizes, atomic writes. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -175,6 +177,46 @@ test_buf_secret(void **state)
 	assert_int_not_equal(ward_ct_memcmp("abc", "abd", 3), 0);
 }
 
+/* In a child: open fds at 3..40 and one at 700, keep three of them (in
+ * no order, one below lowest, one twice), close the rest; the exit
+ * status says what went wrong. */
+static int
+close_fds_child(void)
+{
+	const int keep[] = {17, 5, 700, 2, 17, 40};
+
+	for (int fd = 3; fd <= 40; fd++)
+		if (dup2(0, fd) != fd)
+			return 10;
+	if (dup2(0, 700) != 700)
+		return 11;
+	ward_close_fds_except(4, keep, sizeof(keep) / sizeof(keep[0]));
+	for (int fd = 0; fd <= 800; fd++) {
+		bool open = fcntl(fd, F_GETFD) >= 0;
+		bool want =
+		    fd <= 3 || fd == 5 || fd == 17 || fd == 40 || fd == 700;
+
+		if (open != want)
+			return 20;
+	}
+	return 0;
+}
+
+static void
+test_close_fds(void **state)
+{
+	int status;
+	pid_t pid;
+
+	(void)state;
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0)
+		_exit(close_fds_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int
 main(void)
 {
@@ -186,6 +228,7 @@ main(void)
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_atomic),
 	    cmocka_unit_test(test_buf_secret),
+	    cmocka_unit_test(test_close_fds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
