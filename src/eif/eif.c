@@ -150,8 +150,10 @@ meas_worker(void *arg)
 	return NULL;
 }
 
+/* worker: whether to start the hashing thread (ward_eif_read_mem brings
+ * its own) */
 static int
-meas_init(struct meas *m)
+meas_init(struct meas *m, bool worker)
 {
 	int r;
 
@@ -161,7 +163,7 @@ meas_init(struct meas *m)
 	    (r = ward_pcr_init(&m->pcr2)) != 0)
 		return r;
 	/* Without a second thread it all still works, only slower. */
-	if (pthread_mutex_init(&m->mu, NULL) == 0) {
+	if (worker && pthread_mutex_init(&m->mu, NULL) == 0) {
 		if (pthread_cond_init(&m->cv, NULL) == 0) {
 			if (pthread_create(&m->worker, NULL, meas_worker, m) ==
 			    0)
@@ -353,6 +355,22 @@ finish_image(struct ward_eif_image *img, const char *name)
 		    (r = pcr8_of_pem(&img->signing_cert_pem, img->pcr8)) != 0)
 			return ward_err_prefix(r, "%s", name);
 	}
+	return 0;
+}
+
+/* The end both readers share: the CRC and the PCRs into img, its last
+ * checks, and img moved to out (img left empty) when they pass. */
+static int
+conclude(struct meas *m, struct ward_eif_image *img, uint32_t crc,
+    const char *name, struct ward_eif_image *out)
+{
+	int r;
+
+	img->crc_computed = crc;
+	if ((r = meas_final(m, img)) != 0 || (r = finish_image(img, name)) != 0)
+		return r;
+	*out = *img;
+	memset(img, 0, sizeof(*img));
 	return 0;
 }
 
@@ -596,7 +614,7 @@ ward_eif_read_stream(ward_read_fn read, void *ctx, uint64_t file_size,
 
 	memset(out, 0, sizeof(*out));
 	memset(&img, 0, sizeof(img));
-	if ((r = meas_init(&m)) != 0 ||
+	if ((r = meas_init(&m, true)) != 0 ||
 	    (r = read_header(&s, file_size, h, &img)) != 0)
 		goto out;
 	crc = ward_eif_crc32(0, h, H_CRC);
@@ -622,12 +640,7 @@ ward_eif_read_stream(ward_read_fn read, void *ctx, uint64_t file_size,
 		    name, (unsigned long long)s.pos);
 		goto out;
 	}
-	img.crc_computed = crc;
-	if ((r = meas_final(&m, &img)) != 0 ||
-	    (r = finish_image(&img, name)) != 0)
-		goto out;
-	*out = img;
-	memset(&img, 0, sizeof(img));
+	r = conclude(&m, &img, crc, name, out);
 out:
 	ward_eif_image_free(&img);
 	meas_free(&m);
@@ -698,18 +711,17 @@ ward_eif_read_mem(
     const uint8_t *p, size_t len, const char *name, struct ward_eif_image *out)
 {
 	struct ward_eif_image img;
-	struct ward_pcr pcr0 = {0}, pcr1 = {0}, pcr2 = {0};
-	struct mem_job j = {.p = p, .img = &img, .pcr2 = &pcr2};
+	struct meas m;
+	struct mem_job j = {.p = p, .img = &img, .pcr2 = &m.pcr2};
 	pthread_t t;
-	bool threaded = false, pcr1_taken = false;
+	bool threaded = false;
 	size_t ramdisks = 0;
 	int r;
 
 	memset(out, 0, sizeof(*out));
 	if ((r = ward_eif_layout(p, len, name, &img)) != 0)
 		return r;
-	if ((r = ward_pcr_init(&pcr0)) != 0 ||
-	    (r = ward_pcr_init(&pcr1)) != 0 || (r = ward_pcr_init(&pcr2)) != 0)
+	if ((r = meas_init(&m, false)) != 0)
 		goto out;
 	/* the two threads only read p; neither waits for the other until
 	 * both are done */
@@ -730,16 +742,13 @@ ward_eif_read_mem(
 		if (keep != NULL && n > 0 &&
 		    (r = ward_buf_append(keep, d, n)) != 0)
 			break;
-		if (sec->type == WARD_EIF_SEC_RAMDISK && ramdisks++ == 1) {
-			/* PCR1 is PCR0 as it stands after the first ramdisk */
-			if ((r = ward_pcr_copy(&pcr1, &pcr0)) != 0)
-				break;
-			pcr1_taken = true;
-		}
+		if (sec->type == WARD_EIF_SEC_RAMDISK && ramdisks++ == 1 &&
+		    (r = take_pcr1(&m)) != 0)
+			break;
 		if (sec->type == WARD_EIF_SEC_KERNEL ||
 		    sec->type == WARD_EIF_SEC_CMDLINE ||
 		    sec->type == WARD_EIF_SEC_RAMDISK)
-			r = ward_pcr_update(&pcr0, d, n);
+			r = ward_pcr_update(&m.pcr0, d, n);
 	}
 	if (threaded)
 		pthread_join(t, NULL);
@@ -751,20 +760,10 @@ ward_eif_read_mem(
 		r = j.rc;
 		goto out;
 	}
-	img.crc_computed = j.crc;
-	if ((!pcr1_taken && (r = ward_pcr_copy(&pcr1, &pcr0)) != 0) ||
-	    (r = ward_pcr_final(&pcr0, img.pcr0)) != 0 ||
-	    (r = ward_pcr_final(&pcr1, img.pcr1)) != 0 ||
-	    (r = ward_pcr_final(&pcr2, img.pcr2)) != 0 ||
-	    (r = finish_image(&img, name)) != 0)
-		goto out;
-	*out = img;
-	memset(&img, 0, sizeof(img));
+	r = conclude(&m, &img, j.crc, name, out);
 out:
 	ward_eif_image_free(&img);
-	ward_pcr_free(&pcr0);
-	ward_pcr_free(&pcr1);
-	ward_pcr_free(&pcr2);
+	meas_free(&m);
 	return r;
 }
 
@@ -1058,7 +1057,8 @@ ward_eif_write(const struct ward_eif_params *p, const char *path,
 	memset(&img, 0, sizeof(img));
 	for (size_t i = 0; i < WARD_EIF_MAX_SECTIONS; i++)
 		src[i].fd = -1;
-	if ((r = meas_init(&m)) != 0 || (r = check_params(p, &cmdline)) != 0)
+	if ((r = meas_init(&m, true)) != 0 ||
+	    (r = check_params(p, &cmdline)) != 0)
 		goto out;
 	/* Every size is known before the first byte is written. */
 	if ((r = src_open(
