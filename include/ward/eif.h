@@ -128,8 +128,8 @@ int ward_eif_read_mem(
  * section headers, each checked as ward_eif_read_stream checks them, and
  * out->sections filled in. No CRC, no PCR, nothing kept (nothing to free).
  * For a caller that must know where the sections are before the image is
- * measured; it must still measure the same bytes with
- * ward_eif_read_stream before it trusts them.
+ * measured; it must still measure the same bytes (ward_eif_read_mem)
+ * before it trusts them.
  */
 int ward_eif_layout(
     const uint8_t *p, size_t len, const char *name, struct ward_eif_image *out);

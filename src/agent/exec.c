@@ -75,7 +75,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -1008,7 +1007,7 @@ out:
  * status_fd (close-on-exec: nothing arrives when execve succeeds). */
 static void __attribute__((noreturn))
 child(const char *dir, const char *path, char **argv, char **envp, int null_fd,
-    int out_fd, int err_fd, int status_fd, int max_fd)
+    int out_fd, int err_fd, int status_fd)
 {
 	struct sigaction sa;
 	sigset_t all;
@@ -1020,9 +1019,7 @@ child(const char *dir, const char *path, char **argv, char **envp, int null_fd,
 		goto fail;
 	if (dup2(status_fd, 3) < 0 || fcntl(3, F_SETFD, FD_CLOEXEC) != 0)
 		goto fail;
-	if (syscall(SYS_close_range, 4u, ~0u, 0u) != 0)
-		for (int fd = 4; fd < max_fd; fd++)
-			close(fd);
+	ward_close_fds_except(4, NULL, 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_DFL;
 	for (int s = 1; s < NSIG; s++)
@@ -1215,17 +1212,13 @@ run_app(struct agent_exec *x, int *status, const char **code)
 	char **envp = NULL, *path = NULL;
 	size_t envc = 0;
 	int out[2] = {-1, -1}, err[2] = {-1, -1}, st[2] = {-1, -1};
-	int null_fd = -1, max_fd = 1024, e = 0, r;
-	struct rlimit rl;
+	int null_fd = -1, e = 0, r;
 	ssize_t got;
 	pid_t pid;
 
 	if ((r = find_command(x, &path, code)) != 0 ||
 	    (r = child_env(x, &envp, &envc)) != 0)
 		goto out;
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < 65536)
-		max_fd = (int)rl.rlim_cur;
 	if ((null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 ||
 	    pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0 ||
 	    pipe2(st, O_CLOEXEC) != 0 || high_fd(&null_fd) != 0 ||
@@ -1249,7 +1242,7 @@ run_app(struct agent_exec *x, int *status, const char **code)
 	pid = fork();
 	if (pid == 0)
 		child(x->dir, path, x->argv, envp, null_fd, out[1], err[1],
-		    st[1], max_fd);
+		    st[1]);
 	if (pid > 0) {
 		x->pid = pid;
 		set_app_pid(0, pid);

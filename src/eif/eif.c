@@ -230,7 +230,10 @@ measure(struct meas *m, enum ward_eif_section_type t, size_t ramdisk,
 			return r;
 		other = &m->pcr2;
 	}
-	if (!m->threaded || n < MEAS_PARALLEL_MIN) {
+	/* inline when small, or when the worker would have nothing to do
+	 * (the writer keeps its own CRC) */
+	if (!m->threaded || n < MEAS_PARALLEL_MIN ||
+	    (other == NULL && crc == NULL)) {
 		if ((r = ward_pcr_update(&m->pcr0, p, n)) != 0 ||
 		    (other != NULL && (r = ward_pcr_update(other, p, n)) != 0))
 			return r;
@@ -757,7 +760,9 @@ ward_eif_read_mem(
 	if (r != 0)
 		goto out;
 	if (j.rc != 0) {
-		r = j.rc;
+		/* its message is in the worker's thread; say it here */
+		r = ward_errf(
+		    WARD_ECRYPTO, "SHA-384 failed in the hashing thread");
 		goto out;
 	}
 	r = conclude(&m, &img, j.crc, name, out);

@@ -166,18 +166,22 @@ ward_parse_size(const char *s, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* fds lo..hi, with one close_range call where the kernel has it (5.9+),
- * else one by one up to the open-file limit */
+/* The most descriptors the one-by-one fallback closes: a limit of a
+ * million (a common container default) would cost a million calls. */
+#define CLOSE_LOOP_MAX 65536u
+
+/* fds lo..hi, with one close_range call where the kernel allows it (5.9+),
+ * else one by one up to the open-file limit or CLOSE_LOOP_MAX */
 static void
 close_span(unsigned lo, unsigned hi)
 {
 	struct rlimit rl;
-	unsigned max = 1024;
+	unsigned max = CLOSE_LOOP_MAX;
 
 	if (syscall(SYS_close_range, lo, hi, 0u) == 0)
 		return;
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 &&
-	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < (1u << 20))
+	    rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < CLOSE_LOOP_MAX)
 		max = (unsigned)rl.rlim_cur;
 	for (unsigned fd = lo; fd <= hi && fd < max; fd++)
 		close((int)fd);

@@ -358,7 +358,26 @@ MHD_start_daemon(unsigned int flags, uint16_t port,
 LAZY(S, int, sqlite3_open_v2,
     (const char *filename, sqlite3 **db, int flags, const char *vfs),
     (filename, db, flags, vfs))
-LAZY(S, int, sqlite3_close, (sqlite3 * db), (db))
+/* NULL is a harmless no-op to SQLite; here it must not load the library
+ * either (a clean-up path may run before anything was opened) */
+int
+sqlite3_close(sqlite3 *db)
+{
+	if (db == NULL)
+		return SQLITE_OK;
+	RESOLVE(S, sqlite3_close);
+	return f(db);
+}
+
+int
+sqlite3_finalize(sqlite3_stmt *st)
+{
+	if (st == NULL)
+		return SQLITE_OK;
+	RESOLVE(S, sqlite3_finalize);
+	return f(st);
+}
+
 LAZY(S, int, sqlite3_busy_timeout, (sqlite3 * db, int ms), (db, ms))
 LAZY(S, int, sqlite3_exec,
     (sqlite3 * db, const char *sql, int (*cb)(void *, int, char **, char **),
@@ -374,7 +393,6 @@ LAZY(S, int, sqlite3_prepare_v2,
     (db, sql, n, st, tail))
 LAZY(S, int, sqlite3_step, (ST), (st))
 LAZY(S, int, sqlite3_reset, (ST), (st))
-LAZY(S, int, sqlite3_finalize, (ST), (st))
 LAZY(S, int, sqlite3_clear_bindings, (ST), (st))
 LAZY(S, int, sqlite3_bind_blob,
     (ST, int i, const void *p, int n, void (*d)(void *)), (st, i, p, n, d))

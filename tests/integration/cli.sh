@@ -228,6 +228,11 @@ if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
 	absent nosqlite "kms init without libsqlite3"
 	expect 3 "kms serve without libsqlite3" hide libsqlite3.so.0 "$WARD" kms serve --state nomhd --listen 127.0.0.1:0
 	has 'libsqlite3.so.0 cannot be loaded' "the library is named" err.log
+	# a clean-up that closes nothing must not need the library: the real
+	# error comes out, not the missing library
+	expect 3 "kms audit verify of no state without libsqlite3" hide libsqlite3.so.0 "$WARD" kms audit verify --state nosuchstate
+	has 'nosuchstate/root.key' "the missing state is what is reported" err.log
+	grep -q sqlite err.log && bad "the library was loaded for nothing: $(cat err.log)" || ok "libsqlite3 is not asked for"
 else
 	echo "SKIP  missing-library checks: they need root and unshare -m to hide a library"
 fi
