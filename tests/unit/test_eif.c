@@ -705,7 +705,8 @@ test_structure(void **state)
 		mk_eif(s, 5, &e);
 		ASSERT_ERR(read_mem(e.p, e.len, 0, &img), WARD_ELIMIT);
 	}
-	/* one ramdisk: PCR2 measures nothing; three: PCR2 measures two */
+	/* one ramdisk: PCR2 measures nothing and PCR1 what PCR0 does;
+	 * three: PCR2 measures two */
 	{
 		struct sec s[] = {K(kernel), C(cmdline), M(metadata),
 		    R(bootstrap), R(customer), R("THIRD")};
@@ -715,6 +716,11 @@ test_structure(void **state)
 		mk_eif(s, 4, &e);
 		ASSERT_OK(read_mem(e.p, e.len, 0, &img));
 		hexeq(img.pcr2, WARD_PCR_LEN, EMPTY_PCR);
+		snprintf(
+		    all, sizeof(all), "%s%s%s", kernel, cmdline, bootstrap);
+		pcr_of(all, strlen(all), v);
+		assert_memory_equal(img.pcr1, v, WARD_PCR_LEN);
+		assert_memory_equal(img.pcr0, v, WARD_PCR_LEN);
 		ward_eif_image_free(&img);
 		mk_eif(s, 6, &e);
 		ASSERT_OK(read_mem(e.p, e.len, 0, &img));
