@@ -220,8 +220,12 @@ done
 unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_REGION
 
 head -c $((64 * 1024 * 1024)) /dev/zero >z64.bin
+rm -f fake-fake/put.count
 expect 9 "an upload the agent refuses half way (ENOSPC, exit 9)" "$WARD" cp "${F[@]}" z64.bin enclave:full.bin
 has 'ENOSPC' "the agent's code is shown" err.log
+# the fake agent writes its count when the stream ends, which is after
+# ward cp has seen the error and closed the connection: wait for it
+for _ in $(seq 50); do [ -s fake-fake/put.count ] && break; sleep 0.1; done
 n=$(cat fake-fake/put.count 2>/dev/null || echo 999)
 [ "$n" -lt 64 ] && ok "sending stopped at the error ($n of 256 chunks sent)" || bad "$n chunks sent after the error"
 expect 3 "a download cut short" "$WARD" cp "${F[@]}" enclave:trunc cut.bin
