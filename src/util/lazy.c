@@ -358,26 +358,19 @@ MHD_start_daemon(unsigned int flags, uint16_t port,
 LAZY(S, int, sqlite3_open_v2,
     (const char *filename, sqlite3 **db, int flags, const char *vfs),
     (filename, db, flags, vfs))
-/* NULL is a harmless no-op to SQLite; here it must not load the library
- * either (a clean-up path may run before anything was opened) */
-int
-sqlite3_close(sqlite3 *db)
-{
-	if (db == NULL)
-		return SQLITE_OK;
-	RESOLVE(S, sqlite3_close);
-	return f(db);
-}
-
-int
-sqlite3_finalize(sqlite3_stmt *st)
-{
-	if (st == NULL)
-		return SQLITE_OK;
-	RESOLVE(S, sqlite3_finalize);
-	return f(st);
-}
-
+/* Closing NULL is a harmless no-op to SQLite; here it must not load the
+ * library either (a clean-up path may run before anything was opened). */
+#define LAZY_CLOSE(name, type)                                                 \
+	int name(type p)                                                       \
+	{                                                                      \
+		if (p == NULL)                                                 \
+			return SQLITE_OK;                                      \
+		RESOLVE(S, name);                                              \
+		return f(p);                                                   \
+	}
+LAZY_CLOSE(sqlite3_close, sqlite3 *)
+LAZY_CLOSE(sqlite3_finalize, sqlite3_stmt *)
+#undef LAZY_CLOSE
 LAZY(S, int, sqlite3_busy_timeout, (sqlite3 * db, int ms), (db, ms))
 LAZY(S, int, sqlite3_exec,
     (sqlite3 * db, const char *sql, int (*cb)(void *, int, char **, char **),
