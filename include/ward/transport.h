@@ -111,6 +111,18 @@ int ward_vsock_listen(uint32_t port, int backlog, int *fd);
  * (ECONNREFUSED, ECONNRESET or ENOENT). A sun_path overflow is ELIMIT.
  */
 int ward_vsock_connect(uint32_t cid, uint32_t port, int *fd);
+/*
+ * Give an emulated vsock connection (a Unix socket; AF_VSOCK is left as it
+ * is) the buffering of a real one. An AF_VSOCK stream holds 256 KiB in
+ * flight per direction; a Unix socket's default send buffer
+ * (net.core.wmem_default, 208 KiB of memory, skb overhead included) holds
+ * less, so a bulk sender sleeps and wakes its reader about twice as often.
+ * This asks for 256 KiB, which the kernel doubles for that overhead and
+ * caps at net.core.wmem_max. Best effort: nothing to report. Called by
+ * ward_vsock_connect, and by servers on what they accept from a vsock
+ * listener (the buffer is the sender's, so each side sets its own).
+ */
+void ward_vsock_buffer(int fd);
 
 /*
  * Agent protocol frames (docs/protocol.md): a 4-byte big-endian body

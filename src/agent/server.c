@@ -405,6 +405,7 @@ accept_one(struct agent *a, int lfd)
 			usleep(100 * 1000);
 		return;
 	}
+	ward_vsock_buffer(fd);
 	set_timeouts(fd, a->o.io_timeout_s);
 	pthread_mutex_lock(&a->lock);
 	if (a->conns >= a->o.max_conns) {

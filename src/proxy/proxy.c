@@ -876,6 +876,7 @@ accept_some(struct worker *w)
 		fd = accept4(w->p->lfd, (struct sockaddr *)&ss, &sl,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC);
 		if (fd >= 0) {
+			ward_vsock_buffer(fd);
 			conn_new(w, fd, &ss);
 			continue;
 		}

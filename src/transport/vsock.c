@@ -28,6 +28,9 @@
 #define LOCAL_CID_MAX 16 /* bytes: 10 digits, a newline, room to spare */
 #define DIR_MODE 0755
 #define SOCKET_MODE 0666 /* the other side of a user namespace connects */
+/* An AF_VSOCK stream buffers 256 KiB (SO_VM_SOCKETS_BUFFER_SIZE's
+ * default); see ward_vsock_buffer. */
+#define EMULATED_SNDBUF (256 * 1024)
 #define PORT_ANY 0xFFFFFFFFu /* VMADDR_PORT_ANY: no port to name */
 #define SUN_PATH_MAX (sizeof(((struct sockaddr_un *)0)->sun_path))
 #define NO_VSOCK_HINT                                                          \
@@ -390,6 +393,19 @@ native_connect(uint32_t cid, uint32_t port, int *out)
 	}
 }
 
+void
+ward_vsock_buffer(int fd)
+{
+	int domain = 0, v = EMULATED_SNDBUF;
+	socklen_t len = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &len) != 0 ||
+	    domain != AF_UNIX)
+		return;
+	/* best effort: the kernel caps it at net.core.wmem_max */
+	(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, sizeof(v));
+}
+
 static int
 emulated_connect(uint32_t cid, uint32_t port, int *out)
 {
@@ -410,6 +426,7 @@ emulated_connect(uint32_t cid, uint32_t port, int *out)
 		    strerror(errno));
 	err = ward_transport_connect(fd, (struct sockaddr *)&sun, sizeof(sun));
 	if (err == 0) {
+		ward_vsock_buffer(fd);
 		*out = fd;
 		return 0;
 	}

@@ -550,6 +550,51 @@ test_emulated_round_trip(void **state)
 	free(vdir);
 }
 
+static int
+sndbuf(int fd)
+{
+	int v = 0;
+	socklen_t len = sizeof(v);
+
+	assert_int_equal(getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &v, &len), 0);
+	return v;
+}
+
+/* An emulated connection gets a vsock stream's buffering: the connecting
+ * side from ward_vsock_connect, the accepting side from ward_vsock_buffer;
+ * more than a fresh Unix socket's default, whatever wmem_max allows.
+ * A TCP socket is left as it is. */
+static void
+test_emulated_buffer(void **state)
+{
+	struct ward_addr a;
+	int lfd = -1, c = -1, s, fresh, tcp, before;
+
+	(void)state;
+	assert_true((fresh = socket(AF_UNIX, SOCK_STREAM, 0)) >= 0);
+	ASSERT_OK(ward_vsock_listen(5060, 4, &lfd));
+	ASSERT_OK(ward_vsock_connect(3, 5060, &c));
+	assert_true(sndbuf(c) > sndbuf(fresh));
+	s = accept_one(lfd);
+	assert_int_equal(sndbuf(s), sndbuf(fresh));
+	ward_vsock_buffer(s);
+	assert_int_equal(sndbuf(s), sndbuf(c));
+	exchange(c, s);
+	close(c);
+	close(s);
+	close(lfd);
+
+	ASSERT_OK(ward_addr_parse("tcp:127.0.0.1:0", &a));
+	ASSERT_OK(ward_listen(&a, 4, &lfd));
+	assert_true((tcp = socket(AF_INET, SOCK_STREAM, 0)) >= 0);
+	before = sndbuf(tcp);
+	ward_vsock_buffer(tcp);
+	assert_int_equal(sndbuf(tcp), before);
+	close(tcp);
+	close(lfd);
+	close(fresh);
+}
+
 static void
 test_emulated_stale(void **state)
 {
@@ -1078,6 +1123,8 @@ main(void)
 	        test_emulated_nothing_listens, setup, teardown),
 	    cmocka_unit_test_setup_teardown(
 	        test_emulated_permission, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+	        test_emulated_buffer, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_unix, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_tcp, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_native, setup, teardown),
