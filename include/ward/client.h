@@ -170,6 +170,10 @@ struct ward_client_sync_opts {
 	bool foreground;
 	bool allow_other; /* FUSE allow_other (needs user_allow_other) */
 	bool debug; /* libfuse's debug output (implies foreground) */
+	/* warnings: appended to this file when set (opened before the
+	 * mount: an error mounts nothing); otherwise stderr, or syslog once
+	 * daemonized (stderr is /dev/null then) */
+	const char *log;
 	unsigned conns; /* connections to the agent, 0: 4 */
 	double cache; /* seconds the kernel may cache names and attributes */
 	void (*mounted)(void *arg, const char *dir);

@@ -83,6 +83,14 @@ void ward_log_set_level(enum ward_log_level level);
 enum ward_log_level ward_log_get_level(void);
 void ward_log(enum ward_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+/*
+ * Where the lines go once standard error is no longer read (a daemon's is
+ * /dev/null): appended to a file (created 0600; a path that is not a
+ * regular file is refused), each line with its UTC time and pid, or to
+ * syslog (facility daemon). Call before any thread logs.
+ */
+int ward_log_to_file(const char *path);
+void ward_log_to_syslog(const char *ident);
 #define ward_warn(...) ward_log(WARD_LOG_WARN, __VA_ARGS__)
 #define ward_info(...) ward_log(WARD_LOG_INFO, __VA_ARGS__)
 #define ward_debug(...) ward_log(WARD_LOG_DEBUG, __VA_ARGS__)

@@ -32,7 +32,7 @@
 static const char sync_help[] =
     "usage: ward sync -d DIR (--enclave-cid N | --agent ADDR) [-f]\n"
     "                 [--connections N] [--cache SECONDS] [--timeout SECONDS]\n"
-    "                 [--allow-other] [--debug]\n"
+    "                 [--allow-other] [--debug] [--log FILE]\n"
     "\n"
     "Mount an enclave's workspace (its /workspace, in enclave memory) at DIR\n"
     "with FUSE. It is a remote view, not a copy: every operation on DIR is\n"
@@ -54,6 +54,10 @@ static const char sync_help[] =
     "                       allow_other; needs user_allow_other in\n"
     "                       /etc/fuse.conf unless root)\n"
     "  --debug              libfuse's trace of every operation (implies -f)\n"
+    "  --log FILE           append warnings (an agent that stops answering,\n"
+    "                       ...) to FILE, created 0600, each line with its\n"
+    "                       UTC time (default: standard error in the\n"
+    "                       foreground, syslog once in the background)\n"
     "  -h, --help\n"
     "\n"
     "Errors before the mount is up (no agent, DIR not an empty directory,\n"
@@ -196,6 +200,7 @@ enum {
 	OPT_CACHE,
 	OPT_ALLOW_OTHER,
 	OPT_DEBUG,
+	OPT_LOG,
 	OPT_APP,
 	OPT_KEY_ID,
 	OPT_CONTEXT,
@@ -323,6 +328,7 @@ cmd_sync_main(int argc, char **argv)
 	    {"cache", required_argument, NULL, OPT_CACHE},
 	    {"allow-other", no_argument, NULL, OPT_ALLOW_OTHER},
 	    {"debug", no_argument, NULL, OPT_DEBUG},
+	    {"log", required_argument, NULL, OPT_LOG},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -363,6 +369,9 @@ cmd_sync_main(int argc, char **argv)
 			break;
 		case OPT_DEBUG:
 			so.debug = true;
+			break;
+		case OPT_LOG:
+			so.log = optarg;
 			break;
 		case 'h':
 			fputs(sync_help, stdout);

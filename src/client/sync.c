@@ -659,6 +659,10 @@ ward_client_sync(const struct ward_client_sync_opts *o)
 	}
 	if ((r = check_dir(dir)) != 0)
 		goto out;
+	/* before the mount (and the daemon's chdir to /): a log that
+	 * cannot be opened mounts nothing */
+	if (o->log != NULL && (r = ward_log_to_file(o->log)) != 0)
+		goto out;
 	/* the agent must answer before anything is mounted */
 	if ((r = ward_client_open(&o->conn, &s.conns[0].c)) != 0)
 		goto out;

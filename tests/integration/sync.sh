@@ -178,8 +178,19 @@ expect 0 "mount again (daemon)" "$WARD" sync -d "$MNT" "${S[@]}"
 for p in $(sync_pids); do kill -TERM "$p"; done
 check_clean "SIGTERM to the daemon"
 
+# ---- --log: where a daemon's warnings go -------------------------------------------
+expect 2 "--log at a directory: nothing is mounted (exit 2)" "$WARD" sync -d "$MNT" "${S[@]}" --log "$WORK"
+has 'is not a regular file' "the log file is named, and why" err.log
+mounted && bad "a mount appeared" || ok "no mount appeared"
+mkfifo fifo.log
+expect 2 "--log at a FIFO is refused (exit 2)" timeout 10 "$WARD" sync -d "$MNT" "${S[@]}" --log fifo.log
+mounted && bad "a mount appeared" || ok "no mount appeared"
+rm -f fifo.log sync.log
+
 # ---- the agent goes away, stalls, comes back ----------------------------------------
-expect 0 "mount with --timeout 3" "$WARD" sync -d "$MNT" "${S[@]}" --timeout 3
+# (--log relative to here: the daemon's chdir to / must not move it)
+expect 0 "mount with --timeout 3" "$WARD" sync -d "$MNT" "${S[@]}" --timeout 3 --log sync.log
+[ "$(stat -c %a sync.log 2>/dev/null)" = 600 ] && ok "--log: the file is made 0600" || bad "--log: $(stat -c %a sync.log 2>&1)"
 echo hello >"$WS/h.txt"
 [ "$(cat "$MNT/h.txt")" = hello ] && ok "serving" || bad "not serving"
 kill -STOP "$AGENT"
@@ -195,6 +206,12 @@ kill "$AGENT"
 wait "$AGENT" 2>/dev/null
 t0=$(date +%s)
 ls "$MNT" >/dev/null 2>err.log && bad "ls with the agent gone succeeded" || has 'Input/output error' "the agent gone: EIO" err.log
+# the daemon's warning is in its log, with its time and pid
+if grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z ward\[[0-9]+\]: warning: ward sync: .*operations fail with EIO' sync.log; then
+	ok "--log: the daemon's warning about the agent is in the log"
+else
+	bad "--log: no warning in the log: $(cat sync.log)"
+fi
 cat "$MNT/h.txt" >/dev/null 2>&1 && bad "a read with the agent gone succeeded" || ok "reads fail too"
 t1=$(date +%s)
 [ $((t1 - t0)) -le 5 ] && ok "at once ($((t1 - t0)) s), no hang" || bad "took $((t1 - t0)) s"

@@ -1,9 +1,16 @@
-/* util: errors, hex/base64 (RFC 4648 §10 vectors), sizes, atomic writes. */
+/* util: errors, hex/base64 (RFC 4648 §10 vectors), sizes, atomic writes,
+ * fds, the log's sinks. */
+#include <errno.h>
+#include <regex.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -217,6 +224,120 @@ test_close_fds(void **state)
 	assert_int_equal(WEXITSTATUS(status), 0);
 }
 
+static int
+child_status(pid_t pid)
+{
+	int status;
+
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	return WEXITSTATUS(status);
+}
+
+/* In a child (the sink is process-wide): lines appended to a 0600 file
+ * with time and pid; a directory and a FIFO without a reader refused. */
+static int
+log_file_child(const char *dir)
+{
+	char path[512], fifo[512], text[512] = {0};
+	regex_t re;
+	struct stat st;
+	ssize_t n;
+	int fd, ok;
+
+	snprintf(path, sizeof(path), "%s/w.log", dir);
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	if (ward_log_to_file(dir) != -WARD_EUSAGE)
+		return 10;
+	if (mkfifo(fifo, 0600) != 0 || ward_log_to_file(fifo) != -WARD_EUSAGE)
+		return 11;
+	if (ward_log_to_file(path) != 0)
+		return 12;
+	ward_warn("first %d", 1);
+	ward_info("not shown at the default level");
+	ward_log(WARD_LOG_ERROR, "second");
+	if (stat(path, &st) != 0 || (st.st_mode & 0777) != 0600)
+		return 13;
+	if ((fd = open(path, O_RDONLY)) < 0 ||
+	    (n = read(fd, text, sizeof(text) - 1)) <= 0)
+		return 14;
+	close(fd);
+	if (regcomp(&re,
+	        "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z "
+	        "ward\\[[0-9]+\\]: warning: first 1\n"
+	        "[0-9-]{10}T[0-9:]{8}Z ward\\[[0-9]+\\]: error: second\n$",
+	        REG_EXTENDED) != 0)
+		return 15;
+	ok = regexec(&re, text, 0, NULL, 0) == 0;
+	regfree(&re);
+	return ok ? 0 : 16;
+}
+
+static void
+test_log_file(void **state)
+{
+	char dir[] = "/tmp/ward-test-log.XXXXXX";
+	char cmd[64];
+	pid_t pid;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0)
+		_exit(log_file_child(dir));
+	assert_int_equal(child_status(pid), 0);
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+	assert_int_equal(system(cmd), 0);
+}
+
+/* In a child with a private /dev: a datagram socket at /dev/log, as
+ * syslogd has, receives the line. 77: no mount namespace here. */
+static int
+log_syslog_child(void)
+{
+	struct sockaddr_un sun = {.sun_family = AF_UNIX};
+	struct timeval tv = {.tv_sec = 5};
+	char msg[512] = {0};
+	int fd;
+
+	if (unshare(CLONE_NEWNS) != 0 ||
+	    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0 ||
+	    mount("tmpfs", "/dev", "tmpfs", 0, "size=64k") != 0)
+		return 77;
+	strcpy(sun.sun_path, "/dev/log");
+	if ((fd = socket(AF_UNIX, SOCK_DGRAM, 0)) < 0 ||
+	    bind(fd, (struct sockaddr *)&sun, sizeof(sun)) != 0 ||
+	    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+		return 10;
+	ward_log_to_syslog("ward-test");
+	ward_warn("to syslog %d", 7);
+	if (recv(fd, msg, sizeof(msg) - 1, 0) <= 0)
+		return 11;
+	/* <28>: facility daemon (3 << 3), severity warning (4) */
+	if (strncmp(msg, "<28>", 4) != 0 || strstr(msg, "ward-test[") == NULL ||
+	    strstr(msg, "warning: to syslog 7") == NULL)
+		return 12;
+	return 0;
+}
+
+static void
+test_log_syslog(void **state)
+{
+	pid_t pid;
+	int st;
+
+	(void)state;
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0)
+		_exit(log_syslog_child());
+	if ((st = child_status(pid)) == 77) {
+		printf("SKIP: no private mount namespace here (not root?), so "
+		       "the syslog sink is not checked\n");
+		skip();
+	}
+	assert_int_equal(st, 0);
+}
+
 int
 main(void)
 {
@@ -229,6 +350,8 @@ main(void)
 	    cmocka_unit_test(test_atomic),
 	    cmocka_unit_test(test_buf_secret),
 	    cmocka_unit_test(test_close_fds),
+	    cmocka_unit_test(test_log_file),
+	    cmocka_unit_test(test_log_syslog),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
