@@ -258,10 +258,12 @@ log_file_child(const char *dir)
 	ward_log(WARD_LOG_ERROR, "second");
 	if (stat(path, &st) != 0 || (st.st_mode & 0777) != 0600)
 		return 13;
-	if ((fd = open(path, O_RDONLY)) < 0 ||
-	    (n = read(fd, text, sizeof(text) - 1)) <= 0)
+	if ((fd = open(path, O_RDONLY)) < 0)
 		return 14;
+	n = read(fd, text, sizeof(text) - 1);
 	close(fd);
+	if (n <= 0)
+		return 14;
 	if (regcomp(&re,
 	        "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z "
 	        "ward\\[[0-9]+\\]: warning: first 1\n"
