@@ -209,21 +209,6 @@ close_fds_child(void)
 	return 0;
 }
 
-static void
-test_close_fds(void **state)
-{
-	int status;
-	pid_t pid;
-
-	(void)state;
-	assert_true((pid = fork()) >= 0);
-	if (pid == 0)
-		_exit(close_fds_child());
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	assert_true(WIFEXITED(status));
-	assert_int_equal(WEXITSTATUS(status), 0);
-}
-
 static int
 child_status(pid_t pid)
 {
@@ -232,6 +217,18 @@ child_status(pid_t pid)
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	return WEXITSTATUS(status);
+}
+
+static void
+test_close_fds(void **state)
+{
+	pid_t pid;
+
+	(void)state;
+	assert_true((pid = fork()) >= 0);
+	if (pid == 0)
+		_exit(close_fds_child());
+	assert_int_equal(child_status(pid), 0);
 }
 
 /* In a child (the sink is process-wide): lines appended to a 0600 file
