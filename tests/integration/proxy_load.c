@@ -38,11 +38,14 @@
  *       the SYNs of a full queue): an unreachable remote that does not
  *       refuse. Prints {"Port":P}; exits on SIGTERM.
  *   bench TARGET --size B --parallel P --seconds S [--warmup S]
- *       [--download 1]
+ *       [--download 1] [--cpu-pid PID]
  *       transfers of B bytes (answered with the count only), P at a time,
  *       for S seconds after the warm-up; prints {"Transfers","Bytes",
- *       "Seconds","MiBps","PerSecond"}. --download 1: B bytes from the
- *       server instead (their number is checked, not their value).
+ *       "Seconds","MiBps","PerSecond","CpuMsPerMiB","PidCpuMsPerMiB"}
+ *       (CPU milliseconds per MiB moved in the measured window: this
+ *       client's, and --cpu-pid PID's; -1 when not measured).
+ *       --download 1: B bytes from the server instead (their number is
+ *       checked, not their value).
  *
  * TARGET is --vsock CID:PORT, --unix PATH or --tcp HOST:PORT. A client
  * prints {"Connections","Ok","Failed","Up","Down","MaxOpen","Seconds"}
@@ -1048,6 +1051,36 @@ cl_timeouts(void)
 	}
 }
 
+/* CPU seconds (user + system) of process pid so far, from /proc; -1 when
+ * it cannot be read (the process is gone). pid 0: this process. */
+static double
+cpu_seconds(long pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+	if (pid == 0)
+		snprintf(path, sizeof(path), "/proc/self/stat");
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* the name in parentheses may hold spaces: fields count from the
+	 * last ')'; utime and stime are fields 14 and 15, 12 and 13 after */
+	if ((p = strrchr(buf, ')')) == NULL ||
+	    sscanf(p + 1,
+	        " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+	        &st) != 2)
+		return -1;
+	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
 static enum kind
 kind_for(const char *cmd, uint64_t i)
 {
@@ -1070,6 +1103,9 @@ cmd_clients(const char *cmd, int argc, char **argv)
 	struct epoll_event evs[256];
 	uint64_t conc = 0, parallel = 0;
 	double t0, seconds = 0, warmup = 0;
+	/* CPU of this process and of --cpu-pid over the measured window */
+	double self0 = -1, self1 = -1, other0 = -1, other1 = -1;
+	long cpu_pid = -1;
 	bool have_target = false;
 
 	C.seed = 1;
@@ -1113,6 +1149,8 @@ cmd_clients(const char *cmd, int argc, char **argv)
 			warmup = (double)num(o, v, 3600);
 		} else if (strcmp(o, "--download") == 0) {
 			C.download = num(o, v, 1) == 1;
+		} else if (strcmp(o, "--cpu-pid") == 0) {
+			cpu_pid = (long)num(o, v, 1u << 30);
 		} else {
 			die("%s: unknown option %s", cmd, o);
 		}
@@ -1144,6 +1182,14 @@ cmd_clients(const char *cmd, int argc, char **argv)
 		double t = now();
 		int n;
 
+		if (C.bench && self0 < 0 && t >= C.warm_at) {
+			self0 = cpu_seconds(0);
+			other0 = cpu_pid > 0 ? cpu_seconds(cpu_pid) : -1;
+		}
+		if (C.bench && self1 < 0 && t >= C.end_at) {
+			self1 = cpu_seconds(0);
+			other1 = cpu_pid > 0 ? cpu_seconds(cpu_pid) : -1;
+		}
 		while (C.open < conc && C.started < C.n &&
 		    (!C.bench || t < C.end_at))
 			cl_start(C.started, kind_for(cmd, C.started));
@@ -1166,12 +1212,21 @@ cmd_clients(const char *cmd, int argc, char **argv)
 	if (C.bench) {
 		double bytes = (double)C.transfers * (double)C.size;
 
+		/* CPU ms per MiB moved in the window: -1 when not measured */
+		double mib = bytes / 1048576.0;
+		double cs = self0 >= 0 && self1 >= 0 && mib > 0
+		    ? (self1 - self0) * 1000 / mib
+		    : -1;
+		double co = other0 >= 0 && other1 >= 0 && mib > 0
+		    ? (other1 - other0) * 1000 / mib
+		    : -1;
+
 		printf(
 		    "{\"Transfers\":%" PRIu64 ",\"Bytes\":%.0f,\"Seconds\":"
 		    "%.3f,\"MiBps\":%.1f,\"PerSecond\":%.1f,\"Failed\":%" PRIu64
-		    "}\n",
-		    C.transfers, bytes, seconds, bytes / seconds / 1048576.0,
-		    (double)C.transfers / seconds, C.failed);
+		    ",\"CpuMsPerMiB\":%.3f,\"PidCpuMsPerMiB\":%.3f}\n",
+		    C.transfers, bytes, seconds, mib / seconds,
+		    (double)C.transfers / seconds, C.failed, cs, co);
 		return C.failed == 0 && C.transfers > 0 ? 0 : 1;
 	}
 	printf("{\"Connections\":%" PRIu64 ",\"Ok\":%" PRIu64
