@@ -1072,12 +1072,26 @@ cpu_seconds(long pid)
 		return -1;
 	buf[n] = '\0';
 	/* the name in parentheses may hold spaces: fields count from the
-	 * last ')'; utime and stime are fields 14 and 15, 12 and 13 after */
-	if ((p = strrchr(buf, ')')) == NULL ||
-	    sscanf(p + 1,
-	        " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-	        &st) != 2)
+	 * last ')'; utime and stime are fields 14 and 15, the 12th and
+	 * 13th after it */
+	if ((p = strrchr(buf, ')')) == NULL)
 		return -1;
+	for (int field = 1; field <= 13; field++) {
+		char *end;
+		unsigned long long v;
+
+		p += strspn(p + 1, " ") + 1;
+		if (field < 12) {
+			p += strcspn(p, " ");
+			continue;
+		}
+		errno = 0;
+		v = strtoull(p, &end, 10);
+		if (end == p || errno != 0)
+			return -1;
+		*(field == 12 ? &ut : &st) = v;
+		p = end;
+	}
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
