@@ -1574,8 +1574,10 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 			    "CMK that can perform this operation.");
 			goto out;
 		}
-	}
-	if ((r = load_key(rq, id, k)) == -WARD_EKEY) {
+		/* the key the request names is the blob's: read once */
+		*k = want;
+		memset(&want, 0, sizeof(want));
+	} else if ((r = load_key(rq, id, k)) == -WARD_EKEY) {
 		r = FAIL(rq, WARD_EAUTH, "AccessDeniedException",
 		    "The ciphertext refers to a customer master key that "
 		    "does not exist, does not exist in this region, or you "
