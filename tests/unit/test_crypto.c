@@ -1,4 +1,4 @@
-/* crypto: HKDF known answers (RFC 5869), AES-GCM (NIST/McGrew-Viega test
+/* crypto: the random generator, HKDF known answers (RFC 5869), AES-GCM (NIST/McGrew-Viega test
  * case 14... via round trip and tamper), ECDSA, RSA. */
 #include <openssl/evp.h>
 #include <string.h>
@@ -141,10 +141,44 @@ test_rsa(void **state)
 	EVP_PKEY_free(k);
 }
 
+/* ward_random fills every byte it is asked for, across getrandom's
+ * 256-byte boundary, and two draws differ. */
+static void
+test_random(void **state)
+{
+	static const size_t sizes[] = {1, 16, 255, 256, 257, 4096, 1u << 20};
+	size_t n = (size_t)1 << 20;
+	uint8_t *buf = malloc(n + 1), a[32], b[32];
+	size_t count[256] = {0};
+
+	(void)state;
+	assert_non_null(buf);
+	ASSERT_OK(ward_random(buf, 0));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		/* the byte after the request stays as it was */
+		memset(buf, 0, sizes[i] + 1);
+		ASSERT_OK(ward_random(buf, sizes[i]));
+		assert_int_equal(buf[sizes[i]], 0);
+	}
+	/* 1 MiB: every byte value near 4096 times (a region left unfilled
+	 * puts thousands more zeros in) */
+	for (size_t i = 0; i < n; i++)
+		count[buf[i]]++;
+	for (size_t v = 0; v < 256; v++)
+		if (count[v] < 3500 || count[v] > 4700)
+			fail_msg("byte %zu appears %zu times in 1 MiB", v,
+			    count[v]);
+	ASSERT_OK(ward_random(a, sizeof(a)));
+	ASSERT_OK(ward_random(b, sizeof(b)));
+	assert_memory_not_equal(a, b, sizeof(a));
+	free(buf);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_random),
 	    cmocka_unit_test(test_hkdf_rfc5869),
 	    cmocka_unit_test(test_gcm_kat_and_tamper),
 	    cmocka_unit_test(test_ecdsa),
