@@ -41,8 +41,8 @@ ward_random(uint8_t *p, size_t n)
 			continue;
 		if (got < 0 && (errno == ENOSYS || errno == EPERM))
 			break;
-		return ward_errf(WARD_ECRYPTO, "random generator: getrandom: %s",
-		    strerror(errno));
+		return ward_errf(WARD_ECRYPTO,
+		    "random generator: getrandom: %s", strerror(errno));
 	}
 	while (n > 0) {
 		int chunk = n > (1 << 20) ? (1 << 20) : (int)n;

@@ -166,8 +166,8 @@ test_random(void **state)
 		count[buf[i]]++;
 	for (size_t v = 0; v < 256; v++)
 		if (count[v] < 3500 || count[v] > 4700)
-			fail_msg("byte %zu appears %zu times in 1 MiB", v,
-			    count[v]);
+			fail_msg(
+			    "byte %zu appears %zu times in 1 MiB", v, count[v]);
 	ASSERT_OK(ward_random(a, sizeof(a)));
 	ASSERT_OK(ward_random(b, sizeof(b)));
 	assert_memory_not_equal(a, b, sizeof(a));
