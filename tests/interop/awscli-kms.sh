@@ -618,6 +618,15 @@ HTTP=$(curl -sS -o out.log -w '%{http_code}' --max-time 20 -H "$CT" -H "X-Amz-Ta
 	-H "X-Big: $(cat bighdr.txt)" -d '{}' "$EP" 2>curl.err)
 if [[ "$HTTP" =~ ^4[0-9][0-9]$ ]]; then ok "a 100 KB header: HTTP $HTTP"; else bad "a 100 KB header: HTTP $HTTP"; fi
 alive "a 100 KB header"
+# Headers within the limit (16 KiB of connection memory holds about 14 KB
+# of them): served.
+printf '{}' >midhdr.json
+head -c 12000 /dev/zero | tr '\0' a >midhdr.txt
+REQS=$((REQS + 1))
+RAWOUT=midhdr.out raw TrentService.ListKeys midhdr.json -H "X-Big: $(cat midhdr.txt)"
+if [ "$HTTP" = 200 ] && grep -q '"Keys"' midhdr.out; then ok "a 12 KB header: served"; else
+	bad "a 12 KB header: HTTP $HTTP"
+fi
 
 # A slow client: half the headers, then 2 s of silence while another
 # request is served; then the rest, which is answered.
