@@ -30,6 +30,14 @@ int ward_sha384_update(struct ward_sha384_ctx *c, const void *p, size_t n);
 int ward_sha384_final(struct ward_sha384_ctx *c, uint8_t out[WARD_SHA384_LEN]);
 void ward_sha384_free(struct ward_sha384_ctx *c);
 
+/* SHA-256 and HMAC-SHA-256 at once. OpenSSL 3 looks an algorithm up by
+ * name on every one-shot call through EVP_sha256() or HMAC(); these fetch
+ * theirs once per process (SigV4 makes three such calls a request). */
+#define WARD_SHA256_LEN 32
+int ward_sha256(const void *p, size_t n, uint8_t out[WARD_SHA256_LEN]);
+int ward_hmac_sha256(const uint8_t *key, size_t key_len, const void *p,
+    size_t n, uint8_t out[WARD_SHA256_LEN]);
+
 /*
  * AES-GCM with a fixed key and a fresh IV per call. The key schedule is
  * computed once in ward_gcm_init, so sealing many frames costs only the

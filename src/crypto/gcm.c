@@ -8,10 +8,15 @@
 
 #include "ward/crypto.h"
 #include "ward/util.h"
+#include "crypto_internal.h"
 
 static const EVP_CIPHER *
 gcm_cipher(size_t key_len)
 {
+	const EVP_CIPHER *c = ward_gcm_cipher_fetched(key_len);
+
+	if (c != NULL)
+		return c;
 	switch (key_len) {
 	case 16:
 		return EVP_aes_128_gcm();

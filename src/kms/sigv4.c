@@ -5,11 +5,9 @@
  * headers as received: the server never re-encodes what it checks beyond
  * what §2.1 prescribes (trim, fold whitespace, join repeats with ",").
  *
- * The derived signing key is not cached: it costs four HMACs, and a cache
- * would keep secret-derived keys alive past the request.
+ * Only the verifier caches the derived signing key, per thread (see
+ * signing_key_cached); a client derives it for each request.
  */
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +16,7 @@
 #include <ctype.h>
 
 #include "kms/sigv4_internal.h"
+#include "ward/crypto.h"
 #include "ward/kms.h"
 
 #define ALGORITHM "AWS4-HMAC-SHA256"
@@ -156,24 +155,19 @@ append_value(struct ward_buf *b, const char *v, size_t n)
 static int
 sha256_hex(const void *p, size_t n, char out[static 65])
 {
-	uint8_t md[32];
+	uint8_t md[WARD_SHA256_LEN];
+	int r;
 
-	if (EVP_Digest(p, n, md, NULL, EVP_sha256(), NULL) != 1)
-		return ward_errf(WARD_ECRYPTO, "SHA-256 failed");
-	ward_hex_encode(md, sizeof(md), out);
-	return 0;
+	if ((r = ward_sha256(p, n, md)) == 0)
+		ward_hex_encode(md, sizeof(md), out);
+	return r;
 }
 
 static int
 hmac(const uint8_t *key, size_t key_len, const void *p, size_t n,
     uint8_t out[static 32])
 {
-	unsigned int len = 32;
-
-	if (HMAC(EVP_sha256(), key, (int)key_len, p, n, out, &len) == NULL ||
-	    len != 32)
-		return ward_errf(WARD_ECRYPTO, "HMAC-SHA256 failed");
-	return 0;
+	return ward_hmac_sha256(key, key_len, p, n, out);
 }
 
 /* ------------------------------------------------------------------ */
