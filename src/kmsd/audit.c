@@ -46,6 +46,7 @@ struct kmsd_audit {
 	uint8_t key[32]; /* secret: the chain's HMAC key */
 	EVP_MAC_CTX *mac; /* keyed once; re-initialized per line */
 	int fd;
+	struct kmsd_state *st; /* open while db is: its hooks use st->gen */
 	sqlite3 *db; /* for the anchor */
 	uint64_t seq;
 	char hash[65];
@@ -293,7 +294,7 @@ int
 kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 {
 	struct kmsd_audit *a;
-	struct kmsd_state *s = NULL;
+	struct kmsd_state *s;
 	uint64_t aseq;
 	char ahash[65];
 	bool seen = false;
@@ -304,8 +305,10 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 		return ward_enomem();
 	pthread_mutex_init(&a->lock, NULL);
 	a->fd = -1;
-	if ((r = kmsd_state_open(dir, &s)) != 0 ||
-	    (r = audit_key(s, a->key)) != 0 ||
+	if ((r = kmsd_state_open(dir, &a->st)) != 0)
+		goto out;
+	s = a->st;
+	if ((r = audit_key(s, a->key)) != 0 ||
 	    (r = kmsd_db_open(s, &a->db)) != 0 ||
 	    (r = open_log(dir, O_RDWR | O_APPEND | O_CREAT, &a->fd)) != 0 ||
 	    (r = anchor_read(a->db, &aseq, ahash)) != 0)
@@ -332,7 +335,6 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	*out = a;
 	a = NULL;
 out:
-	kmsd_state_close(s);
 	kmsd_audit_close(a);
 	return r;
 }
@@ -406,7 +408,8 @@ kmsd_audit_close(struct kmsd_audit *a)
 		anchor_write(a);
 		close(a->fd);
 	}
-	sqlite3_close(a->db);
+	kmsd_db_close(a->db);
+	kmsd_state_close(a->st);
 	ward_cleanse(a->key, sizeof(a->key));
 	EVP_MAC_CTX_free(a->mac);
 	pthread_mutex_destroy(&a->lock);

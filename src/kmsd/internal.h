@@ -32,12 +32,14 @@ struct kmsd_state {
 	char region[32];
 	uint8_t root_key[KMSD_ROOT_KEY_LEN]; /* secret */
 	uint64_t serial; /* unique per open state in this process */
+	struct kmsd_gen *gen; /* DIR/generation, mapped (store.c) */
 };
 
 /* Open an existing state (root key loaded; database schema checked). */
 int kmsd_state_open(const char *dir, struct kmsd_state **out);
 void kmsd_state_close(struct kmsd_state *s);
-/* A connection per thread; opened on first use, closed by the caller. */
+/* A connection per thread; opened on first use, closed by the caller
+ * before the state (its hooks count commits in s->gen). */
 int kmsd_db_open(const struct kmsd_state *s, sqlite3 **out);
 int kmsd_db_err(sqlite3 *db, const char *what);
 /* Cached prepared statements (store.c explains). */
@@ -88,6 +90,13 @@ struct kmsd_key {
 };
 void kmsd_key_free(struct kmsd_key *k);
 int kmsd_key_get(sqlite3 *db, const char *id, struct kmsd_key *k);
+/* The same through this thread's cache of key rows, which is used only
+ * while no commit has begun since the row was read (store.c explains). */
+int kmsd_key_get_cached(const struct kmsd_state *s, sqlite3 *db, const char *id,
+    struct kmsd_key *k);
+/* Turn the caches back on after a writer died mid-commit; takes the
+ * write lock briefly. */
+int kmsd_gen_even(struct kmsd_state *s, sqlite3 *db);
 /* A new key row; later changes go through kmsd_key_update. */
 int kmsd_key_insert(sqlite3 *db, const struct kmsd_key *k);
 int kmsd_key_delete(sqlite3 *db, const char *id);

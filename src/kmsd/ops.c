@@ -319,7 +319,7 @@ alias_lookup(struct kmsd_req *rq, const char *account, const char *name,
 static int
 load_key(struct kmsd_req *rq, const char *id, struct kmsd_key *k)
 {
-	int r = kmsd_key_get(rq->db, id, k);
+	int r = kmsd_key_get_cached(rq->st, rq->db, id, k);
 
 	if (r == -WARD_EKEY)
 		return r;

@@ -691,6 +691,19 @@ out:
 	return r;
 }
 
+/* Key caches back on if a writer died mid-commit (store.c). */
+static int
+gen_even(struct kmsd_state *st)
+{
+	sqlite3 *db = NULL;
+	int r;
+
+	if ((r = kmsd_db_open(st, &db)) == 0)
+		r = kmsd_gen_even(st, db);
+	kmsd_db_close(db);
+	return r;
+}
+
 int
 ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 {
@@ -713,6 +726,7 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 		return ward_errf(WARD_EINTERNAL, "pthread_key_create failed");
 	json_set_alloc_funcs(malloc, cleansing_free);
 	if ((r = kmsd_state_open(o->dir, &s.st)) != 0 ||
+	    (r = gen_even(s.st)) != 0 ||
 	    (r = kmsd_audit_open(o->dir, &s.audit)) != 0 ||
 	    (r = ward_attest_roots_new(true, &s.roots)) != 0)
 		goto out;

@@ -2,13 +2,15 @@
  * The state directory: kms.db (SQLite, WAL, synchronous=FULL so that an
  * acknowledged write survives a killed server), root.key (32 random bytes,
  * mode 0600; every key's material and every principal's secret is stored
- * wrapped under it with AES-256-GCM bound to a label), audit.log.
+ * wrapped under it with AES-256-GCM bound to a label), audit.log, and
+ * generation (the key-row cache's coherence counters, below).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +22,7 @@
 
 #define DB_NAME "kms.db"
 #define ROOT_NAME "root.key"
+#define GEN_NAME "generation"
 #define SCHEMA_VERSION "1"
 
 static const char schema[] =
@@ -51,6 +54,9 @@ static const char schema[] =
     "CREATE INDEX grants_key ON grants(key_id);"
     "CREATE TABLE audit_anchor(id INTEGER PRIMARY KEY CHECK(id = 1),"
     " seq INTEGER NOT NULL, hash TEXT NOT NULL);";
+
+static void gen_settle(void);
+static char *path_join(const char *dir, const char *name);
 
 /*
  * Prepared statements, cached per thread and per connection: the server
@@ -101,6 +107,7 @@ kmsd_prepare(
 void
 kmsd_finish(sqlite3_stmt *st)
 {
+	gen_settle();
 	if (st == NULL)
 		return;
 	for (int i = 0; i < STMT_CACHE; i++)
@@ -116,6 +123,7 @@ kmsd_finish(sqlite3_stmt *st)
 void
 kmsd_db_close(sqlite3 *db)
 {
+	gen_settle();
 	if (db == NULL)
 		return;
 	for (int i = 0; i < STMT_CACHE; i++)
@@ -164,10 +172,158 @@ static __thread struct {
 static __thread unsigned material_next;
 
 static void materials_release(void);
+static void keys_release(void);
+
+/*
+ * The key-row cache and its coherence across processes. Decrypt and
+ * GenerateDataKey read a key row on every request, and that SELECT (its
+ * WAL read locks above all) was a sixth of the server's CPU. Every ward
+ * process that opens the state maps DIR/generation, two counters:
+ *
+ *   begun  bumped by a commit that writes, before the commit is visible
+ *          (SQLite's commit hook);
+ *   done   bumped after it is visible or rolled back (the WAL hook, the
+ *          rollback hook, or, for a commit that wrote no page and so calls
+ *          neither, the next gen_settle on that thread).
+ *
+ * A thread fills its cache only while begun == done, tagging what it read
+ * with that value, and uses an entry only while begun == done == its tag.
+ * A row read then holds every commit counted in done and none later (a
+ * later one bumps begun first), so an entry is used only while no commit
+ * has started since it was read. A writer that dies between the two
+ * leaves begun != done: every cache stays off (slower, never stale) until
+ * kmsd_gen_even, which `ward kms serve` runs at start under SQLite's
+ * write lock. Connections from kmsd_db_open carry the hooks; the only
+ * other connection, kmsd_init's, runs before any state is open.
+ */
+struct kmsd_gen {
+	uint64_t begun, done;
+};
+/* The counters of the commit this thread's hook last began. */
+static __thread struct kmsd_gen *tl_pending;
+
+/* Count this thread's last commit done. Called only between SQLite
+ * calls, when that commit has finished one way or the other. */
+static void
+gen_settle(void)
+{
+	if (tl_pending != NULL) {
+		__atomic_add_fetch(&tl_pending->done, 1, __ATOMIC_SEQ_CST);
+		tl_pending = NULL;
+	}
+}
+
+static int
+on_commit(void *arg)
+{
+	struct kmsd_gen *g = arg;
+
+	gen_settle();
+	__atomic_add_fetch(&g->begun, 1, __ATOMIC_SEQ_CST);
+	tl_pending = g;
+	return 0;
+}
+
+static void
+on_rollback(void *arg)
+{
+	(void)arg;
+	gen_settle();
+}
+
+/* Replaces SQLite's default WAL hook, so it checkpoints as that one did
+ * (passively, from 1000 frames). */
+static int
+on_wal(void *arg, sqlite3 *db, const char *name, int frames)
+{
+	(void)arg;
+	gen_settle();
+	if (frames >= 1000)
+		sqlite3_wal_checkpoint(db, name);
+	return SQLITE_OK;
+}
+
+/* Whether caches may be used now, and the generation to tag with. */
+static bool
+gen_coherent(const struct kmsd_state *s, uint64_t *g)
+{
+	uint64_t done, begun;
+
+	if (s->gen == NULL)
+		return false;
+	done = __atomic_load_n(&s->gen->done, __ATOMIC_SEQ_CST);
+	begun = __atomic_load_n(&s->gen->begun, __ATOMIC_SEQ_CST);
+	*g = done;
+	return done == begun;
+}
+
+static int
+gen_map(struct kmsd_state *s)
+{
+	char *path = path_join(s->dir, GEN_NAME);
+	struct stat sb;
+	void *m;
+	int fd = -1, r = 0;
+
+	if (path == NULL)
+		return ward_enomem();
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600)) <
+	        0 ||
+	    fstat(fd, &sb) != 0) {
+		r = ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		r = ward_errf(WARD_EIO, "%s: not a regular file", path);
+		goto out;
+	}
+	if (sb.st_size < (off_t)sizeof(struct kmsd_gen) &&
+	    ftruncate(fd, sizeof(struct kmsd_gen)) != 0) {
+		r = ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	m = mmap(NULL, sizeof(struct kmsd_gen), PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		r = ward_errf(WARD_EIO, "%s: mmap: %s", path, strerror(errno));
+		goto out;
+	}
+	s->gen = m;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+int
+kmsd_gen_even(struct kmsd_state *s, sqlite3 *db)
+{
+	uint64_t begun, done;
+	int r;
+
+	if ((r = kmsd_begin(db)) != 0)
+		return r;
+	/* No commit is under way: each holds the write lock we hold. */
+	begun = __atomic_load_n(&s->gen->begun, __ATOMIC_SEQ_CST);
+	done = __atomic_load_n(&s->gen->done, __ATOMIC_SEQ_CST);
+	if (begun != done) {
+		ward_warn("%s/" GEN_NAME ": a writer stopped mid-commit "
+		          "(%llu begun, %llu done); key caches were off, and "
+		          "are on again",
+		    s->dir, (unsigned long long)begun,
+		    (unsigned long long)done);
+		__atomic_store_n(&s->gen->done, begun, __ATOMIC_SEQ_CST);
+	}
+	kmsd_rollback(db);
+	return 0;
+}
 
 void
 kmsd_store_thread_release(void)
 {
+	gen_settle();
+	keys_release();
 	materials_release();
 	ward_gcm_free(&tl_root);
 	memset(&tl_root, 0, sizeof(tl_root));
@@ -219,6 +375,11 @@ kmsd_db_open(const struct kmsd_state *s, sqlite3 **out)
 		r = kmsd_db_err(db, "setting up");
 		goto out;
 	}
+	if (s->gen != NULL) {
+		sqlite3_commit_hook(db, on_commit, s->gen);
+		sqlite3_rollback_hook(db, on_rollback, s->gen);
+		sqlite3_wal_hook(db, on_wal, s->gen);
+	}
 	*out = db;
 	db = NULL;
 out:
@@ -243,6 +404,7 @@ kmsd_commit(sqlite3 *db)
 		kmsd_rollback(db);
 		return r;
 	}
+	gen_settle();
 	return 0;
 }
 
@@ -251,6 +413,7 @@ kmsd_rollback(sqlite3 *db)
 {
 	if (sqlite3_get_autocommit(db) == 0)
 		sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	gen_settle();
 }
 
 int
@@ -379,7 +542,7 @@ kmsd_state_open(const char *dir, struct kmsd_state **out)
 		r = ward_enomem();
 		goto out;
 	}
-	if ((r = read_root(dir, s->root_key)) != 0)
+	if ((r = read_root(dir, s->root_key)) != 0 || (r = gen_map(s)) != 0)
 		goto out;
 	if ((r = kmsd_db_open(s, &db)) != 0)
 		goto out;
@@ -407,6 +570,8 @@ kmsd_state_close(struct kmsd_state *s)
 		return;
 	if (tl_root_serial == s->serial)
 		kmsd_store_thread_release();
+	if (s->gen != NULL)
+		munmap(s->gen, sizeof(*s->gen));
 	ward_cleanse(s->root_key, sizeof(s->root_key));
 	free(s->dir);
 	free(s);
@@ -663,6 +828,81 @@ kmsd_key_get(sqlite3 *db, const char *id, struct kmsd_key *k)
 out:
 	kmsd_finish(st);
 	return r;
+}
+
+/*
+ * The key rows this thread read last, each tagged with the generation it
+ * was read in (see struct kmsd_gen); zeroed by kmsd_store_thread_release.
+ */
+#define KEY_CACHE 16
+static __thread struct {
+	uint64_t serial; /* the state it came from; 0: empty */
+	uint64_t tag;
+	struct kmsd_key k;
+} keys[KEY_CACHE];
+static __thread unsigned key_next;
+
+static void
+keys_release(void)
+{
+	for (unsigned i = 0; i < KEY_CACHE; i++) {
+		kmsd_key_free(&keys[i].k);
+		memset(&keys[i], 0, sizeof(keys[i]));
+	}
+	key_next = 0;
+}
+
+/* A deep copy; -WARD_ENOMEM leaves *to empty. */
+static int
+key_copy(const struct kmsd_key *from, struct kmsd_key *to)
+{
+	*to = *from;
+	to->description =
+	    from->description != NULL ? strdup(from->description) : NULL;
+	to->policy = from->policy != NULL ? strdup(from->policy) : NULL;
+	if ((from->description != NULL && to->description == NULL) ||
+	    (from->policy != NULL && to->policy == NULL)) {
+		kmsd_key_free(to);
+		return ward_enomem();
+	}
+	return 0;
+}
+
+int
+kmsd_key_get_cached(
+    const struct kmsd_state *s, sqlite3 *db, const char *id, struct kmsd_key *k)
+{
+	uint64_t g = 0;
+	bool coherent;
+	int r;
+
+	gen_settle();
+	/* Inside a transaction this connection's own writes may not be
+	 * committed yet: read them. */
+	coherent = sqlite3_get_autocommit(db) != 0 && gen_coherent(s, &g);
+	if (coherent)
+		for (unsigned i = 0; i < KEY_CACHE; i++)
+			if (keys[i].serial == s->serial && keys[i].tag == g &&
+			    strcmp(keys[i].k.id, id) == 0 &&
+			    key_copy(&keys[i].k, k) == 0)
+				return 0;
+	ward_errclear();
+	if ((r = kmsd_key_get(db, id, k)) != 0 || !coherent)
+		return r;
+	/* Keep a copy, in the oldest slot. */
+	{
+		unsigned i = key_next++ % KEY_CACHE;
+
+		kmsd_key_free(&keys[i].k);
+		memset(&keys[i], 0, sizeof(keys[i]));
+		if (key_copy(k, &keys[i].k) == 0) {
+			keys[i].serial = s->serial;
+			keys[i].tag = g;
+		} else {
+			ward_errclear();
+		}
+	}
+	return 0;
 }
 
 int
@@ -993,6 +1233,13 @@ out:
 	if (r != 0 && r != -WARD_EEXIST && rootp != NULL) {
 		/* Leave nothing half-made behind. */
 		unlink(rootp);
+		{
+			char *gp = path_join(dir, GEN_NAME);
+
+			if (gp != NULL)
+				unlink(gp);
+			free(gp);
+		}
 		if (dbp != NULL) {
 			char wal[4096];
 			unlink(dbp);

@@ -400,5 +400,14 @@ LAZY(S, double, sqlite3_column_double, (ST, int i), (st, i))
 LAZY(S, int, sqlite3_column_int, (ST, int i), (st, i))
 LAZY(S, sqlite3_int64, sqlite3_column_int64, (ST, int i), (st, i))
 LAZY(S, const unsigned char *, sqlite3_column_text, (ST, int i), (st, i))
+LAZY(S, void *, sqlite3_commit_hook,
+    (sqlite3 * db, int (*cb)(void *), void *arg), (db, cb, arg))
+LAZY(S, void *, sqlite3_rollback_hook,
+    (sqlite3 * db, void (*cb)(void *), void *arg), (db, cb, arg))
+LAZY(S, void *, sqlite3_wal_hook,
+    (sqlite3 * db, int (*cb)(void *, sqlite3 *, const char *, int), void *arg),
+    (db, cb, arg))
+LAZY(S, int, sqlite3_wal_checkpoint, (sqlite3 * db, const char *name),
+    (db, name))
 #undef ST
 #undef S
