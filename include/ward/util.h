@@ -186,6 +186,18 @@ int ward_b64_decode(
     const char *s, size_t slen, uint8_t *out, size_t outcap, size_t *outlen);
 
 /*
+ * Append s as a JSON string literal, quotes included, in ASCII only:
+ * '"', '\\' and control characters escaped, every other non-ASCII
+ * character as \uXXXX (a surrogate pair above U+FFFF), and each byte
+ * that is not part of valid UTF-8 (overlong forms, surrogates and code
+ * points above U+10FFFF included) as \ufffd, so any input makes valid
+ * JSON and nothing is dropped silently. ward_json_str_n takes a length
+ * (NUL bytes become \u0000).
+ */
+int ward_json_str(struct ward_buf *b, const char *s);
+int ward_json_str_n(struct ward_buf *b, const char *s, size_t n);
+
+/*
  * Byte streams. A reader fills up to cap bytes and sets *got; *got == 0
  * means end of stream. A writer writes all n bytes or fails.
  */

@@ -340,25 +340,21 @@ out:
 }
 
 int
-kmsd_audit_append(struct kmsd_audit *a, json_t *obj)
+kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 {
-	char *fields = NULL, *text = NULL, h[65], seq[32];
-	size_t fn, n, cap;
+	char *text = NULL, h[65], seq[32];
+	size_t n, cap;
 	ssize_t got;
 	struct stat sb;
 	int r = 0;
 
-	/* Everything but seq and prev is formatted outside the lock. */
-	if ((fields = json_dumps(obj,
-	         JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENSURE_ASCII)) ==
-	    NULL)
-		return ward_enomem();
-	fn = strlen(fields); /* "{...}" */
+	/* fields: the line's other members, "{...}", formatted by the
+	 * caller outside the lock */
+	if (fn < 2 || fields[0] != '{' || fields[fn - 1] != '}')
+		return ward_errf(WARD_EINTERNAL, "audit line fields");
 	cap = 32 + fn + 80 + strlen(HASH_TAIL) + 64 + 4;
-	if (fn < 2 || (text = malloc(cap)) == NULL) {
-		free(fields);
+	if ((text = malloc(cap)) == NULL)
 		return ward_enomem();
-	}
 	pthread_mutex_lock(&a->lock);
 	snprintf(seq, sizeof(seq), "{\"seq\":%" PRIu64, a->seq + 1);
 	n = strlen(seq);
@@ -394,7 +390,6 @@ kmsd_audit_append(struct kmsd_audit *a, json_t *obj)
 			anchor_write(a);
 	}
 	pthread_mutex_unlock(&a->lock);
-	free(fields);
 	free(text);
 	return r;
 }

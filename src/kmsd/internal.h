@@ -152,7 +152,7 @@ void kmsd_uuid_from_bytes(const uint8_t in[16], char out[KMSD_KEY_ID_LEN + 1]);
 struct kmsd_audit;
 int kmsd_audit_open(const char *dir, struct kmsd_audit **out);
 /* Append one entry (fields of obj; "seq", "prev" and "hash" added). */
-int kmsd_audit_append(struct kmsd_audit *a, json_t *obj);
+int kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn);
 void kmsd_audit_close(struct kmsd_audit *a);
 
 /* ------------------------------------------------------------------ */

@@ -246,14 +246,35 @@ rfc3339_now(char out[64])
 	    tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
-/* Returns < 0 when the line could not be written. */
+/* ,"name":"value" into the line being built; when v is NULL, nothing,
+ * or null if null_ok (the members every line has) */
+static int
+member_or(struct ward_buf *b, const char *name, const char *v, bool null_ok)
+{
+	int r;
+
+	if (v == NULL && !null_ok)
+		return 0;
+	if ((r = ward_buf_append(b, ",\"", 2)) != 0 ||
+	    (r = ward_buf_append(b, name, strlen(name))) != 0 ||
+	    (r = ward_buf_append(b, "\":", 2)) != 0)
+		return r;
+	return v != NULL ? ward_json_str(b, v) : ward_buf_append(b, "null", 4);
+}
+#define member(b, name, v) member_or(b, name, v, false)
+
+/*
+ * Returns < 0 when the line could not be written. The members are
+ * formatted here, not through jansson (whose pack and dump were a tenth of
+ * a request's CPU); ward_json_str makes valid JSON of any bytes.
+ */
 static int
 audit(struct server *s, const struct kmsd_req *rq, const char *source,
     const char *claimed, int status)
 {
 	int r;
 	char t[64];
-	json_t *o;
+	struct ward_buf b = {0};
 	const char *decision = status == 200 ? "allow"
 	    : strcmp(rq->err.type, "AccessDeniedException") == 0 ||
 	        strstr(rq->err.type, "Signature") != NULL ||
@@ -263,33 +284,44 @@ audit(struct server *s, const struct kmsd_req *rq, const char *source,
 	    : "error";
 
 	rfc3339_now(t);
-	o = json_pack("{s:s, s:s?, s:s?, s:s?, s:s, s:s}", "time", t,
-	    "operation", rq->op, "principal",
-	    rq->caller.arn[0] != '\0' ? rq->caller.arn : claimed, "key",
-	    rq->key_arn[0] != '\0' ? rq->key_arn : NULL, "source", source,
-	    "decision", decision);
-	if (o == NULL)
-		return ward_enomem();
-	if (rq->source_key_arn[0] != '\0') {
-		json_object_set_new(
-		    o, "source_key", json_string(rq->source_key_arn));
-		if (rq->source_why[0] != '\0')
-			json_object_set_new(
-			    o, "source_reason", json_string(rq->source_why));
-	}
-	if (rq->module_id[0] != '\0')
-		json_object_set_new(o, "attestation",
-		    json_pack("{s:s, s:s}", "module_id", rq->module_id, "pcr0",
-		        rq->pcr0));
+	/* "time" first: the leading comma becomes the brace */
+	if ((r = member(&b, "time", t)) != 0 ||
+	    (r = member_or(&b, "operation", rq->op, true)) != 0 ||
+	    (r = member_or(&b, "principal",
+	         rq->caller.arn[0] != '\0' ? rq->caller.arn : claimed, true)) !=
+	        0 ||
+	    (r = member_or(&b, "key",
+	         rq->key_arn[0] != '\0' ? rq->key_arn : NULL, true)) != 0 ||
+	    (r = member(&b, "source", source)) != 0 ||
+	    (r = member(&b, "decision", decision)) != 0)
+		goto out;
+	if (rq->source_key_arn[0] != '\0' &&
+	    ((r = member(&b, "source_key", rq->source_key_arn)) != 0 ||
+	        (r = member(&b, "source_reason",
+	             rq->source_why[0] != '\0' ? rq->source_why : NULL)) != 0))
+		goto out;
+	if (rq->module_id[0] != '\0' &&
+	    ((r = ward_buf_append(
+	          &b, ",\"attestation\":{\"module_id\":", 28)) != 0 ||
+	        (r = ward_json_str(&b, rq->module_id)) != 0 ||
+	        (r = ward_buf_append(&b, ",\"pcr0\":", 8)) != 0 ||
+	        (r = ward_json_str(&b, rq->pcr0)) != 0 ||
+	        (r = ward_buf_put_u8(&b, '}')) != 0))
+		goto out;
 	if (status != 200) {
-		json_object_set_new(o, "error", json_string(rq->err.type));
-		json_object_set_new(o, "message", json_string(rq->err.message));
+		if ((r = member(&b, "error", rq->err.type)) == 0)
+			r = member(&b, "message", rq->err.message);
 	} else if (rq->why[0] != '\0') {
-		json_object_set_new(o, "reason", json_string(rq->why));
+		r = member(&b, "reason", rq->why);
 	}
-	if ((r = kmsd_audit_append(s->audit, o)) != 0)
+	if (r != 0 || (r = ward_buf_put_u8(&b, '}')) != 0)
+		goto out;
+	b.p[0] = '{';
+	r = kmsd_audit_append(s->audit, (const char *)b.p, b.len);
+out:
+	if (r != 0)
 		ward_warn("audit log: %s", ward_errmsg());
-	json_decref(o);
+	ward_buf_free(&b);
 	return r;
 }
 

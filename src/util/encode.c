@@ -1,4 +1,5 @@
-/* Hex and base64 (RFC 4648 §4, standard alphabet, with padding). */
+/* Hex and base64 (RFC 4648 §4, standard alphabet, with padding); JSON
+ * string literals. */
 #include <stdio.h>
 #include <string.h>
 
@@ -168,4 +169,106 @@ const char *
 ward_quotes(const char *s)
 {
 	return ward_quote(s, strlen(s));
+}
+
+/* The length of the valid UTF-8 sequence at p (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF) and its code point; 0 if
+ * p does not start one. */
+static size_t
+utf8_seq(const uint8_t *p, size_t n, uint32_t *cp)
+{
+	size_t len;
+	uint32_t c, min;
+
+	if (p[0] < 0xc2 || p[0] > 0xf4)
+		return 0;
+	if (p[0] < 0xe0) {
+		len = 2;
+		c = p[0] & 0x1fu;
+		min = 0x80;
+	} else if (p[0] < 0xf0) {
+		len = 3;
+		c = p[0] & 0x0fu;
+		min = 0x800;
+	} else {
+		len = 4;
+		c = p[0] & 0x07u;
+		min = 0x10000;
+	}
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		c = c << 6 | (p[i] & 0x3fu);
+	}
+	if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+		return 0;
+	*cp = c;
+	return len;
+}
+
+static int
+json_u(struct ward_buf *b, uint32_t u)
+{
+	char e[8];
+
+	snprintf(e, sizeof(e), "\\u%04x", (unsigned)u);
+	return ward_buf_append(b, e, 6);
+}
+
+int
+ward_json_str_n(struct ward_buf *b, const char *s, size_t n)
+{
+	const uint8_t *p = (const uint8_t *)s;
+	size_t i = 0, run;
+	uint32_t c;
+	int r;
+
+	if ((r = ward_buf_put_u8(b, '"')) != 0)
+		return r;
+	while (i < n) {
+		/* the longest run of bytes that go out as they are */
+		for (run = i; run < n && p[run] >= 0x20 && p[run] < 0x7f &&
+		     p[run] != '"' && p[run] != '\\';
+		     run++)
+			;
+		if (run > i && (r = ward_buf_append(b, p + i, run - i)) != 0)
+			return r;
+		if ((i = run) == n)
+			break;
+		if (p[i] == '"' || p[i] == '\\') {
+			const char e[2] = {'\\', (char)p[i]};
+
+			r = ward_buf_append(b, e, 2);
+			i++;
+		} else if (p[i] < 0x80) { /* a control character or DEL */
+			r = json_u(b, p[i]);
+			i++;
+		} else {
+			size_t len = utf8_seq(p + i, n - i, &c);
+
+			if (len == 0) {
+				r = json_u(b, 0xfffd);
+				i++;
+			} else if (c < 0x10000) {
+				r = json_u(b, c);
+				i += len;
+			} else {
+				c -= 0x10000;
+				if ((r = json_u(b, 0xd800 | c >> 10)) == 0)
+					r = json_u(b, 0xdc00 | (c & 0x3ff));
+				i += len;
+			}
+		}
+		if (r != 0)
+			return r;
+	}
+	return ward_buf_put_u8(b, '"');
+}
+
+int
+ward_json_str(struct ward_buf *b, const char *s)
+{
+	return ward_json_str_n(b, s, strlen(s));
 }

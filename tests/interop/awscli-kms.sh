@@ -628,6 +628,16 @@ if [ "$HTTP" = 200 ] && grep -q '"Keys"' midhdr.out; then ok "a 12 KB header: se
 	bad "a 12 KB header: HTTP $HTTP"
 fi
 
+# A claimed access key id that is not UTF-8: refused, and audited all the
+# same (checked with the log below; jansson refused such a string, and the
+# line used to be lost).
+REQS=$((REQS + 1))
+HTTP=$(curl -sS -o out.log -w '%{http_code}' --max-time 20 -H "$CT" -H "X-Amz-Target: TrentService.ListKeys" \
+	-H $'Authorization: AWS4-HMAC-SHA256 Credential=AKIA\xc3\xa9\xff/20260101/us-east-1/kms/aws4_request, SignedHeaders=host, Signature=00' \
+	-d '{}' "$EP" 2>curl.err)
+if [ "$HTTP" = 400 ]; then ok "an access key id that is not UTF-8: HTTP 400"; else bad "an access key id that is not UTF-8: HTTP $HTTP"; fi
+json "an access key id that is not UTF-8: a signature error" "j.__type==='IncompleteSignatureException'"
+
 # A slow client: half the headers, then 2 s of silence while another
 # request is served; then the rest, which is answered.
 if exec 3<>"/dev/tcp/127.0.0.1/$PORT"; then
@@ -720,6 +730,11 @@ if grep -q '"principal":"arn:aws:iam::'"$ACCT"':user/bob"' st/audit.log &&
 	ok "audit.log names principals and decisions"
 else
 	bad "audit.log lacks principal/decision fields"
+fi
+if grep -qF '"principal":"AKIA\u00e9\ufffd","key":null' st/audit.log; then
+	ok "audit.log records the request whose access key is not UTF-8 (\\u00e9\\ufffd)"
+else
+	bad "audit.log lacks the request whose access key is not UTF-8"
 fi
 leak=""
 for s in "$PT" "$PTB64" "$DK1" "$DK2" "$SK" "$BOB_SK" "$CAROL_SK" "$TMP_SK" "$TMP_TOK"; do

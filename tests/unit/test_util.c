@@ -1,6 +1,7 @@
-/* util: errors, hex/base64 (RFC 4648 §10 vectors), sizes, atomic writes,
+/* util: errors, hex/base64 (RFC 4648 §10 vectors), JSON strings, sizes, atomic writes,
  * fds, the log's sinks. */
 #include <errno.h>
+#include <jansson.h>
 #include <regex.h>
 #include <sched.h>
 #include <stdio.h>
@@ -337,6 +338,80 @@ test_log_syslog(void **state)
 	assert_int_equal(st, 0);
 }
 
+/* JSON string literals: known answers, and any bytes make JSON that
+ * jansson parses, in ASCII, back to the input where it was valid UTF-8. */
+static void
+test_json_str(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t n;
+		const char *out;
+	} vec[] = {
+	    {"", 0, "\"\""},
+	    {"plain ARN:aws/x", 15, "\"plain ARN:aws/x\""},
+	    {"a\"b\\c\n\x01\x7f", 8, "\"a\\\"b\\\\c\\u000a\\u0001\\u007f\""},
+	    {"nul\0x", 5, "\"nul\\u0000x\""},
+	    {"\xc3\xa9\xe2\x82\xac", 5, "\"\\u00e9\\u20ac\""},
+	    {"\xf0\x9f\x98\x80", 4, "\"\\ud83d\\ude00\""},
+	    {"\xf4\x8f\xbf\xbf", 4, "\"\\udbff\\udfff\""}, /* U+10FFFF */
+	    {"\xff", 1, "\"\\ufffd\""},
+	    {"\xc0\xaf", 2, "\"\\ufffd\\ufffd\""}, /* overlong '/' */
+	    {"\xe0\x80\xaf", 3, "\"\\ufffd\\ufffd\\ufffd\""}, /* overlong */
+	    {"\xed\xa0\x80", 3, "\"\\ufffd\\ufffd\\ufffd\""}, /* surrogate */
+	    {"\xf4\x90\x80\x80", 4,
+	        "\"\\ufffd\\ufffd\\ufffd\\ufffd\""}, /* above U+10FFFF */
+	    {"\xe2\x82", 2, "\"\\ufffd\\ufffd\""}, /* cut short */
+	    {"x\xe2\x82y", 4, "\"x\\ufffd\\ufffdy\""},
+	};
+	uint8_t raw[64];
+	char wrapped[1024];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(vec) / sizeof(vec[0]); i++) {
+		struct ward_buf b = {0};
+
+		ASSERT_OK(ward_json_str_n(&b, vec[i].in, vec[i].n));
+		if (b.len != strlen(vec[i].out) ||
+		    memcmp(b.p, vec[i].out, b.len) != 0)
+			fail_msg("case %zu: got %.*s, want %s", i, (int)b.len,
+			    (const char *)b.p, vec[i].out);
+		ward_buf_free(&b);
+	}
+	/* random bytes, biased towards UTF-8 lead and continuation bytes */
+	srand(7);
+	for (int t = 0; t < 20000; t++) {
+		size_t n = (size_t)(rand() % (int)sizeof(raw));
+		struct ward_buf b = {0};
+		json_error_t err;
+		json_t *j, *in;
+
+		for (size_t k = 0; k < n; k++) {
+			int c = rand() % 4;
+			raw[k] = (uint8_t)(c == 0 ? 0x80 + rand() % 64
+			        : c == 1          ? 0xc0 + rand() % 64
+			        : c == 2          ? rand() % 128
+			                          : rand() % 256);
+		}
+		ASSERT_OK(ward_json_str_n(&b, (const char *)raw, n));
+		for (size_t k = 0; k < b.len; k++)
+			if (b.p[k] < 0x20 || b.p[k] > 0x7e)
+				fail_msg("byte %#x in the output", b.p[k]);
+		snprintf(wrapped, sizeof(wrapped), "[%.*s]", (int)b.len,
+		    (const char *)b.p);
+		j = json_loads(wrapped, JSON_ALLOW_NUL, &err);
+		if (j == NULL)
+			fail_msg("jansson: %s: %s", err.text, wrapped);
+		/* where jansson takes the input as UTF-8 it must come back */
+		in = json_stringn((const char *)raw, n); /* NULL: not UTF-8 */
+		if (in != NULL)
+			assert_true(json_equal(in, json_array_get(j, 0)));
+		json_decref(in);
+		json_decref(j);
+		ward_buf_free(&b);
+	}
+}
+
 int
 main(void)
 {
@@ -344,6 +419,7 @@ main(void)
 	    cmocka_unit_test(test_errors),
 	    cmocka_unit_test(test_hex),
 	    cmocka_unit_test(test_base64),
+	    cmocka_unit_test(test_json_str),
 	    cmocka_unit_test(test_quote),
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_atomic),
