@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -310,8 +311,21 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	s = a->st;
 	if ((r = audit_key(s, a->key)) != 0 ||
 	    (r = kmsd_db_open(s, &a->db)) != 0 ||
-	    (r = open_log(dir, O_RDWR | O_APPEND | O_CREAT, &a->fd)) != 0 ||
-	    (r = anchor_read(a->db, &aseq, ahash)) != 0)
+	    (r = open_log(dir, O_RDWR | O_APPEND | O_CREAT, &a->fd)) != 0)
+		goto out;
+	/* One writer: a second server would fork the hash chain. The lock
+	 * goes with the process, so a killed server leaves none behind. */
+	if (flock(a->fd, LOCK_EX | LOCK_NB) != 0) {
+		r = errno == EWOULDBLOCK
+		    ? ward_errf(WARD_EEXIST,
+		          "%s/audit.log is held by another `ward kms serve`: "
+		          "one server per state directory",
+		          dir)
+		    : ward_errf(WARD_EIO, "%s/audit.log: flock: %s", dir,
+		          strerror(errno));
+		goto out;
+	}
+	if ((r = anchor_read(a->db, &aseq, ahash)) != 0)
 		goto out;
 	/* Refuse to extend a log that no longer verifies: appending would
 	 * hide the damage behind fresh, valid lines. */

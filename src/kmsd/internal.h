@@ -33,6 +33,7 @@ struct kmsd_state {
 	uint8_t root_key[KMSD_ROOT_KEY_LEN]; /* secret */
 	uint64_t serial; /* unique per open state in this process */
 	struct kmsd_gen *gen; /* DIR/generation, mapped (store.c) */
+	int gen_fd; /* its descriptor, holding a shared flock */
 };
 
 /* Open an existing state (root key loaded; database schema checked). */
@@ -94,9 +95,11 @@ int kmsd_key_get(sqlite3 *db, const char *id, struct kmsd_key *k);
  * while no commit has begun since the row was read (store.c explains). */
 int kmsd_key_get_cached(const struct kmsd_state *s, sqlite3 *db, const char *id,
     struct kmsd_key *k);
-/* Turn the caches back on after a writer died mid-commit; takes the
- * write lock briefly. */
-int kmsd_gen_even(struct kmsd_state *s, sqlite3 *db);
+/* Create DIR/generation if it is missing (init and serve only). */
+int kmsd_gen_create(const char *dir);
+/* Turn the caches back on after a writer died mid-commit, if no other
+ * process has the state open (warns either way). */
+void kmsd_gen_even(struct kmsd_state *s);
 /* A new key row; later changes go through kmsd_key_update. */
 int kmsd_key_insert(sqlite3 *db, const struct kmsd_key *k);
 int kmsd_key_delete(sqlite3 *db, const char *id);

@@ -723,19 +723,6 @@ out:
 	return r;
 }
 
-/* Key caches back on if a writer died mid-commit (store.c). */
-static int
-gen_even(struct kmsd_state *st)
-{
-	sqlite3 *db = NULL;
-	int r;
-
-	if ((r = kmsd_db_open(st, &db)) == 0)
-		r = kmsd_gen_even(st, db);
-	kmsd_db_close(db);
-	return r;
-}
-
 int
 ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 {
@@ -757,9 +744,12 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	if (pthread_key_create(&s.dbkey, db_close) != 0)
 		return ward_errf(WARD_EINTERNAL, "pthread_key_create failed");
 	json_set_alloc_funcs(malloc, cleansing_free);
-	if ((r = kmsd_state_open(o->dir, &s.st)) != 0 ||
-	    (r = gen_even(s.st)) != 0 ||
-	    (r = kmsd_audit_open(o->dir, &s.audit)) != 0 ||
+	if ((r = kmsd_gen_create(o->dir)) != 0 ||
+	    (r = kmsd_state_open(o->dir, &s.st)) != 0)
+		goto out;
+	/* before the audit log opens the state a second time */
+	kmsd_gen_even(s.st);
+	if ((r = kmsd_audit_open(o->dir, &s.audit)) != 0 ||
 	    (r = ward_attest_roots_new(true, &s.roots)) != 0)
 		goto out;
 	for (size_t i = 0; i < o->ntrust_roots; i++)

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -192,13 +193,22 @@ static void keys_release(void);
  * later one bumps begun first), so an entry is used only while no commit
  * has started since it was read. A writer that dies between the two
  * leaves begun != done: every cache stays off (slower, never stale) until
- * kmsd_gen_even, which `ward kms serve` runs at start under SQLite's
- * write lock. Connections from kmsd_db_open carry the hooks; the only
- * other connection, kmsd_init's, runs before any state is open.
+ * kmsd_gen_even evens them, which `ward kms serve` tries at start and does
+ * only when no other process has the state open (each holds a shared
+ * flock on the file while it does; holding the write lock would not be
+ * enough, as a commit is counted done after that lock is released).
+ * Connections from kmsd_db_open carry the hooks; the only other
+ * connection, kmsd_init's, runs before any state is open. Only init and
+ * serve create the file: a process that found it missing (deleted under
+ * a running server) and made a new one would count commits the server
+ * never sees.
  */
 struct kmsd_gen {
 	uint64_t begun, done;
 };
+/* The counters are shared between processes through the mapping. */
+_Static_assert(__atomic_always_lock_free(sizeof(uint64_t), 0),
+    "the generation counters need lock-free 64-bit atomics");
 /* The counters of the commit this thread's hook last began. */
 static __thread struct kmsd_gen *tl_pending;
 
@@ -257,12 +267,11 @@ gen_coherent(const struct kmsd_state *s, uint64_t *g)
 	return done == begun;
 }
 
-static int
-gen_map(struct kmsd_state *s)
+int
+kmsd_gen_create(const char *dir)
 {
-	char *path = path_join(s->dir, GEN_NAME);
+	char *path = path_join(dir, GEN_NAME);
 	struct stat sb;
-	void *m;
 	int fd = -1, r = 0;
 
 	if (path == NULL)
@@ -277,18 +286,10 @@ gen_map(struct kmsd_state *s)
 		r = ward_errf(WARD_EIO, "%s: not a regular file", path);
 		goto out;
 	}
+	/* extending only: a shorter file would fault its mappings */
 	if (sb.st_size < (off_t)sizeof(struct kmsd_gen) &&
-	    ftruncate(fd, sizeof(struct kmsd_gen)) != 0) {
+	    ftruncate(fd, sizeof(struct kmsd_gen)) != 0)
 		r = ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	m = mmap(NULL, sizeof(struct kmsd_gen), PROT_READ | PROT_WRITE,
-	    MAP_SHARED, fd, 0);
-	if (m == MAP_FAILED) {
-		r = ward_errf(WARD_EIO, "%s: mmap: %s", path, strerror(errno));
-		goto out;
-	}
-	s->gen = m;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -296,18 +297,77 @@ out:
 	return r;
 }
 
-int
-kmsd_gen_even(struct kmsd_state *s, sqlite3 *db)
+static int
+gen_map(struct kmsd_state *s)
+{
+	char *path = path_join(s->dir, GEN_NAME);
+	struct stat sb;
+	void *m;
+	int fd = -1, r = 0;
+
+	if (path == NULL)
+		return ward_enomem();
+	if ((fd = open(path, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0) {
+		r = errno == ENOENT
+		    ? ward_errf(WARD_EIO,
+		          "%s is missing (it counts commits for the key "
+		          "service's caches); `ward kms serve --state %s` "
+		          "makes it",
+		          path, s->dir)
+		    : ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (fstat(fd, &sb) != 0) {
+		r = ward_errf(WARD_EIO, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode) ||
+	    sb.st_size < (off_t)sizeof(struct kmsd_gen)) {
+		r = ward_errf(WARD_EIO, "%s: not a %zu-byte regular file", path,
+		    sizeof(struct kmsd_gen));
+		goto out;
+	}
+	/* held while the state is open: kmsd_gen_even checks for others */
+	while (flock(fd, LOCK_SH) != 0)
+		if (errno != EINTR) {
+			r = ward_errf(
+			    WARD_EIO, "%s: flock: %s", path, strerror(errno));
+			goto out;
+		}
+	m = mmap(NULL, sizeof(struct kmsd_gen), PROT_READ | PROT_WRITE,
+	    MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		r = ward_errf(WARD_EIO, "%s: mmap: %s", path, strerror(errno));
+		goto out;
+	}
+	s->gen = m;
+	s->gen_fd = fd;
+	fd = -1;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(path);
+	return r;
+}
+
+void
+kmsd_gen_even(struct kmsd_state *s)
 {
 	uint64_t begun, done;
-	int r;
+	bool alone = flock(s->gen_fd, LOCK_EX | LOCK_NB) == 0;
 
-	if ((r = kmsd_begin(db)) != 0)
-		return r;
-	/* No commit is under way: each holds the write lock we hold. */
 	begun = __atomic_load_n(&s->gen->begun, __ATOMIC_SEQ_CST);
 	done = __atomic_load_n(&s->gen->done, __ATOMIC_SEQ_CST);
-	if (begun != done) {
+	if (begun != done && !alone) {
+		ward_warn("%s/" GEN_NAME ": a writer stopped mid-commit "
+		          "(%llu begun, %llu done) and another ward process "
+		          "has the state open; key caches stay off until "
+		          "serve starts alone",
+		    s->dir, (unsigned long long)begun,
+		    (unsigned long long)done);
+	} else if (begun != done) {
+		/* No other process has the state open, so none is between
+		 * a commit and its count. */
 		ward_warn("%s/" GEN_NAME ": a writer stopped mid-commit "
 		          "(%llu begun, %llu done); key caches were off, and "
 		          "are on again",
@@ -315,8 +375,8 @@ kmsd_gen_even(struct kmsd_state *s, sqlite3 *db)
 		    (unsigned long long)done);
 		__atomic_store_n(&s->gen->done, begun, __ATOMIC_SEQ_CST);
 	}
-	kmsd_rollback(db);
-	return 0;
+	if (alone)
+		flock(s->gen_fd, LOCK_SH);
 }
 
 void
@@ -538,6 +598,7 @@ kmsd_state_open(const char *dir, struct kmsd_state **out)
 	if ((s = calloc(1, sizeof(*s))) == NULL)
 		return ward_enomem();
 	s->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
+	s->gen_fd = -1;
 	if ((s->dir = strdup(dir)) == NULL) {
 		r = ward_enomem();
 		goto out;
@@ -570,8 +631,12 @@ kmsd_state_close(struct kmsd_state *s)
 		return;
 	if (tl_root_serial == s->serial)
 		kmsd_store_thread_release();
+	if (tl_pending != NULL && tl_pending == s->gen)
+		gen_settle();
 	if (s->gen != NULL)
 		munmap(s->gen, sizeof(*s->gen));
+	if (s->gen_fd >= 0)
+		close(s->gen_fd);
 	ward_cleanse(s->root_key, sizeof(s->root_key));
 	free(s->dir);
 	free(s);
@@ -1201,7 +1266,8 @@ ward_kmsd_init(const char *dir, const char *region, json_t **out)
 	st = NULL;
 	kmsd_db_close(db);
 	db = NULL;
-	if ((r = kmsd_state_open(dir, &s)) != 0 ||
+	if ((r = kmsd_gen_create(dir)) != 0 ||
+	    (r = kmsd_state_open(dir, &s)) != 0 ||
 	    (r = kmsd_db_open(s, &db)) != 0)
 		goto out;
 	if ((r = kmsd_principal_create(s, db, NULL, "admin", false, out)) != 0)

@@ -694,6 +694,22 @@ done
 # (written in place: the server has the file mapped, and truncating it
 # under the mapping would fault the server)
 printf '\x09\0\0\0\0\0\0\0\x07\0\0\0\0\0\0\0' | dd of=st/generation conv=notrunc status=none
+# A second server on the same state: it must not even the counters (this
+# server has the state open and could be between a commit and its count),
+# and it is refused (two servers would fork the audit log's hash chain).
+"$WARD" kms serve --state st --listen 127.0.0.1:0 >serve-2nd.out 2>serve-2nd.err
+rc=$?
+if [ "$rc" -ne 0 ] && grep -q "held by another .ward kms serve." serve-2nd.err; then
+	ok "a second serve on the same state: refused (exit $rc)"
+else
+	bad "a second serve on the same state: exit $rc"
+	sed 's/^/      /' serve-2nd.err | head -5
+fi
+has "another ward process has the state open; key caches stay off" \
+	"the second server leaves the unfinished commit alone" serve-2nd.err
+read -r B3 D3 <<<"$(gen st/generation)"
+if [ "$B3 $D3" = "9 7" ]; then ok "generation left at 9 begun, 7 done"; else bad "generation changed to $B3 begun, $D3 done"; fi
+alive "the refused second server"
 run "disable-key with a writer dead mid-commit" kms disable-key --key-id "$K1"
 awserr "decrypt under the disabled key" DisabledException kms decrypt \
 	--ciphertext-blob fileb://ct1.bin --encryption-context purpose=test,tenant=acme
@@ -856,6 +872,15 @@ SPID2=""
 expect 0 "sqlite3 integrity_check" sqlite3 crash/kms.db 'PRAGMA integrity_check'
 has '^ok$' "the database is intact"
 expect 0 "audit verify after kill -9 and restart" "$WARD" kms audit verify --state crash
+# Without its generation file a state is refused by everything but init
+# and serve (a new file made by another command would count commits a
+# running server never sees).
+mv crash/generation crash/generation.saved
+expect 3 "add-principal on a state without its generation file" "$WARD" kms add-principal \
+	--state crash --account "$(jget crash.json j.AccountId)" --name nogen
+has "generation is missing" "the error names the missing file" err.log
+absent crash/generation "add-principal made none"
+mv crash/generation.saved crash/generation
 
 echo "runtime: $((SECONDS - START)) s, $REQS requests"
 finish awscli-kms
