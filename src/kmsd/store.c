@@ -108,17 +108,21 @@ kmsd_prepare(
 void
 kmsd_finish(sqlite3_stmt *st)
 {
-	gen_settle();
-	if (st == NULL)
-		return;
-	for (int i = 0; i < STMT_CACHE; i++)
-		if (stmts[i].st == st) {
+	if (st != NULL) {
+		int i;
+
+		for (i = 0; i < STMT_CACHE && stmts[i].st != st; i++)
+			;
+		if (i < STMT_CACHE) {
 			sqlite3_reset(st);
 			sqlite3_clear_bindings(st);
 			stmts[i].busy = false;
-			return;
+		} else {
+			sqlite3_finalize(st);
 		}
-	sqlite3_finalize(st);
+	}
+	/* after the reset, which may end an autocommit write */
+	gen_settle();
 }
 
 void
