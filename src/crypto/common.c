@@ -22,9 +22,9 @@ int(ward_crypto_err)(int code, const char *what)
 
 /*
  * The kernel's CSPRNG through getrandom(2): the generator OpenSSL seeds
- * from, without RAND_bytes' per-call locking and fork check (a quarter of
- * the key service's cost of a request id). RAND_bytes only where the
- * system call is missing or filtered.
+ * from, without RAND_bytes' per-call locking and fork check (3.7 us a
+ * call in the key service, against about 0.6 us). RAND_bytes only where
+ * the system call is missing or filtered.
  */
 int
 ward_random(uint8_t *p, size_t n)

@@ -25,7 +25,6 @@
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
-#include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,11 +63,12 @@ struct kmsd_audit {
 static void
 mac_hex(const uint8_t key[32], const void *p, size_t n, char out[65])
 {
-	uint8_t d[SHA256_DIGEST_LENGTH];
-	unsigned int dl = sizeof(d);
+	uint8_t d[WARD_SHA256_LEN];
 
-	if (HMAC(EVP_sha256(), key, 32, p, n, d, &dl) == NULL)
+	if (ward_hmac_sha256(key, 32, p, n, d) != 0) {
+		ward_errclear();
 		memset(d, 0, sizeof(d)); /* never verifies */
+	}
 	ward_hex_encode(d, sizeof(d), out);
 	ward_cleanse(d, sizeof(d));
 }
