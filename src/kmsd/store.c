@@ -958,9 +958,17 @@ kmsd_key_get_cached(
 	ward_errclear();
 	if ((r = kmsd_key_get(db, id, k)) != 0 || !coherent)
 		return r;
-	/* Keep a copy, in the oldest slot. */
+	/* Keep a copy: in the slot of an older read of this key, else in
+	 * the oldest slot. */
 	{
-		unsigned i = key_next++ % KEY_CACHE;
+		unsigned i;
+
+		for (i = 0; i < KEY_CACHE; i++)
+			if (keys[i].serial == s->serial &&
+			    strcmp(keys[i].k.id, id) == 0)
+				break;
+		if (i == KEY_CACHE)
+			i = key_next++ % KEY_CACHE;
 
 		kmsd_key_free(&keys[i].k);
 		memset(&keys[i], 0, sizeof(keys[i]));
