@@ -246,6 +246,9 @@ rfc3339_now(char out[64])
 	    tm.tm_sec, ts.tv_nsec / 1000000);
 }
 
+/* a string literal's bytes, its length counted by the compiler */
+#define APPEND_LIT(b, lit) ward_buf_append(b, lit, sizeof(lit) - 1)
+
 /* ,"name":"value" into the line being built; when v is NULL, nothing,
  * or null if null_ok (the members every line has) */
 static int
@@ -255,11 +258,11 @@ member_or(struct ward_buf *b, const char *name, const char *v, bool null_ok)
 
 	if (v == NULL && !null_ok)
 		return 0;
-	if ((r = ward_buf_append(b, ",\"", 2)) != 0 ||
+	if ((r = APPEND_LIT(b, ",\"")) != 0 ||
 	    (r = ward_buf_append(b, name, strlen(name))) != 0 ||
-	    (r = ward_buf_append(b, "\":", 2)) != 0)
+	    (r = APPEND_LIT(b, "\":")) != 0)
 		return r;
-	return v != NULL ? ward_json_str(b, v) : ward_buf_append(b, "null", 4);
+	return v != NULL ? ward_json_str(b, v) : APPEND_LIT(b, "null");
 }
 #define member(b, name, v) member_or(b, name, v, false)
 
@@ -301,10 +304,9 @@ audit(struct server *s, const struct kmsd_req *rq, const char *source,
 	             rq->source_why[0] != '\0' ? rq->source_why : NULL)) != 0))
 		goto out;
 	if (rq->module_id[0] != '\0' &&
-	    ((r = ward_buf_append(
-	          &b, ",\"attestation\":{\"module_id\":", 28)) != 0 ||
+	    ((r = APPEND_LIT(&b, ",\"attestation\":{\"module_id\":")) != 0 ||
 	        (r = ward_json_str(&b, rq->module_id)) != 0 ||
-	        (r = ward_buf_append(&b, ",\"pcr0\":", 8)) != 0 ||
+	        (r = APPEND_LIT(&b, ",\"pcr0\":")) != 0 ||
 	        (r = ward_json_str(&b, rq->pcr0)) != 0 ||
 	        (r = ward_buf_put_u8(&b, '}')) != 0))
 		goto out;
