@@ -3,7 +3,8 @@
  *
  *   kms_load (--connect HOST:PORT | --unix PATH) --connections N
  *       --duration SECONDS [--warmup SECONDS] [--threads T]
- *       [--timeout MS] [--expect TEXT] --request FILE [--request FILE ...]
+ *       [--timeout MS] [--expect TEXT] [--sched batch|normal]
+ *       --request FILE [--request FILE ...]
  *
  * Each FILE holds one complete raw HTTP/1.1 request (request line,
  * headers, CRLF, body) that is sent byte for byte. N keep-alive
@@ -33,6 +34,15 @@
  * everything that was not a success, and the first failed response is
  * copied to stderr.
  *
+ * The generator runs under SCHED_BATCH unless --sched normal is given.
+ * It shares the machine's cores with the server it measures; as a normal
+ * task it is woken by every response and, being the task that slept,
+ * preempts the server on that core at once, so that each response costs
+ * the server two context switches that a client on another machine would
+ * not cause. A SCHED_BATCH task is not given that wakeup preemption: it
+ * runs when the server yields the core, then takes every response that has
+ * arrived in one pass. The server's own scheduling is untouched.
+ *
  * Builds on its own: cc -O2 -Wall -Wextra -o kms_load kms_load.c -lpthread
  */
 #ifndef _GNU_SOURCE
@@ -46,6 +56,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -95,6 +106,7 @@ struct config {
 	double warmup;
 	uint64_t timeout_ns;
 	const char *expect; /* a 200's body must contain this, or NULL */
+	bool sched_batch; /* --sched batch (the default) */
 	size_t expect_len;
 	struct request req[MAX_REQUESTS];
 	size_t nreq;
@@ -785,12 +797,14 @@ static void __attribute__((noreturn)) usage(int code)
 	fprintf(code ? stderr : stdout,
 	    "usage: %s (--connect HOST:PORT | --unix PATH) --connections N\n"
 	    "          --duration SECONDS [--warmup SECONDS] [--threads T]\n"
-	    "          [--timeout MS] [--expect TEXT]\n"
+	    "          [--timeout MS] [--expect TEXT] [--sched batch|normal]\n"
 	    "          --request FILE [--request FILE ...]\n"
 	    "Each FILE is one raw HTTP/1.1 request, sent as is on keep-alive\n"
 	    "connections, one request in flight per connection. Prints one\n"
 	    "JSON line; only status 200 (with TEXT in the body, when given)\n"
-	    "counts as a success. The first failed response goes to stderr.\n",
+	    "counts as a success. The first failed response goes to stderr.\n"
+	    "--sched: this process's scheduling policy (default batch, so\n"
+	    "that it does not preempt the server it shares cores with).\n",
 	    progname);
 	exit(code);
 }
@@ -934,6 +948,7 @@ main(int argc, char **argv)
 	cfg.duration = 0;
 	cfg.warmup = 1;
 	cfg.timeout_ns = 2000000000ull;
+	cfg.sched_batch = true;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 
@@ -961,7 +976,14 @@ main(int argc, char **argv)
 			    (uint64_t)parse_num(a, v, 1, 3600000) * 1000000ull;
 		else if (strcmp(a, "--request") == 0 || strcmp(a, "-r") == 0)
 			load_request(v);
-		else if (strcmp(a, "--expect") == 0) {
+		else if (strcmp(a, "--sched") == 0) {
+			if (strcmp(v, "batch") == 0)
+				cfg.sched_batch = true;
+			else if (strcmp(v, "normal") == 0)
+				cfg.sched_batch = false;
+			else
+				die("--sched: '%s' is not batch or normal", v);
+		} else if (strcmp(a, "--expect") == 0) {
 			cfg.expect = v;
 			cfg.expect_len = strlen(v);
 		} else
@@ -978,6 +1000,14 @@ main(int argc, char **argv)
 	if (cfg.threads > cfg.connections)
 		cfg.threads = cfg.connections;
 
+	if (cfg.sched_batch) {
+		/* threads created below inherit it */
+		struct sched_param sp = {.sched_priority = 0};
+
+		if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0)
+			die("sched_setscheduler(SCHED_BATCH): %s",
+			    strerror(errno));
+	}
 	if ((w = calloc((size_t)cfg.threads, sizeof(*w))) == NULL)
 		die("out of memory");
 	cfg.t_start = now_ns();
@@ -1046,10 +1076,11 @@ main(int argc, char **argv)
 		for (int k = 0; k < NSTATUS; k++)
 			all += tot.status[k];
 		errors += all - tot.ok; /* mismatches included */
-		printf("{\"connections\":%d,\"threads\":%d,\"duration_s\":%.3f,"
-		       "\"requests\":%" PRIu64 ",\"ok\":%" PRIu64
+		printf("{\"connections\":%d,\"threads\":%d,\"sched\":\"%s\","
+		       "\"duration_s\":%.3f,\"requests\":%" PRIu64 ",\"ok\":%" PRIu64
 		       ",\"errors\":%" PRIu64 ",\"rps\":%.1f",
-		    cfg.connections, cfg.threads, window, all, tot.ok, errors,
+		    cfg.connections, cfg.threads,
+		    cfg.sched_batch ? "batch" : "normal", window, all, tot.ok, errors,
 		    (double)tot.ok / window);
 	}
 	{
