@@ -1077,11 +1077,12 @@ main(int argc, char **argv)
 			all += tot.status[k];
 		errors += all - tot.ok; /* mismatches included */
 		printf("{\"connections\":%d,\"threads\":%d,\"sched\":\"%s\","
-		       "\"duration_s\":%.3f,\"requests\":%" PRIu64 ",\"ok\":%" PRIu64
-		       ",\"errors\":%" PRIu64 ",\"rps\":%.1f",
+		       "\"duration_s\":%.3f,\"requests\":%" PRIu64
+		       ",\"ok\":%" PRIu64 ",\"errors\":%" PRIu64
+		       ",\"rps\":%.1f",
 		    cfg.connections, cfg.threads,
-		    cfg.sched_batch ? "batch" : "normal", window, all, tot.ok, errors,
-		    (double)tot.ok / window);
+		    cfg.sched_batch ? "batch" : "normal", window, all, tot.ok,
+		    errors, (double)tot.ok / window);
 	}
 	{
 		double mean = 0;
