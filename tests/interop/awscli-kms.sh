@@ -469,6 +469,16 @@ run "untag-resource" kms untag-resource --key-id "$K1" --tag-keys env
 awserr "tag-resource with an aws: key" TagException kms tag-resource --key-id "$K1" --tags TagKey=aws:x,TagValue=y
 run "list-resource-tags" kms list-resource-tags --key-id "$K1"
 json "tags: owner=ops, team=red (updated), env gone" "(t=>Object.keys(t).length===2 && t.owner==='ops' && t.team==='red')(Object.fromEntries(j.Tags.map(x=>[x.TagKey,x.TagValue])))"
+# Responses are written by ward's own JSON writer (ASCII, \u escapes):
+# quotes, backslashes, controls and characters beyond U+FFFF come back
+# as they went in.
+run "tag-resource with a non-ASCII value" kms tag-resource --key-id "$K1" \
+	--tags '[{"TagKey":"note","TagValue":"na\u00efve \u2603 \ud834\udd1e \"q\" \\ / \t"}]'
+run "list-resource-tags (non-ASCII)" kms list-resource-tags --key-id "$K1"
+json "tag note comes back unchanged" "j.Tags.find(x=>x.TagKey==='note').TagValue==='na\u00efve \u2603 \ud834\udd1e \"q\" \\\\ / \t'"
+rawjson "ListResourceTags by curl (non-ASCII)" TrentService.ListResourceTags "{\"KeyId\":\"$K1\"}" 200 ""
+if LC_ALL=C grep -q '[^ -~]' out.log; then bad "the response body is not all printable ASCII"; else ok "the response body is printable ASCII (\\u escapes)"; fi
+run "untag note" kms untag-resource --key-id "$K1" --tag-keys note
 
 # --- rotation --------------------------------------------------------------
 run "get-key-rotation-status (off)" kms get-key-rotation-status --key-id "$K1"
