@@ -8,6 +8,7 @@
 #include <openssl/hmac.h>
 #include <limits.h>
 #include <pthread.h>
+#include <string.h>
 
 #include "ward/crypto.h"
 #include "crypto_internal.h"
@@ -100,6 +101,84 @@ ward_hmac_sha256(const uint8_t *key, size_t key_len, const void *p, size_t n,
 	if (!ok)
 		return ward_crypto_err(WARD_ECRYPTO, "HMAC-SHA-256");
 	return 0;
+}
+
+/* Hash 64 bytes of key ^ pad into a new context. */
+static EVP_MD_CTX *
+pad_state(const uint8_t block[64], uint8_t pad)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	uint8_t b[64];
+	int ok;
+
+	for (size_t i = 0; i < sizeof(b); i++)
+		b[i] = block[i] ^ pad;
+	ok = c != NULL &&
+	    EVP_DigestInit_ex2(
+	        c, sha256_md != NULL ? sha256_md : EVP_sha256(), NULL) == 1 &&
+	    EVP_DigestUpdate(c, b, sizeof(b)) == 1;
+	ward_cleanse(b, sizeof(b));
+	if (!ok) {
+		EVP_MD_CTX_free(c);
+		return NULL;
+	}
+	return c;
+}
+
+int
+ward_hmac_sha256_key_init(
+    struct ward_hmac_sha256_key *k, const uint8_t *key, size_t key_len)
+{
+	uint8_t block[64] = {0};
+	int r = 0;
+
+	pthread_once(&fetch_once, fetch_all);
+	k->inner = k->outer = NULL;
+	/* RFC 2104 §2: a key longer than the block is hashed first */
+	if (key_len > sizeof(block)) {
+		if ((r = ward_sha256(key, key_len, block)) != 0)
+			return r;
+	} else if (key_len > 0) {
+		memcpy(block, key, key_len);
+	}
+	if ((k->inner = pad_state(block, 0x36)) == NULL ||
+	    (k->outer = pad_state(block, 0x5c)) == NULL) {
+		ward_hmac_sha256_key_free(k);
+		r = ward_crypto_err(WARD_ECRYPTO, "HMAC-SHA-256 key");
+	}
+	ward_cleanse(block, sizeof(block));
+	return r;
+}
+
+int
+ward_hmac_sha256_keyed(const struct ward_hmac_sha256_key *k, const void *p,
+    size_t n, uint8_t out[WARD_SHA256_LEN])
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	uint8_t in[WARD_SHA256_LEN];
+	unsigned len = 0, olen = 0;
+	int ok;
+
+	ok = c != NULL && k->inner != NULL && k->outer != NULL &&
+	    EVP_MD_CTX_copy_ex(c, k->inner) == 1 &&
+	    EVP_DigestUpdate(c, p, n) == 1 &&
+	    EVP_DigestFinal_ex(c, in, &len) == 1 && len == sizeof(in) &&
+	    EVP_MD_CTX_copy_ex(c, k->outer) == 1 &&
+	    EVP_DigestUpdate(c, in, sizeof(in)) == 1 &&
+	    EVP_DigestFinal_ex(c, out, &olen) == 1 && olen == WARD_SHA256_LEN;
+	ward_cleanse(in, sizeof(in));
+	EVP_MD_CTX_free(c); /* cleanses the state */
+	if (!ok)
+		return ward_crypto_err(WARD_ECRYPTO, "HMAC-SHA-256");
+	return 0;
+}
+
+void
+ward_hmac_sha256_key_free(struct ward_hmac_sha256_key *k)
+{
+	EVP_MD_CTX_free(k->inner);
+	EVP_MD_CTX_free(k->outer);
+	k->inner = k->outer = NULL;
 }
 
 int

@@ -697,42 +697,55 @@ static __thread struct {
 	size_t secret_len;
 	char date[9], region[SCOPE_PART_MAX + 1], service[SCOPE_PART_MAX + 1];
 	uint8_t key[32];
+	struct ward_hmac_sha256_key mac; /* keyed with key */
 } kcache;
 
 void
 ward_sigv4_thread_release(void)
 {
+	ward_hmac_sha256_key_free(&kcache.mac);
 	ward_cleanse(&kcache, sizeof(kcache));
 }
 
+/* *mac is set to the cache's pre-keyed HMAC of key when the key is (now)
+ * cached, NULL when it could not be. */
 static int
 signing_key_cached(const char *secret, size_t secret_len, const char *date,
-    const char *region, const char *service, uint8_t key[static 32])
+    const char *region, const char *service, uint8_t key[static 32],
+    const struct ward_hmac_sha256_key **mac)
 {
 	int r;
 
+	*mac = NULL;
 	if (kcache.valid && kcache.secret_len == secret_len &&
 	    ward_ct_memcmp(kcache.secret, secret, secret_len) == 0 &&
 	    strcmp(kcache.date, date) == 0 &&
 	    strcmp(kcache.region, region) == 0 &&
 	    strcmp(kcache.service, service) == 0) {
 		memcpy(key, kcache.key, 32);
+		*mac = &kcache.mac;
 		return 0;
 	}
 	if ((r = ward_sigv4_signing_key(
 	         secret, secret_len, date, region, service, key)) != 0)
 		return r;
-	if (secret_len <= sizeof(kcache.secret) &&
-	    strlen(region) < sizeof(kcache.region) &&
-	    strlen(service) < sizeof(kcache.service)) {
-		memcpy(kcache.secret, secret, secret_len);
-		kcache.secret_len = secret_len;
-		snprintf(kcache.date, sizeof(kcache.date), "%s", date);
-		snprintf(kcache.region, sizeof(kcache.region), "%s", region);
-		snprintf(kcache.service, sizeof(kcache.service), "%s", service);
-		memcpy(kcache.key, key, 32);
-		kcache.valid = true;
+	ward_sigv4_thread_release(); /* the old entry, zeroed */
+	if (secret_len > sizeof(kcache.secret) ||
+	    strlen(region) >= sizeof(kcache.region) ||
+	    strlen(service) >= sizeof(kcache.service))
+		return 0;
+	if (ward_hmac_sha256_key_init(&kcache.mac, key, 32) != 0) {
+		ward_errclear(); /* not cached: the caller keys its own HMAC */
+		return 0;
 	}
+	memcpy(kcache.secret, secret, secret_len);
+	kcache.secret_len = secret_len;
+	snprintf(kcache.date, sizeof(kcache.date), "%s", date);
+	snprintf(kcache.region, sizeof(kcache.region), "%s", region);
+	snprintf(kcache.service, sizeof(kcache.service), "%s", service);
+	memcpy(kcache.key, key, 32);
+	kcache.valid = true;
+	*mac = &kcache.mac;
 	return 0;
 }
 
@@ -750,6 +763,7 @@ signature(const char *secret, size_t secret_len, const char *amz,
 	struct ward_buf sts = {0};
 	char date[9], scope[9 + 2 * (SCOPE_PART_MAX + 1) + sizeof(TERMINATOR)];
 	uint8_t key[32], mac[32];
+	const struct ward_hmac_sha256_key *keyed = NULL;
 	int r;
 
 	memcpy(date, amz, 8);
@@ -758,10 +772,14 @@ signature(const char *secret, size_t secret_len, const char *amz,
 	    service);
 	if ((r = ward_sigv4_string_to_sign(amz, scope, creq, creq_len, &sts)) !=
 	        0 ||
-	    (r = (cache ? signing_key_cached : ward_sigv4_signing_key)(
-	         secret, secret_len, date, region, service, key)) != 0)
+	    (r = cache ? signing_key_cached(secret, secret_len, date, region,
+	                     service, key, &keyed)
+	               : ward_sigv4_signing_key(secret, secret_len, date,
+	                     region, service, key)) != 0)
 		goto out;
-	if ((r = hmac(key, sizeof(key), sts.p, sts.len, mac)) == 0)
+	if ((r = keyed != NULL
+	            ? ward_hmac_sha256_keyed(keyed, sts.p, sts.len, mac)
+	            : hmac(key, sizeof(key), sts.p, sts.len, mac)) == 0)
 		ward_hex_encode(mac, sizeof(mac), sig);
 out:
 	ward_cleanse(key, sizeof(key));

@@ -22,10 +22,6 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <fcntl.h>
-#include <openssl/core_names.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,7 +40,7 @@
 struct kmsd_audit {
 	pthread_mutex_t lock;
 	uint8_t key[32]; /* secret: the chain's HMAC key */
-	EVP_MAC_CTX *mac; /* keyed once; re-initialized per line */
+	struct ward_hmac_sha256_key mac; /* of key; unset: one-shot HMAC */
 	int fd;
 	struct kmsd_state *st; /* open while db is: its hooks use st->gen */
 	sqlite3 *db; /* for the anchor */
@@ -73,41 +69,22 @@ mac_hex(const uint8_t key[32], const void *p, size_t n, char out[65])
 	ward_cleanse(d, sizeof(d));
 }
 
-/* The same, with a context keyed once (OpenSSL 3 fetches and keys HMAC
+/* The same, with the key's HMAC states computed once (OpenSSL 3 keys HMAC
  * anew on every one-shot call; under the append lock that cost is
  * serial). Falls back to the one-shot on any failure. */
 static void
-mac_hex_ctx(EVP_MAC_CTX *ctx, const uint8_t key[32], const void *p, size_t n,
-    char out[65])
+mac_hex_keyed(const struct ward_hmac_sha256_key *mac, const uint8_t key[32],
+    const void *p, size_t n, char out[65])
 {
-	uint8_t d[32];
-	size_t dl = 0;
+	uint8_t d[WARD_SHA256_LEN];
 
-	if (ctx == NULL || EVP_MAC_init(ctx, NULL, 0, NULL) != 1 ||
-	    EVP_MAC_update(ctx, p, n) != 1 ||
-	    EVP_MAC_final(ctx, d, &dl, sizeof(d)) != 1 || dl != sizeof(d)) {
+	if (ward_hmac_sha256_keyed(mac, p, n, d) != 0) {
+		ward_errclear();
 		mac_hex(key, p, n, out);
 		return;
 	}
 	ward_hex_encode(d, sizeof(d), out);
 	ward_cleanse(d, sizeof(d));
-}
-
-static EVP_MAC_CTX *
-mac_new(const uint8_t key[32])
-{
-	EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-	EVP_MAC_CTX *ctx = m != NULL ? EVP_MAC_CTX_new(m) : NULL;
-	OSSL_PARAM params[2] = {
-	    OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-	    OSSL_PARAM_construct_end()};
-
-	EVP_MAC_free(m);
-	if (ctx != NULL && EVP_MAC_init(ctx, key, 32, params) != 1) {
-		EVP_MAC_CTX_free(ctx);
-		ctx = NULL;
-	}
-	return ctx;
 }
 
 static int
@@ -345,7 +322,8 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 		goto out;
 	}
 	a->anchored = aseq;
-	a->mac = mac_new(a->key); /* NULL: the one-shot HMAC is used */
+	if (ward_hmac_sha256_key_init(&a->mac, a->key, sizeof(a->key)) != 0)
+		ward_errclear(); /* mac_hex_keyed falls back to the one-shot */
 	*out = a;
 	a = NULL;
 out:
@@ -379,7 +357,7 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 		n += fn - 2;
 	}
 	n += (size_t)snprintf(text + n, cap - n, ",\"prev\":\"%s\"}", a->hash);
-	mac_hex_ctx(a->mac, a->key, text, n, h);
+	mac_hex_keyed(&a->mac, a->key, text, n, h);
 	/* Replace the closing brace with the hash member. */
 	n--;
 	memcpy(text + n, HASH_TAIL, strlen(HASH_TAIL));
@@ -420,7 +398,7 @@ kmsd_audit_close(struct kmsd_audit *a)
 	kmsd_db_close(a->db);
 	kmsd_state_close(a->st);
 	ward_cleanse(a->key, sizeof(a->key));
-	EVP_MAC_CTX_free(a->mac);
+	ward_hmac_sha256_key_free(&a->mac);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }

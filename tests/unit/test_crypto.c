@@ -214,12 +214,71 @@ test_sha256_hmac(void **state)
 	    "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54");
 }
 
+/* The pre-keyed HMAC: RFC 4231 cases 1, 2 and 6 (a 20-byte key, a 4-byte
+ * one, one longer than the block), each used twice (the saved states are
+ * not changed by a call), a 64-byte key (exactly a block: not hashed),
+ * and the empty message; a freed key refuses to compute. */
+static void
+test_hmac_keyed(void **state)
+{
+	static const struct {
+		size_t klen;
+		uint8_t kbyte; /* the key: klen copies, or "Jefe" when 0 */
+		const char *msg, *hex;
+	} cases[] = {
+	    {20, 0x0b, "Hi There",
+	        "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7"},
+	    {0, 0, "what do ya want for nothing?",
+	        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"},
+	    {131, 0xaa,
+	        "Test Using Larger Than Block-Size Key - Hash Key First",
+	        "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54"},
+	};
+	struct ward_hmac_sha256_key k = {0};
+	uint8_t key[131], out[WARD_SHA256_LEN], ref[WARD_SHA256_LEN];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const uint8_t *kp = key;
+		size_t kl = cases[i].klen;
+
+		memset(key, cases[i].kbyte, sizeof(key));
+		if (kl == 0) {
+			kp = (const uint8_t *)"Jefe";
+			kl = 4;
+		}
+		ASSERT_OK(ward_hmac_sha256_key_init(&k, kp, kl));
+		for (int j = 0; j < 2; j++) {
+			memset(out, 0, sizeof(out));
+			ASSERT_OK(ward_hmac_sha256_keyed(
+			    &k, cases[i].msg, strlen(cases[i].msg), out));
+			same_hex(out, cases[i].hex);
+		}
+		ward_hmac_sha256_key_free(&k);
+	}
+	/* a block-sized key, and an empty message, against the one-shot */
+	for (size_t i = 0; i < 64; i++)
+		key[i] = (uint8_t)(i * 7 + 1);
+	ASSERT_OK(ward_hmac_sha256_key_init(&k, key, 64));
+	ASSERT_OK(ward_hmac_sha256_keyed(&k, "m", 1, out));
+	ASSERT_OK(ward_hmac_sha256(key, 64, "m", 1, ref));
+	assert_memory_equal(out, ref, sizeof(out));
+	ASSERT_OK(ward_hmac_sha256_keyed(&k, "", 0, out));
+	ASSERT_OK(ward_hmac_sha256(key, 64, "", 0, ref));
+	assert_memory_equal(out, ref, sizeof(out));
+	ward_hmac_sha256_key_free(&k);
+	ward_hmac_sha256_key_free(&k); /* twice is harmless */
+	assert_int_not_equal(ward_hmac_sha256_keyed(&k, "m", 1, out), 0);
+	ward_errclear();
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_random),
 	    cmocka_unit_test(test_sha256_hmac),
+	    cmocka_unit_test(test_hmac_keyed),
 	    cmocka_unit_test(test_hkdf_rfc5869),
 	    cmocka_unit_test(test_gcm_kat_and_tamper),
 	    cmocka_unit_test(test_ecdsa),
