@@ -377,6 +377,43 @@ test_primitives(void **state)
 	assert_string_equal(amz, "19700101T000000Z");
 	ward_sigv4_amz_date(KMS_T, amz);
 	assert_string_equal(amz, "20261122T060559Z");
+	/* formatted by hand: the same as gmtime_r over leap
+	 * days, century years, before 1970, and the ends of the range */
+	{
+		static const time_t edges[] = {-1, -86400, -86401,
+		    951782400 /* 2000-02-29 */, 4107542400 /* 2100-03-01 */,
+		    -2208988800 /* 1900-01-01 */, -62167219200 /* 0000-01-01 */,
+		    253402300799 /* 9999-12-31T23:59:59 */};
+		char want[64];
+		struct tm tm;
+		uint64_t x = 0x9e3779b97f4a7c15ull;
+
+		for (int i = 0; i < 20000 + 8; i++) {
+			time_t t;
+
+			if (i < 8) {
+				t = edges[i];
+			} else {
+				x ^= x << 13;
+				x ^= x >> 7;
+				x ^= x << 17;
+				/* years 0000 to 9999 */
+				t = (time_t)(x % 315537897600ull) - 62167219200;
+			}
+			assert_non_null(gmtime_r(&t, &tm));
+			/* (strftime's %Y has no leading zeros) */
+			snprintf(want, sizeof(want),
+			    "%04d%02d%02dT%02d%02d%02dZ", tm.tm_year + 1900,
+			    tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+			    tm.tm_sec);
+			ward_sigv4_amz_date(t, amz);
+			assert_string_equal(amz, want);
+		}
+		ward_sigv4_amz_date(253402300800, amz); /* year 10000 */
+		assert_string_equal(amz, "00000000T000000Z");
+		ward_sigv4_amz_date(-62167219201, amz); /* year -1 */
+		assert_string_equal(amz, "00000000T000000Z");
+	}
 	/* kSigning of post-vanilla (§2.2) */
 	ASSERT_OK(ward_sigv4_signing_key(SUITE_SECRET, strlen(SUITE_SECRET),
 	    "20150830", "us-east-1", "service", key));
