@@ -80,6 +80,31 @@ test_base64(void **state)
 	ASSERT_ERR(ward_b64_decode("Zg==Zg==", 8, dec, sizeof(dec), &n),
 	    WARD_EFORMAT); /* padding in the middle */
 	ASSERT_ERR(ward_b64_decode("Zm9vYmFy", 8, dec, 5, &n), WARD_ELIMIT);
+	/* every byte value in the last place of "AAA?": accepted exactly
+	 * when it is in the alphabet (or padding), and decoded to its
+	 * index */
+	for (int c = 0; c < 256; c++) {
+		static const char abc[] =
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+		const char *at = c != 0 ? memchr(abc, c, 64) : NULL;
+		char in[4] = {'A', 'A', 'A', (char)c};
+		int r = ward_b64_decode(in, 4, dec, sizeof(dec), &n);
+
+		if (c == '=') { /* padding */
+			assert_int_equal(r, 0);
+			assert_int_equal(n, 2);
+			continue;
+		}
+		if (at == NULL) {
+			assert_int_not_equal(r, 0);
+			ward_errclear();
+			continue;
+		}
+		assert_int_equal(r, 0);
+		assert_int_equal(n, 3);
+		assert_int_equal(dec[2], at - abc);
+	}
 }
 
 static void
