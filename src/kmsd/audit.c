@@ -348,15 +348,30 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	if ((text = malloc(cap)) == NULL)
 		return ward_enomem();
 	pthread_mutex_lock(&a->lock);
-	snprintf(seq, sizeof(seq), "{\"seq\":%" PRIu64, a->seq + 1);
-	n = strlen(seq);
-	memcpy(text, seq, n);
+	/* by hand, not snprintf: all of this is under the lock */
+	memcpy(text, "{\"seq\":", 7);
+	n = 7;
+	{
+		uint64_t v = a->seq + 1;
+		size_t d = 0;
+
+		do
+			seq[d++] = (char)('0' + v % 10);
+		while ((v /= 10) != 0);
+		while (d > 0)
+			text[n++] = seq[--d];
+	}
 	if (fn > 2) {
 		text[n++] = ',';
 		memcpy(text + n, fields + 1, fn - 2);
 		n += fn - 2;
 	}
-	n += (size_t)snprintf(text + n, cap - n, ",\"prev\":\"%s\"}", a->hash);
+	memcpy(text + n, ",\"prev\":\"", 9);
+	n += 9;
+	memcpy(text + n, a->hash, 64);
+	n += 64;
+	memcpy(text + n, "\"}", 2);
+	n += 2;
 	mac_hex_keyed(&a->mac, a->key, text, n, h);
 	/* Replace the closing brace with the hash member. */
 	n--;
