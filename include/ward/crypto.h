@@ -67,6 +67,13 @@ struct ward_gcm {
 	struct evp_cipher_ctx_st *dec;
 };
 int ward_gcm_init(struct ward_gcm *g, const uint8_t *key, size_t key_len);
+/* The same for one direction only, when a context only seals or only
+ * opens (half the set-up: each direction has its own key schedule and
+ * GHASH table). The other call then fails with WARD_EINTERNAL. */
+#define WARD_GCM_SEAL 1
+#define WARD_GCM_OPEN 2
+int ward_gcm_init_dir(
+    struct ward_gcm *g, const uint8_t *key, size_t key_len, int dirs);
 void ward_gcm_free(struct ward_gcm *g);
 int ward_gcm_seal(struct ward_gcm *g, const uint8_t iv[WARD_GCM_IV_LEN],
     const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t n,

@@ -30,24 +30,38 @@ gcm_cipher(size_t key_len)
 }
 
 int
-ward_gcm_init(struct ward_gcm *g, const uint8_t *key, size_t key_len)
+ward_gcm_init_dir(
+    struct ward_gcm *g, const uint8_t *key, size_t key_len, int dirs)
 {
 	const EVP_CIPHER *c = gcm_cipher(key_len);
 
 	g->enc = g->dec = NULL;
 	if (c == NULL)
 		return ward_errf(WARD_EINTERNAL, "AES key length %zu", key_len);
-	if ((g->enc = EVP_CIPHER_CTX_new()) == NULL ||
-	    (g->dec = EVP_CIPHER_CTX_new()) == NULL) {
+	if (dirs == 0 || (dirs & ~(WARD_GCM_SEAL | WARD_GCM_OPEN)) != 0)
+		return ward_errf(WARD_EINTERNAL, "AES-GCM directions %d", dirs);
+	if (((dirs & WARD_GCM_SEAL) &&
+	        (g->enc = EVP_CIPHER_CTX_new()) == NULL) ||
+	    ((dirs & WARD_GCM_OPEN) &&
+	        (g->dec = EVP_CIPHER_CTX_new()) == NULL)) {
 		ward_gcm_free(g);
 		return ward_enomem();
 	}
-	if (EVP_EncryptInit_ex(g->enc, c, NULL, key, NULL) != 1 ||
-	    EVP_DecryptInit_ex(g->dec, c, NULL, key, NULL) != 1) {
+	if ((g->enc != NULL &&
+	        EVP_EncryptInit_ex(g->enc, c, NULL, key, NULL) != 1) ||
+	    (g->dec != NULL &&
+	        EVP_DecryptInit_ex(g->dec, c, NULL, key, NULL) != 1)) {
 		ward_gcm_free(g);
 		return ward_crypto_err(WARD_ECRYPTO, "AES-GCM key set-up");
 	}
 	return 0;
+}
+
+int
+ward_gcm_init(struct ward_gcm *g, const uint8_t *key, size_t key_len)
+{
+	return ward_gcm_init_dir(
+	    g, key, key_len, WARD_GCM_SEAL | WARD_GCM_OPEN);
 }
 
 void
@@ -70,6 +84,9 @@ ward_gcm_seal(struct ward_gcm *g, const uint8_t iv[WARD_GCM_IV_LEN],
 	uint8_t dummy[1];
 	int len;
 
+	if (g->enc == NULL)
+		return ward_errf(
+		    WARD_EINTERNAL, "AES-GCM context not set up to seal");
 	if (out == NULL)
 		out = dummy; /* n == 0: GCM final writes nothing */
 	if (EVP_EncryptInit_ex(g->enc, NULL, NULL, NULL, iv) != 1)
@@ -102,6 +119,9 @@ ward_gcm_open(struct ward_gcm *g, const uint8_t iv[WARD_GCM_IV_LEN],
 	size_t total = n;
 	int len;
 
+	if (g->dec == NULL)
+		return ward_errf(
+		    WARD_EINTERNAL, "AES-GCM context not set up to open");
 	if (out == NULL)
 		out = dummy; /* n == 0: GCM final writes nothing */
 	start = out;

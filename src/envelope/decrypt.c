@@ -324,7 +324,8 @@ authenticate_header(struct ward_dec *d)
 		    "key commitment mismatch: the message header was modified, or its data key was replaced");
 		goto out;
 	}
-	if ((r = ward_gcm_init(&d->gcm, content_key, h->suite->key_len)) != 0)
+	if ((r = ward_gcm_init_dir(
+	         &d->gcm, content_key, h->suite->key_len, WARD_GCM_OPEN)) != 0)
 		goto out;
 	d->have_gcm = true;
 

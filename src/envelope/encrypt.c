@@ -139,7 +139,8 @@ build_header(struct ward_enc *e, const struct ward_enc_params *p,
 	if ((r = ward_random(e->message_id, sizeof(e->message_id))) != 0 ||
 	    (r = ward_derive_keys(e->suite, m.data_key, e->message_id, 32,
 	         content_key, h.suite_data)) != 0 ||
-	    (r = ward_gcm_init(&e->gcm, content_key, e->suite->key_len)) != 0)
+	    (r = ward_gcm_init_dir(
+	         &e->gcm, content_key, e->suite->key_len, WARD_GCM_SEAL)) != 0)
 		goto out;
 
 	h.version = 2;

@@ -94,7 +94,7 @@ kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
 	ward_store32(h + 19, version);
 	if ((r = ward_random(h + 23, WARD_GCM_IV_LEN)) != 0 ||
 	    (r = aad_build(h, ec, &aad)) != 0 ||
-	    (r = ward_gcm_init(&g, key, 32)) != 0)
+	    (r = ward_gcm_init_dir(&g, key, 32, WARD_GCM_SEAL)) != 0)
 		goto out;
 	r = ward_gcm_seal(&g, h + 23, aad.p, aad.len, pt, n, h + KMSD_BLOB_HDR,
 	    h + KMSD_BLOB_HDR + n);
@@ -135,7 +135,7 @@ kmsd_blob_open(const uint8_t *p, size_t n, const uint8_t key[32],
 	m = n - KMSD_BLOB_OVERHEAD;
 	if ((r = ward_buf_reserve(out, m + 1)) != 0 ||
 	    (r = aad_build(p, ec, &aad)) != 0 ||
-	    (r = ward_gcm_init(&g, key, 32)) != 0)
+	    (r = ward_gcm_init_dir(&g, key, 32, WARD_GCM_OPEN)) != 0)
 		goto out;
 	if ((r = ward_gcm_open(&g, p + 23, aad.p, aad.len, p + KMSD_BLOB_HDR, m,
 	         p + n - WARD_GCM_TAG_LEN, out->p)) != 0)

@@ -66,6 +66,26 @@ test_gcm_kat_and_tamper(void **state)
 	    ward_gcm_open(&g, iv, (const uint8_t *)"x", 1, ct, 16, tag, back),
 	    WARD_EAUTH);
 	ward_gcm_free(&g);
+
+	/* one direction only: the same answers, and the other refuses */
+	ASSERT_OK(ward_gcm_init_dir(&g, key, 32, WARD_GCM_SEAL));
+	memset(ct, 0, sizeof(ct));
+	ASSERT_OK(ward_gcm_seal(&g, iv, NULL, 0, pt, 16, ct, tag));
+	unhex("cea7403d4d606b6e074ec5d3baf39d18", want, &n);
+	assert_memory_equal(ct, want, 16);
+	ASSERT_ERR(
+	    ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back), WARD_EINTERNAL);
+	ward_gcm_free(&g);
+	ASSERT_OK(ward_gcm_init_dir(&g, key, 32, WARD_GCM_OPEN));
+	memset(back, 0xff, sizeof(back));
+	ASSERT_OK(ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back));
+	assert_memory_equal(back, pt, 16);
+	ASSERT_ERR(
+	    ward_gcm_seal(&g, iv, NULL, 0, pt, 16, ct, tag), WARD_EINTERNAL);
+	ward_gcm_free(&g);
+	ASSERT_ERR(ward_gcm_init_dir(&g, key, 32, 0), WARD_EINTERNAL);
+	ASSERT_ERR(ward_gcm_init_dir(&g, key, 32, 4), WARD_EINTERNAL);
+	ward_gcm_free(&g); /* NULLs from the refused set-up */
 }
 
 static void
