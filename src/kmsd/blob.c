@@ -75,13 +75,12 @@ aad_build(const uint8_t *hdr, const struct ward_ec *ec, struct ward_buf *aad)
 }
 
 int
-kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
+kmsd_blob_seal(const char *key_id, uint32_t version, struct ward_gcm *g,
     const struct ward_ec *ec, const uint8_t *pt, size_t n, struct ward_buf *out)
 {
 	int r;
 	uint8_t *h;
 	struct ward_buf aad = {0};
-	struct ward_gcm g = {0};
 
 	out->len = 0;
 	if ((r = ward_buf_reserve(out, KMSD_BLOB_OVERHEAD + n)) != 0)
@@ -93,15 +92,13 @@ kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
 		    WARD_EINTERNAL, "key id %s is not a UUID", key_id);
 	ward_store32(h + 19, version);
 	if ((r = ward_random(h + 23, WARD_GCM_IV_LEN)) != 0 ||
-	    (r = aad_build(h, ec, &aad)) != 0 ||
-	    (r = ward_gcm_init_dir(&g, key, 32, WARD_GCM_SEAL)) != 0)
+	    (r = aad_build(h, ec, &aad)) != 0)
 		goto out;
-	r = ward_gcm_seal(&g, h + 23, aad.p, aad.len, pt, n, h + KMSD_BLOB_HDR,
+	r = ward_gcm_seal(g, h + 23, aad.p, aad.len, pt, n, h + KMSD_BLOB_HDR,
 	    h + KMSD_BLOB_HDR + n);
 	if (r == 0)
 		out->len = KMSD_BLOB_OVERHEAD + n;
 out:
-	ward_gcm_free(&g);
 	ward_buf_free(&aad);
 	return r;
 }
@@ -119,13 +116,12 @@ kmsd_blob_peek(const uint8_t *p, size_t n, char key_id[KMSD_KEY_ID_LEN + 1],
 }
 
 int
-kmsd_blob_open(const uint8_t *p, size_t n, const uint8_t key[32],
+kmsd_blob_open(const uint8_t *p, size_t n, struct ward_gcm *g,
     const struct ward_ec *ec, struct ward_buf *out)
 {
 	int r;
 	size_t m;
 	struct ward_buf aad = {0};
-	struct ward_gcm g = {0};
 
 	out->len = 0;
 	out->secret = true;
@@ -134,15 +130,13 @@ kmsd_blob_open(const uint8_t *p, size_t n, const uint8_t key[32],
 		    WARD_EFORMAT, "not a ward KMS ciphertext blob");
 	m = n - KMSD_BLOB_OVERHEAD;
 	if ((r = ward_buf_reserve(out, m + 1)) != 0 ||
-	    (r = aad_build(p, ec, &aad)) != 0 ||
-	    (r = ward_gcm_init_dir(&g, key, 32, WARD_GCM_OPEN)) != 0)
+	    (r = aad_build(p, ec, &aad)) != 0)
 		goto out;
-	if ((r = ward_gcm_open(&g, p + 23, aad.p, aad.len, p + KMSD_BLOB_HDR, m,
+	if ((r = ward_gcm_open(g, p + 23, aad.p, aad.len, p + KMSD_BLOB_HDR, m,
 	         p + n - WARD_GCM_TAG_LEN, out->p)) != 0)
 		goto out;
 	out->len = m;
 out:
-	ward_gcm_free(&g);
 	ward_buf_free(&aad);
 	return r;
 }

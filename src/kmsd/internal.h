@@ -118,9 +118,12 @@ enum kmsd_key_set {
 };
 int kmsd_key_update(sqlite3 *db, const struct kmsd_key *k,
     enum kmsd_key_set what, uint32_t old_version, bool *changed);
-/* Material of version v, unwrapped into out (secret). */
-int kmsd_material_get(struct kmsd_state *s, sqlite3 *db, const char *id,
-    uint32_t v, uint8_t out[32]);
+/* An AES-256-GCM context under the material of version v, for dir
+ * (WARD_GCM_SEAL or WARD_GCM_OPEN): the thread's own, cached with the
+ * unwrapped material; valid until this thread's next call. -WARD_EKEY
+ * when the key has no such version. */
+int kmsd_material_gcm(struct kmsd_state *s, sqlite3 *db, const char *id,
+    uint32_t v, int dir, struct ward_gcm **g);
 int kmsd_material_add(
     struct kmsd_state *s, sqlite3 *db, const char *id, uint32_t v);
 
@@ -138,13 +141,13 @@ void kmsd_rollback(sqlite3 *db);
  */
 #define KMSD_BLOB_HDR 35
 #define KMSD_BLOB_OVERHEAD (KMSD_BLOB_HDR + 16)
-int kmsd_blob_seal(const char *key_id, uint32_t version, const uint8_t key[32],
+int kmsd_blob_seal(const char *key_id, uint32_t version, struct ward_gcm *g,
     const struct ward_ec *ec, const uint8_t *pt, size_t n,
     struct ward_buf *out);
 /* Parse the header only: the key id and material version. */
 int kmsd_blob_peek(const uint8_t *p, size_t n, char key_id[KMSD_KEY_ID_LEN + 1],
     uint32_t *version);
-int kmsd_blob_open(const uint8_t *p, size_t n, const uint8_t key[32],
+int kmsd_blob_open(const uint8_t *p, size_t n, struct ward_gcm *g,
     const struct ward_ec *ec, struct ward_buf *out);
 int kmsd_uuid_to_bytes(const char *id, uint8_t out[16]);
 void kmsd_uuid_from_bytes(const uint8_t in[16], char out[KMSD_KEY_ID_LEN + 1]);

@@ -1476,25 +1476,20 @@ static int
 seal_under(struct kmsd_req *rq, struct kmsd_key *k, const struct ward_ec *ec,
     const uint8_t *pt, size_t n, const char *member)
 {
-	uint8_t key[32];
+	struct ward_gcm *g;
 	struct ward_buf blob = {0};
 	int r;
 
 	if ((r = rotate(rq, k, false)) != 0)
 		return r;
-	if ((r = kmsd_material_get(rq->st, rq->db, k->id, k->version, key)) !=
-	    0) {
-		r = internal(rq, r);
-		goto out;
-	}
-	if ((r = kmsd_blob_seal(k->id, k->version, key, ec, pt, n, &blob)) !=
-	    0) {
+	if ((r = kmsd_material_gcm(
+	         rq->st, rq->db, k->id, k->version, WARD_GCM_SEAL, &g)) != 0 ||
+	    (r = kmsd_blob_seal(k->id, k->version, g, ec, pt, n, &blob)) != 0) {
 		r = internal(rq, r);
 		goto out;
 	}
 	r = out_set(rq, member, b64_json(blob.p, blob.len));
 out:
-	ward_cleanse(key, sizeof(key));
 	ward_buf_free(&blob);
 	return r;
 }
@@ -1544,7 +1539,7 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 	struct ward_buf blob = {0};
 	char id[KMSD_KEY_ID_LEN + 1];
 	uint32_t version;
-	uint8_t key[32];
+	struct ward_gcm *g;
 	const char *named;
 	struct kmsd_key want;
 	int r;
@@ -1590,8 +1585,8 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 	if ((r = check_state(rq, k, USE_CRYPTO)) != 0 ||
 	    (r = authorize(rq, k, action, ec, a, grant_op)) != 0)
 		goto out;
-	if ((r = kmsd_material_get(rq->st, rq->db, id, version, key)) ==
-	    -WARD_EKEY) {
+	if ((r = kmsd_material_gcm(rq->st, rq->db, id, version, WARD_GCM_OPEN,
+	         &g)) == -WARD_EKEY) {
 		r = FAIL(rq, WARD_EKEY, "InvalidCiphertextException",
 		    "The ciphertext names key material this key never had");
 		goto out;
@@ -1600,7 +1595,7 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 		r = internal(rq, r);
 		goto out;
 	}
-	if (kmsd_blob_open(blob.p, blob.len, key, ec, pt) != 0) {
+	if (kmsd_blob_open(blob.p, blob.len, g, ec, pt) != 0) {
 		ward_errclear();
 		r = FAIL(rq, WARD_EKEY, "InvalidCiphertextException",
 		    "The ciphertext is corrupted or its encryption context "
@@ -1608,7 +1603,6 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 		goto out;
 	}
 out:
-	ward_cleanse(key, sizeof(key));
 	ward_buf_free(&blob);
 	kmsd_key_free(&want);
 	if (r != 0)
