@@ -74,7 +74,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct kmsd_req rq;
-	json_error_t e;
+	char jerr[160];
 	int r;
 
 	if (st == NULL)
@@ -87,8 +87,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rq.roots = roots;
 	rq.caller = admin;
 	rq.op = ops[data[0] % (sizeof(ops) / sizeof(ops[0]))];
-	rq.in = json_loadb(
-	    (const char *)data + 1, size - 1, JSON_REJECT_DUPLICATES, &e);
+	rq.in = kmsd_json_parse(
+	    (const char *)data + 1, size - 1, jerr, sizeof(jerr));
 	if (rq.in == NULL || !json_is_object(rq.in)) {
 		json_decref(rq.in);
 		return 0;

@@ -132,6 +132,15 @@ int kmsd_commit(sqlite3 *db);
 void kmsd_rollback(sqlite3 *db);
 
 /* ------------------------------------------------------------------ */
+/* json.c: request bodies                                               */
+
+/* A JSON text (an object or array at the top, no duplicate keys) into
+ * jansson values: exactly what json_loadb(JSON_REJECT_DUPLICATES) accepts
+ * and builds, faster. NULL with the reason in err (at most errlen bytes,
+ * NUL-terminated) when the text is not accepted. */
+json_t *kmsd_json_parse(const char *text, size_t n, char *err, size_t errlen);
+
+/* ------------------------------------------------------------------ */
 /* blob.c: ciphertext blobs (kms-and-esdk.md §1.7)                     */
 
 /*

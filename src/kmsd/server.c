@@ -511,7 +511,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	const char *target, *ctype;
 	char source[128], op[64] = "", claimed[160] = "";
 	bool dup;
-	json_error_t jerr;
+	char jerr[160];
 	int status = 400;
 
 	memset(&rq, 0, sizeof(rq));
@@ -602,13 +602,13 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	if (cn->body.len == 0)
 		rq.in = json_object();
 	else
-		rq.in = json_loadb((const char *)cn->body.p, cn->body.len,
-		    JSON_REJECT_DUPLICATES, &jerr);
+		rq.in = kmsd_json_parse(
+		    (const char *)cn->body.p, cn->body.len, jerr, sizeof(jerr));
 	if (rq.in == NULL || !json_is_object(rq.in)) {
 		ward_kms_err(&rq.err, WARD_EFORMAT, 400,
 		    "SerializationException",
 		    "The request body is not a JSON object%s%s",
-		    rq.in == NULL ? ": " : "", rq.in == NULL ? jerr.text : "");
+		    rq.in == NULL ? ": " : "", rq.in == NULL ? jerr : "");
 		goto done;
 	}
 	if (kmsd_dispatch(&rq) == 0) {
