@@ -758,6 +758,15 @@ if grep -q '"principal":"arn:aws:iam::'"$ACCT"':user/bob"' st/audit.log &&
 else
 	bad "audit.log lacks principal/decision fields"
 fi
+# every line sent over TCP names its peer as address:port, the port a
+# real ephemeral one
+if grep -o '"source":"[^"]*"' st/audit.log | sort -u | grep -v '^"source":"unix"$' |
+	awk -F'"' '{ if ($4 !~ /^127\.0\.0\.1:[0-9]+$/) bad = 1; split($4, a, ":"); if (a[2] < 1 || a[2] > 65535) bad = 1; n++ }
+		END { exit !(n > 0 && !bad) }'; then
+	ok "audit.log sources are 127.0.0.1:port"
+else
+	bad "audit.log has a malformed source: $(grep -o '"source":"[^"]*"' st/audit.log | sort -u | head -3 | tr '\n' ' ')"
+fi
 if grep -qF '"principal":"AKIA\u00e9\ufffd","key":null' st/audit.log; then
 	ok "audit.log records the request whose access key is not UTF-8 (\\u00e9\\ufffd)"
 else
