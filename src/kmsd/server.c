@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <microhttpd.h>
 #include <netdb.h>
+#include <poll.h>
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <signal.h>
@@ -852,11 +853,67 @@ out:
 	return r;
 }
 
+/*
+ * Connections are accepted here and handed to libmicrohttpd, which gives
+ * each to a worker by its descriptor number, so consecutive connections
+ * alternate between workers. Left to accept on their own, the workers
+ * raced for the listening socket and one could take a whole burst: 16
+ * connections opened together sometimes all went to one worker, which
+ * then served them on one core while the other idled.
+ */
+struct acceptor {
+	struct MHD_Daemon *d;
+	int fd; /* listening */
+	int stop[2]; /* a pipe: written to stop */
+};
+
+static void *
+accept_main(void *arg)
+{
+	struct acceptor *ac = arg;
+	struct pollfd p[2] = {{.fd = ac->fd, .events = POLLIN},
+	    {.fd = ac->stop[0], .events = POLLIN}};
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int c;
+
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			ward_warn("kms: poll on the listening socket: %s",
+			    strerror(errno));
+			break;
+		}
+		if (p[1].revents != 0)
+			break;
+		if ((c = accept4(ac->fd, (struct sockaddr *)&ss, &len,
+		         SOCK_NONBLOCK | SOCK_CLOEXEC)) < 0) {
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				ward_warn("kms: accept: %s", strerror(errno));
+				poll(NULL, 0, 100); /* let connections close */
+			}
+			continue; /* EAGAIN, ECONNABORTED, EINTR, ... */
+		}
+		/* closes c itself when it cannot take it (connection limit) */
+		if (MHD_add_connection(ac->d, c, (struct sockaddr *)&ss, len) !=
+		    MHD_YES)
+			ward_debug("kms: a connection was refused: %s",
+			    strerror(errno));
+	}
+	return NULL;
+}
+
 int
 ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 {
 	struct server s;
 	struct MHD_Daemon *d = NULL;
+	struct acceptor ac = {.fd = -1, .stop = {-1, -1}};
+	pthread_t acc;
+	bool accepting = false;
 	sigset_t set, old;
 	int r, fd = -1, sig = 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -900,9 +957,10 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	 * holds about 14 KB of headers (431 beyond); bodies go to cn->body
 	 * as they arrive, so --max-body is not bounded by it. */
 	d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-	        MHD_USE_TURBO | MHD_USE_ERROR_LOG,
-	    0, NULL, NULL, on_request, &s, MHD_OPTION_LISTEN_SOCKET, fd,
-	    MHD_OPTION_THREAD_POOL_SIZE, threads, MHD_OPTION_CONNECTION_LIMIT,
+	        MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+	        MHD_USE_ITC,
+	    0, NULL, NULL, on_request, &s, MHD_OPTION_THREAD_POOL_SIZE, threads,
+	    MHD_OPTION_CONNECTION_LIMIT,
 	    o->max_connections != 0 ? o->max_connections : 1024u,
 	    MHD_OPTION_CONNECTION_TIMEOUT,
 	    o->timeout_s != 0 ? o->timeout_s : 30u,
@@ -917,7 +975,17 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 		    bound);
 		goto out;
 	}
-	fd = -1; /* MHD closes it */
+	ac.d = d;
+	ac.fd = fd;
+	if (pipe2(ac.stop, O_CLOEXEC) != 0) {
+		r = ward_errf(WARD_EIO, "pipe: %s", strerror(errno));
+		goto out_mask;
+	}
+	if (pthread_create(&acc, NULL, accept_main, &ac) != 0) {
+		r = ward_errf(WARD_EINTERNAL, "cannot start the accept thread");
+		goto out_mask;
+	}
+	accepting = true;
 	ward_info("kms: serving region %s on %s with %u threads", s.st->region,
 	    bound, threads);
 	if (o->ready != NULL)
@@ -925,17 +993,26 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 	sigwait(&set, &sig);
 	ward_info("kms: %s: finishing requests in flight",
 	    sig == SIGTERM ? "SIGTERM" : "SIGINT");
-	MHD_quiesce_daemon(d);
-	MHD_stop_daemon(d);
-	d = NULL;
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (strncmp(bound, "unix:", 5) == 0)
 		unlink(bound + 5);
+out_mask:
+	/* no new connections, then the ones MHD has are finished */
+	if (accepting) {
+		if (write(ac.stop[1], "x", 1) != 1)
+			ward_warn("kms: cannot stop the accept thread: %s",
+			    strerror(errno));
+		else
+			pthread_join(acc, NULL);
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 out:
 	if (d != NULL)
 		MHD_stop_daemon(d);
 	if (fd >= 0)
 		close(fd);
+	for (int i = 0; i < 2; i++)
+		if (ac.stop[i] >= 0)
+			close(ac.stop[i]);
 	kmsd_audit_close(s.audit);
 	ward_attest_roots_free(s.roots);
 	kmsd_state_close(s.st);
