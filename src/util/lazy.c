@@ -304,7 +304,10 @@ archive_set_error(struct archive *a, int err, const char *fmt, ...)
 
 #define M WARD_LAZY_MHD
 LAZY_VOID(M, MHD_stop_daemon, (struct MHD_Daemon * d), (d))
-LAZY(M, MHD_socket, MHD_quiesce_daemon, (struct MHD_Daemon * d), (d))
+LAZY(M, enum MHD_Result, MHD_add_connection,
+    (struct MHD_Daemon * d, MHD_socket s, const struct sockaddr *addr,
+        socklen_t addrlen),
+    (d, s, addr, addrlen))
 LAZY(M, struct MHD_Response *,
     MHD_create_response_from_buffer_with_free_callback,
     (size_t size, void *buffer, MHD_ContentReaderFreeCallback crfc),
