@@ -197,6 +197,12 @@ int ward_b64_decode(
 int ward_json_str(struct ward_buf *b, const char *s);
 int ward_json_str_n(struct ward_buf *b, const char *s, size_t n);
 
+/* The length (2 to 4) of the valid multi-byte UTF-8 sequence at p, of at
+ * most n bytes (RFC 3629: no overlong forms, no surrogates, nothing above
+ * U+10FFFF), and its code point in *cp; 0 if p does not start one (an
+ * ASCII byte included). */
+size_t ward_utf8_seq(const uint8_t *p, size_t n, uint32_t *cp);
+
 /*
  * Byte streams. A reader fills up to cap bytes and sets *got; *got == 0
  * means end of stream. A writer writes all n bytes or fails.

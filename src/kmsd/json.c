@@ -64,36 +64,6 @@ skip_ws(struct parser *ps)
 		ps->p++;
 }
 
-/* The length of the valid UTF-8 sequence at p (1..4), or 0. */
-static size_t
-utf8_len(const uint8_t *p, const uint8_t *end)
-{
-	size_t n, avail = (size_t)(end - p);
-	uint32_t c;
-
-	if (p[0] < 0x80)
-		return 1;
-	if (p[0] >= 0xc2 && p[0] <= 0xdf)
-		n = 2, c = p[0] & 0x1f;
-	else if (p[0] >= 0xe0 && p[0] <= 0xef)
-		n = 3, c = p[0] & 0x0f;
-	else if (p[0] >= 0xf0 && p[0] <= 0xf4)
-		n = 4, c = p[0] & 0x07;
-	else
-		return 0;
-	if (avail < n)
-		return 0;
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-		c = c << 6 | (p[i] & 0x3f);
-	}
-	if ((n == 3 && c < 0x800) || (n == 4 && c < 0x10000) || c > 0x10ffff ||
-	    (c >= 0xd800 && c <= 0xdfff))
-		return 0;
-	return n;
-}
-
 static int
 hex4(const uint8_t *p, uint32_t *v)
 {
@@ -171,7 +141,10 @@ string(struct parser *ps, const char **s, size_t *n)
 			return -1;
 		}
 		if (*ps->p != '\\') {
-			if ((len = utf8_len(ps->p, ps->end)) == 0) {
+			if (*ps->p < 0x80)
+				len = 1;
+			else if ((len = ward_utf8_seq(ps->p,
+			              (size_t)(ps->end - ps->p), &c)) == 0) {
 				fail(ps, "invalid UTF-8 in a string");
 				return -1;
 			}

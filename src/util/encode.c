@@ -181,11 +181,8 @@ ward_quotes(const char *s)
 	return ward_quote(s, strlen(s));
 }
 
-/* The length of the valid UTF-8 sequence at p (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF) and its code point; 0 if
- * p does not start one. */
-static size_t
-utf8_seq(const uint8_t *p, size_t n, uint32_t *cp)
+size_t
+ward_utf8_seq(const uint8_t *p, size_t n, uint32_t *cp)
 {
 	size_t len;
 	uint32_t c, min;
@@ -223,7 +220,8 @@ json_u(struct ward_buf *b, uint32_t u)
 {
 	char e[8];
 
-	snprintf(e, sizeof(e), "\\u%04x", (unsigned)u);
+	/* u is a UTF-16 unit: callers split what is above U+FFFF */
+	snprintf(e, sizeof(e), "\\u%04x", (unsigned)(u & 0xffff));
 	return ward_buf_append(b, e, 6);
 }
 
@@ -256,7 +254,7 @@ ward_json_str_n(struct ward_buf *b, const char *s, size_t n)
 			r = json_u(b, p[i]);
 			i++;
 		} else {
-			size_t len = utf8_seq(p + i, n - i, &c);
+			size_t len = ward_utf8_seq(p + i, n - i, &c);
 
 			if (len == 0) {
 				r = json_u(b, 0xfffd);
