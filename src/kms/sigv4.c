@@ -741,8 +741,7 @@ static __thread struct {
 	uint8_t secret[128];
 	size_t secret_len;
 	char date[9], region[SCOPE_PART_MAX + 1], service[SCOPE_PART_MAX + 1];
-	uint8_t key[32];
-	struct ward_hmac_sha256_key mac; /* keyed with key */
+	struct ward_hmac_sha256_key mac; /* keyed with the signing key */
 } kcache;
 
 void
@@ -752,8 +751,10 @@ ward_sigv4_thread_release(void)
 	ward_cleanse(&kcache, sizeof(kcache));
 }
 
-/* *mac is set to the cache's pre-keyed HMAC of key when the key is (now)
- * cached, NULL when it could not be. */
+/* *mac is set to the cache's HMAC keyed with the signing key when it is
+ * (now) cached; when it could not be cached, *mac is NULL and key holds
+ * the signing key for the caller's own HMAC. The cache keeps only the
+ * keyed states, not the key itself. */
 static int
 signing_key_cached(const char *secret, size_t secret_len, const char *date,
     const char *region, const char *service, uint8_t key[static 32],
@@ -767,7 +768,6 @@ signing_key_cached(const char *secret, size_t secret_len, const char *date,
 	    strcmp(kcache.date, date) == 0 &&
 	    strcmp(kcache.region, region) == 0 &&
 	    strcmp(kcache.service, service) == 0) {
-		memcpy(key, kcache.key, 32);
 		*mac = &kcache.mac;
 		return 0;
 	}
@@ -788,7 +788,6 @@ signing_key_cached(const char *secret, size_t secret_len, const char *date,
 	snprintf(kcache.date, sizeof(kcache.date), "%s", date);
 	snprintf(kcache.region, sizeof(kcache.region), "%s", region);
 	snprintf(kcache.service, sizeof(kcache.service), "%s", service);
-	memcpy(kcache.key, key, 32);
 	kcache.valid = true;
 	*mac = &kcache.mac;
 	return 0;

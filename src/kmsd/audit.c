@@ -20,7 +20,6 @@
  * response is sent, so a killed server loses none it acknowledged.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -880,11 +880,15 @@ accept_main(void *arg)
 		int c;
 
 		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			ward_warn("kms: poll on the listening socket: %s",
-			    strerror(errno));
-			break;
+			/* (ENOMEM): wait and try again rather than serve
+			 * on with no one accepting */
+			if (errno != EINTR) {
+				ward_warn("kms: poll on the listening socket: "
+				          "%s",
+				    strerror(errno));
+				poll(NULL, 0, 100);
+			}
+			continue;
 		}
 		if (p[1].revents != 0)
 			break;

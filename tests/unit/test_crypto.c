@@ -80,6 +80,18 @@ test_gcm_kat_and_tamper(void **state)
 	memset(back, 0xff, sizeof(back));
 	ASSERT_OK(ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back));
 	assert_memory_equal(back, pt, 16);
+	/* the key service keeps a context for many requests: one that
+	 * failed (bad tag, bad AAD) still opens the next good one */
+	tag[0] ^= 1;
+	ASSERT_ERR(
+	    ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back), WARD_EAUTH);
+	tag[0] ^= 1;
+	ASSERT_ERR(
+	    ward_gcm_open(&g, iv, (const uint8_t *)"x", 1, ct, 16, tag, back),
+	    WARD_EAUTH);
+	memset(back, 0xff, sizeof(back));
+	ASSERT_OK(ward_gcm_open(&g, iv, NULL, 0, ct, 16, tag, back));
+	assert_memory_equal(back, pt, 16);
 	ASSERT_ERR(
 	    ward_gcm_seal(&g, iv, NULL, 0, pt, 16, ct, tag), WARD_EINTERNAL);
 	ward_gcm_free(&g);
