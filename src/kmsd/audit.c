@@ -16,8 +16,26 @@
  * last anchor can be cut from the end undetected: the anchor bounds that
  * window.
  *
- * Lines are written with one write(2) to an O_APPEND file before the
- * response is sent, so a killed server loses none it acknowledged.
+ * Each line is written before the response is sent, so a killed server
+ * loses none it acknowledged. The lock covers only the chain: a line takes
+ * its sequence number, its prev and its place in the file (an offset)
+ * under the lock, then is written with one pwrite(2) at that offset
+ * outside it, so that two workers' writes do not queue on the lock (the
+ * kernel orders them on the file's own lock, which spins rather than
+ * sleeps). A line counts as written, and its request may be answered,
+ * only once it and every line before it are in the file: appenders wait
+ * for those ahead of them (rarely: the one ahead had usually finished).
+ * If a write fails, it and every line reserved after it fail (their
+ * requests are refused), the file is cut back to the last written line
+ * and the chain resumes from there.
+ *
+ * A server killed mid-append can leave a torn tail: a line cut short, or
+ * a run of zero bytes where a line reserved earlier was never written
+ * before a later one. No request recorded there was answered. `serve`
+ * drops such a tail when it starts (saying so); `audit verify` reports
+ * it. What makes a tail torn rather than edited: it follows the last
+ * line that verifies, is at most KMSD_AUDIT_TORN_MAX bytes, and holds a
+ * zero byte or does not end in a newline (an edited line does both).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,17 +52,43 @@
 
 #define KMSD_AUDIT_ANCHOR_EVERY 256
 #define KMSD_AUDIT_LINE_MAX (64 * 1024)
+/* A torn tail holds at most one line per worker in flight. */
+#define KMSD_AUDIT_TORN_MAX (4 * 1024 * 1024)
 #define HASH_TAIL ",\"hash\":\"" /* then 64 hex, then "} */
+
+/* One line between taking its place and being known written: on the
+ * stack of the worker appending it, linked in file order. */
+struct pending {
+	struct pending *next;
+	uint64_t seq;
+	off_t end; /* offset just past the line */
+	char hash[65];
+	enum { P_WRITING, P_WRITTEN, P_FAILED } state;
+	bool resolved; /* popped: ok says whether the line is in the log */
+	bool ok;
+};
 
 struct kmsd_audit {
 	pthread_mutex_t lock;
+	pthread_cond_t moved; /* a pending line was resolved */
+	unsigned waiting; /* workers waiting on moved */
 	uint8_t key[32]; /* secret: the chain's HMAC key */
 	struct ward_hmac_sha256_key mac; /* of key; unset: one-shot HMAC */
 	int fd;
 	struct kmsd_state *st; /* open while db is: its hooks use st->gen */
 	sqlite3 *db; /* for the anchor */
+	/* the chain's head, lines reserved but maybe not yet written
+	 * included: the next line's seq - 1, prev and offset */
 	uint64_t seq;
 	char hash[65];
+	off_t end;
+	/* the last line known written, with every line before it */
+	uint64_t done_seq;
+	char done_hash[65];
+	off_t done_end;
+	struct pending *head, *tail; /* in file order */
+	bool failing; /* a write failed: reserve nothing until cut back */
+	bool broken; /* the log could not be cut back: refuse every line */
 	uint64_t anchored;
 };
 
@@ -161,10 +205,13 @@ out:
 	return r;
 }
 
-/* Walk the whole log; call back for each verified line's seq/hash. */
+/* Walk the whole log: *seq and hash end as the last verified line's,
+ * *good the offset just past it, *anchor_seen whether the anchored line
+ * was among them unchanged. */
 static int
 scan(const uint8_t key[32], int fd, uint64_t *seq, char hash[65],
-    uint64_t anchor_seq, const char *anchor_hash, bool *anchor_seen)
+    uint64_t anchor_seq, const char *anchor_hash, bool *anchor_seen,
+    off_t *good)
 {
 	FILE *f;
 	char *line = NULL;
@@ -173,6 +220,7 @@ scan(const uint8_t key[32], int fd, uint64_t *seq, char hash[65],
 	uint64_t lineno = 0;
 	int r = 0, dfd;
 
+	*good = 0;
 	*seq = 0;
 	memset(hash, '0', 64);
 	hash[64] = '\0';
@@ -202,10 +250,51 @@ scan(const uint8_t key[32], int fd, uint64_t *seq, char hash[65],
 			break;
 		if (anchor_seen != NULL && *seq == anchor_seq)
 			*anchor_seen = strcmp(hash, anchor_hash) == 0;
+		*good += got;
 	}
 	free(line);
 	fclose(f);
 	return r;
+}
+
+/*
+ * Whether what follows offset good, to the end of the file, is a torn
+ * tail (see the top of this file): 1 if so, with its size in *bytes, 0 if
+ * not (or if there is nothing), < 0 on a read error.
+ */
+static int
+torn_tail(int fd, off_t good, off_t *bytes)
+{
+	struct stat sb;
+	char *t;
+	size_t n, got = 0;
+	ssize_t k;
+	int torn;
+
+	*bytes = 0;
+	if (fstat(fd, &sb) != 0)
+		return ward_errf(WARD_EIO, "audit log: %s", strerror(errno));
+	if (sb.st_size <= good || sb.st_size - good > KMSD_AUDIT_TORN_MAX)
+		return 0;
+	n = (size_t)(sb.st_size - good);
+	if ((t = malloc(n)) == NULL)
+		return ward_enomem();
+	while (got < n) {
+		k = pread(fd, t + got, n - got, good + (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			free(t);
+			return ward_errf(WARD_EIO, "audit log: %s",
+			    k < 0 ? strerror(errno) : "changed while read");
+		}
+		got += (size_t)k;
+	}
+	torn = memchr(t, '\0', n) != NULL || t[n - 1] != '\n';
+	free(t);
+	if (torn)
+		*bytes = (off_t)n;
+	return torn;
 }
 
 static int
@@ -237,7 +326,7 @@ anchor_write(struct kmsd_audit *a)
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
-	if (a->db == NULL || a->anchored == a->seq)
+	if (a->db == NULL || a->anchored == a->done_seq)
 		return 0;
 	/* The log reaches the disk before the anchor that names it. */
 	fdatasync(a->fd);
@@ -246,12 +335,12 @@ anchor_write(struct kmsd_audit *a)
 	        " VALUES (1, ?, ?)",
 	        -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(a->db, "writing audit anchor");
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->seq);
-	sqlite3_bind_text(st, 2, a->hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->done_seq);
+	sqlite3_bind_text(st, 2, a->done_hash, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = kmsd_db_err(a->db, "writing audit anchor");
 	else
-		a->anchored = a->seq;
+		a->anchored = a->done_seq;
 	sqlite3_finalize(st);
 	return r;
 }
@@ -275,19 +364,31 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	uint64_t aseq;
 	char ahash[65];
 	bool seen = false;
-	int r;
+	off_t good, torn = 0;
+	int r, t;
 
 	*out = NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
 		return ward_enomem();
-	pthread_mutex_init(&a->lock, NULL);
+	{
+		/* The lock is held for a line's HMAC, not across its
+		 * write (only every KMSD_AUDIT_ANCHOR_EVERY lines, for the
+		 * anchor): a waiter spins briefly before it sleeps. */
+		pthread_mutexattr_t at;
+
+		pthread_mutexattr_init(&at);
+		pthread_mutexattr_settype(&at, PTHREAD_MUTEX_ADAPTIVE_NP);
+		pthread_mutex_init(&a->lock, &at);
+		pthread_mutexattr_destroy(&at);
+	}
+	pthread_cond_init(&a->moved, NULL);
 	a->fd = -1;
 	if ((r = kmsd_state_open(dir, &a->st)) != 0)
 		goto out;
 	s = a->st;
 	if ((r = audit_key(s, a->key)) != 0 ||
 	    (r = kmsd_db_open(s, &a->db)) != 0 ||
-	    (r = open_log(dir, O_RDWR | O_APPEND | O_CREAT, &a->fd)) != 0)
+	    (r = open_log(dir, O_RDWR | O_CREAT, &a->fd)) != 0)
 		goto out;
 	/* One writer: a second server would fork the hash chain. The lock
 	 * goes with the process, so a killed server leaves none behind. */
@@ -304,9 +405,18 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	if ((r = anchor_read(a->db, &aseq, ahash)) != 0)
 		goto out;
 	/* Refuse to extend a log that no longer verifies: appending would
-	 * hide the damage behind fresh, valid lines. */
-	if ((r = scan(a->key, a->fd, &a->seq, a->hash, aseq, ahash, &seen)) !=
-	    0) {
+	 * hide the damage behind fresh, valid lines. A torn tail is no
+	 * damage (no request it records was answered): it goes, below. */
+	r = scan(a->key, a->fd, &a->seq, a->hash, aseq, ahash, &seen, &good);
+	if (r != 0 && (t = torn_tail(a->fd, good, &torn)) != 0) {
+		if (t < 0) {
+			r = t;
+			goto out;
+		}
+		ward_errclear();
+		r = 0;
+	}
+	if (r != 0) {
 		r = ward_err_prefix(r,
 		    "refusing to append to the audit log "
 		    "of %s ('ward kms audit verify' explains)",
@@ -320,6 +430,21 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 		    dir, (unsigned long long)aseq);
 		goto out;
 	}
+	if (torn > 0) {
+		if (ftruncate(a->fd, good) != 0 || fdatasync(a->fd) != 0) {
+			r = ward_errf(WARD_EIO,
+			    "%s/audit.log: cannot drop its torn tail: %s", dir,
+			    strerror(errno));
+			goto out;
+		}
+		ward_warn("audit log: dropped a torn tail of %lld bytes after "
+		          "line %llu (a server was stopped mid-append; no "
+		          "request recorded there was answered)",
+		    (long long)torn, (unsigned long long)a->seq);
+	}
+	a->end = a->done_end = good;
+	a->done_seq = a->seq;
+	memcpy(a->done_hash, a->hash, sizeof(a->hash));
 	a->anchored = aseq;
 	if (ward_hmac_sha256_key_init(&a->mac, a->key, sizeof(a->key)) != 0)
 		ward_errclear(); /* mac_hex_keyed falls back to the one-shot */
@@ -330,14 +455,66 @@ out:
 	return r;
 }
 
+/*
+ * Resolve what can be resolved, front to back, under the lock: written
+ * lines at the front of the queue are in the log (with all before them);
+ * once a write has failed and no write is still in flight, the file is
+ * cut back to the last written line and every line still queued fails.
+ */
+static void
+settle(struct kmsd_audit *a)
+{
+	struct pending *p;
+	bool moved = false;
+
+	while ((p = a->head) != NULL && p->state == P_WRITTEN) {
+		a->head = p->next;
+		a->done_seq = p->seq;
+		a->done_end = p->end;
+		memcpy(a->done_hash, p->hash, sizeof(p->hash));
+		p->resolved = p->ok = true;
+		moved = true;
+	}
+	if (a->head == NULL)
+		a->tail = NULL;
+	if (a->failing) {
+		for (p = a->head; p != NULL; p = p->next)
+			if (p->state == P_WRITING)
+				goto out; /* its write could land later */
+		/* Every line queued chains from the first failed one. */
+		while ((p = a->head) != NULL) {
+			a->head = p->next;
+			p->resolved = true;
+			p->ok = false;
+		}
+		a->tail = NULL;
+		if (ftruncate(a->fd, a->done_end) != 0) {
+			ward_warn("audit log: cannot cut back to line %llu "
+			          "after a failed write (%s): refusing every "
+			          "request from now on",
+			    (unsigned long long)a->done_seq, strerror(errno));
+			a->broken = true;
+		}
+		a->seq = a->done_seq;
+		a->end = a->done_end;
+		memcpy(a->hash, a->done_hash, sizeof(a->hash));
+		a->failing = false;
+		moved = true;
+	}
+out:
+	if (moved && a->waiting > 0)
+		pthread_cond_broadcast(&a->moved);
+}
+
 int
 kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 {
 	char *text = NULL, h[65], seq[32];
-	size_t n, cap;
-	ssize_t got;
-	struct stat sb;
-	int r = 0;
+	struct pending me = {0};
+	size_t n, cap, got = 0;
+	ssize_t k;
+	off_t off;
+	int r = 0, e = 0;
 
 	/* fields: the line's other members, "{...}", formatted by the
 	 * caller outside the lock */
@@ -347,6 +524,20 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	if ((text = malloc(cap)) == NULL)
 		return ward_enomem();
 	pthread_mutex_lock(&a->lock);
+	/* Nothing takes a place while a failed write is being undone: it
+	 * would chain from a line that is about to go. */
+	while (a->failing && !a->broken) {
+		a->waiting++;
+		pthread_cond_wait(&a->moved, &a->lock);
+		a->waiting--;
+	}
+	if (a->broken) {
+		pthread_mutex_unlock(&a->lock);
+		free(text);
+		return ward_errf(WARD_EIO,
+		    "audit log: unusable since a failed write (see the "
+		    "server's log); restart the server");
+	}
 	/* by hand, not snprintf: all of this is under the lock */
 	memcpy(text, "{\"seq\":", 7);
 	n = 7;
@@ -380,23 +571,55 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	n += 64;
 	memcpy(text + n, "\"}\n", 3);
 	n += 3;
-	if ((got = write(a->fd, text, n)) != (ssize_t)n) {
-		r = ward_errf(WARD_EIO, "audit log: %s",
-		    got < 0 ? strerror(errno) : "short write");
-		/* Take back a partial line, or every later line would
-		 * follow a broken one. */
-		if (got > 0 && fstat(a->fd, &sb) == 0 && sb.st_size >= got &&
-		    ftruncate(a->fd, sb.st_size - got) != 0)
-			ward_warn("audit log: cannot remove a partial line: %s",
-			    strerror(errno));
-	} else {
-		a->seq++;
-		memcpy(a->hash, h, 65);
-		if (a->seq - a->anchored >= KMSD_AUDIT_ANCHOR_EVERY)
-			anchor_write(a);
-	}
+	/* Take the line's place in the chain and in the file. */
+	off = a->end;
+	a->end += (off_t)n;
+	a->seq++;
+	memcpy(a->hash, h, sizeof(h));
+	me.seq = a->seq;
+	me.end = a->end;
+	memcpy(me.hash, h, sizeof(h));
+	me.state = P_WRITING;
+	if (a->tail != NULL)
+		a->tail->next = &me;
+	else
+		a->head = &me;
+	a->tail = &me;
 	pthread_mutex_unlock(&a->lock);
+
+	while (got < n) {
+		k = pwrite(a->fd, text + got, n - got, off + (off_t)got);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0) {
+			e = k < 0 ? errno : ENOSPC;
+			break;
+		}
+		got += (size_t)k;
+	}
 	free(text);
+
+	pthread_mutex_lock(&a->lock);
+	if (e == 0) {
+		me.state = P_WRITTEN;
+	} else {
+		me.state = P_FAILED;
+		a->failing = true;
+	}
+	settle(a);
+	while (!me.resolved) {
+		a->waiting++;
+		pthread_cond_wait(&a->moved, &a->lock);
+		a->waiting--;
+	}
+	if (!me.ok)
+		r = e != 0 ? ward_errf(WARD_EIO, "audit log: %s", strerror(e))
+		           : ward_errf(WARD_EIO,
+		                 "audit log: a line before this one could not "
+		                 "be written");
+	else if (a->done_seq - a->anchored >= KMSD_AUDIT_ANCHOR_EVERY)
+		anchor_write(a);
+	pthread_mutex_unlock(&a->lock);
 	return r;
 }
 
@@ -413,6 +636,7 @@ kmsd_audit_close(struct kmsd_audit *a)
 	kmsd_state_close(a->st);
 	ward_cleanse(a->key, sizeof(a->key));
 	ward_hmac_sha256_key_free(&a->mac);
+	pthread_cond_destroy(&a->moved);
 	pthread_mutex_destroy(&a->lock);
 	free(a);
 }
@@ -427,6 +651,8 @@ ward_kmsd_audit_verify(const char *dir, json_t **out)
 	char hash[65] = "", ahash[65] = "";
 	bool seen = false;
 	uint8_t key[32] = {0};
+	off_t good = 0, torn = 0;
+	int t;
 
 	*out = NULL;
 	if ((r = kmsd_state_open(dir, &s)) != 0 ||
@@ -434,7 +660,17 @@ ward_kmsd_audit_verify(const char *dir, json_t **out)
 	    (r = anchor_read(db, &aseq, ahash)) != 0 ||
 	    (r = open_log(dir, O_RDONLY, &fd)) != 0)
 		goto out;
-	r = scan(key, fd, &seq, hash, aseq, ahash, &seen);
+	r = scan(key, fd, &seq, hash, aseq, ahash, &seen, &good);
+	/* A torn tail (a server stopped mid-append) records no answered
+	 * request: reported, not a failure; serve drops it when it starts. */
+	if (r != 0 && (t = torn_tail(fd, good, &torn)) != 0) {
+		if (t < 0) {
+			r = t;
+			goto out;
+		}
+		ward_errclear();
+		r = 0;
+	}
 	if (r == 0 && aseq > 0 && !seen)
 		r = ward_errf(WARD_EAUTH,
 		    "audit log: line %llu, anchored in the database, is "
@@ -442,6 +678,8 @@ ward_kmsd_audit_verify(const char *dir, json_t **out)
 		    (unsigned long long)aseq);
 	*out = json_pack("{s:I, s:b, s:I, s:s}", "Lines", (json_int_t)seq,
 	    "Verified", r == 0, "Anchor", (json_int_t)aseq, "Head", hash);
+	if (torn > 0 && *out != NULL)
+		json_object_set_new(*out, "TornTail", json_integer(torn));
 	if (r != 0 && *out != NULL)
 		json_object_set_new(*out, "Error", json_string(ward_errmsg()));
 out:

@@ -939,6 +939,10 @@ ward_kmsd_serve(const struct ward_kmsd_serve_opts *o)
 		goto out;
 	/* before the audit log opens the state a second time */
 	kmsd_gen_even(s.st);
+	/* A file size limit (RLIMIT_FSIZE) reached by the audit log or the
+	 * database fails that write with EFBIG, and the request with it,
+	 * like a full disk; the default SIGXFSZ would kill the server. */
+	signal(SIGXFSZ, SIG_IGN);
 	if ((r = kmsd_audit_open(o->dir, &s.audit)) != 0 ||
 	    (r = ward_attest_roots_new(true, &s.roots)) != 0)
 		goto out;

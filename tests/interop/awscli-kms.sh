@@ -787,6 +787,45 @@ cp -a st t-del && sed -i "${MID}d" t-del/audit.log
 expect 5 "audit verify: line $MID deleted" "$WARD" kms audit verify --state t-del
 cp -a st t-swap && awk -v m="$MID" 'NR==m{h=$0;next} NR==m+1{print;print h;next} {print}' st/audit.log >t-swap/audit.log
 expect 5 "audit verify: lines $MID and $((MID + 1)) swapped" "$WARD" kms audit verify --state t-swap
+# A torn tail, as a server killed mid-append leaves: lines are written at
+# offsets taken in order, so a line reserved earlier may be missing (zero
+# bytes) before one written later, or the last may be cut short. Reported
+# by verify, dropped (and said) by serve; an edited last line is neither.
+LASTLINE=$(tail -n 1 st/audit.log)
+NL=$(wc -l <st/audit.log)
+cp -a st t-cut && printf '%s' "${LASTLINE:0:100}" >>t-cut/audit.log
+expect 0 "audit verify: a last line cut short is a torn tail" "$WARD" kms audit verify --state t-cut
+json "audit verify: cut tail: Verified, TornTail 100, every line before it" "j.Verified===true && j.TornTail===100 && j.Lines===$NL"
+cp -a st t-hole && { head -c ${#LASTLINE} /dev/zero; printf '%s\n' "$LASTLINE"; } >>t-hole/audit.log
+expect 0 "audit verify: zero bytes, then a line, at the end" "$WARD" kms audit verify --state t-hole
+json "audit verify: hole tail: Verified, TornTail counts both" "j.Verified===true && j.TornTail===$((2 * ${#LASTLINE} + 1)) && j.Lines===$NL"
+cp -a st t-last && sed -i "\$s/\"time\":\"2/\"time\":\"3/" t-last/audit.log
+expect 5 "audit verify: the last line edited is no torn tail" "$WARD" kms audit verify --state t-last
+cp -a st t-dup && printf '%s\n' "$LASTLINE" >>t-dup/audit.log
+expect 5 "audit verify: the last line repeated is no torn tail" "$WARD" kms audit verify --state t-dup
+# (the server anchored its last line when it stopped: a tail cut at line
+# MID would lose it)
+cp -a st t-nul && printf '\0' | dd of=t-nul/audit.log bs=1 conv=notrunc status=none \
+	seek=$(($(head -n $((MID - 1)) st/audit.log | wc -c) + 10))
+expect 5 "audit verify: a zero byte in line $MID, before the anchored line" "$WARD" kms audit verify --state t-nul
+has "anchored in the database, is missing or changed" "audit verify: the zero byte cuts the anchored line off" err.log
+if start_server t-hole serve-torn; then
+	kill -TERM "$PID_OUT"
+	wait_exit "$PID_OUT" 20
+	has "dropped a torn tail of $((2 * ${#LASTLINE} + 1)) bytes after line $NL" \
+		"serve drops the torn tail and says so" serve-torn.err
+	expect 0 "audit verify after serve dropped the torn tail" "$WARD" kms audit verify --state t-hole
+	json "audit verify: no torn tail left, the lines intact" "j.Verified===true && j.TornTail===undefined && j.Lines===$NL"
+else
+	bad "serve does not start on a log with a torn tail"
+	sed 's/^/      /' serve-torn.err | head -5
+fi
+if start_server t-last serve-edited; then
+	bad "serve starts on a log whose last line was edited"
+	kill "$PID_OUT"
+else
+	has "refusing to append to the audit log" "serve refuses a log whose last line was edited" serve-edited.err
+fi
 
 # --- crash safety: kill -9 in the middle of a request stream ---------------
 expect 0 "kms init (crash state)" "$WARD" kms init --state crash
@@ -901,6 +940,70 @@ expect 3 "add-principal on a state without its generation file" "$WARD" kms add-
 has "generation is missing" "the error names the missing file" err.log
 absent crash/generation "add-principal made none"
 mv crash/generation.saved crash/generation
+
+# --- the audit log cannot be written -----------------------------------------
+# A file size limit set on the running server (prlimit) makes its audit
+# writes fail with EFBIG, like a full disk. A request whose line cannot be
+# written fails with KMSInternalException and releases nothing; so does
+# every line reserved after it; the log is cut back to the last written
+# line and carries on once writes work again. So: as many new lines as
+# requests answered 200, and the log verifies.
+expect 0 "kms init (audit-full state)" "$WARD" kms init --state afull
+cp out.log afull.json
+AK=$(jget afull.json j.AccessKeyId)
+SK=$(jget afull.json j.SecretAccessKey)
+if ! command -v prlimit >/dev/null; then
+	bad "prlimit is missing (util-linux, Debian's base system)"
+elif ! start_server afull serve-afull; then
+	bad "the audit-full server did not start"
+else
+	SPID2=$PID_OUT
+	PORT=$PORT_OUT
+	printf '{"Description":"audit full"}' >af-ck.json
+	RAWOUT=af-ck.out raw TrentService.CreateKey af-ck.json
+	AFKEY=$(sed -n 's/.*"KeyId":"\([0-9a-f-]*\)".*/\1/p' af-ck.out)
+	printf '{"KeyId":"%s","NumberOfBytes":32}' "$AFKEY" >af-gr.json
+	L0=$(wc -l <afull/audit.log)
+	# room for about four more lines
+	prlimit --pid "$SPID2" --fsize=$(($(stat -c %s afull/audit.log) + 4 * $(tail -n 1 afull/audit.log | wc -c))):unlimited
+	AFW=""
+	for w in 1 2 3; do
+		(
+			for n in 1 2 3 4 5 6 7 8; do
+				RAWOUT=af$w-$n.out raw TrentService.GenerateDataKey af-gr.json 2>/dev/null
+				echo "$HTTP" >>af-codes$w.txt
+			done
+		) &
+		AFW="$AFW $!"
+	done
+	for p in $AFW; do wait "$p"; done
+	OK200=$(cat af-codes*.txt | grep -c '^200$')
+	E500=$(cat af-codes*.txt | grep -c '^500$')
+	if [ "$OK200" -ge 1 ] && [ "$E500" -ge 1 ] && [ $((OK200 + E500)) = 24 ]; then
+		ok "audit log at its size limit: $OK200 answered, $E500 refused (500), none other"
+	else
+		bad "audit log at its size limit: $(sort af-codes*.txt | uniq -c | tr '\n' ' ')"
+	fi
+	if grep -l '^500$' af-codes*.txt >/dev/null && cat af[123]-*.out | grep -q '"__type":"KMSInternalException"' &&
+		! cat af[123]-*.out | grep -q 'Plaintext.*"__type"\|"__type".*Plaintext'; then
+		ok "the refused requests say KMSInternalException and carry no key"
+	else
+		bad "the refused requests: $(grep -h -v Plaintext af[123]-*.out | head -c 300)"
+	fi
+	has "audit log:" "serve logs the failed audit writes" serve-afull.err
+	L1=$(wc -l <afull/audit.log)
+	if [ $((L1 - L0)) = "$OK200" ]; then ok "one new audit line per answered request ($OK200)"; else
+		bad "$((L1 - L0)) new audit lines for $OK200 answered requests"
+	fi
+	prlimit --pid "$SPID2" --fsize=unlimited
+	RAWOUT=af-after.out raw TrentService.GenerateDataKey af-gr.json
+	if [ "$HTTP" = 200 ]; then ok "with room again, requests are answered"; else bad "after the limit was lifted: HTTP $HTTP"; fi
+	kill -TERM "$SPID2"
+	wait_exit "$SPID2" 20
+	SPID2=""
+	expect 0 "audit verify after failed audit writes" "$WARD" kms audit verify --state afull
+	json "audit verify: every written line chains, no torn tail" "j.Verified===true && j.TornTail===undefined && j.Lines===$((L1 + 1))"
+fi
 
 echo "runtime: $((SECONDS - START)) s, $REQS requests"
 finish awscli-kms
