@@ -277,8 +277,8 @@ static void
 key_arn(const struct kmsd_req *rq, const char *account, const char *id,
     char *out, size_t n)
 {
-	snprintf(
-	    out, n, "arn:aws:kms:%s:%s:key/%s", rq->st->region, account, id);
+	ward_concat(out, n, "arn:aws:kms:", rq->st->region, ":", account,
+	    ":key/", id, NULL);
 }
 
 static bool
@@ -304,8 +304,8 @@ alias_lookup(struct kmsd_req *rq, const char *account, const char *name,
 	sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		snprintf(id, KMSD_KEY_ID_LEN + 1, "%s",
-		    (const char *)sqlite3_column_text(st, 0));
+		ward_concat(id, KMSD_KEY_ID_LEN + 1,
+		    (const char *)sqlite3_column_text(st, 0), NULL);
 	kmsd_finish(st);
 	if (rc == SQLITE_ROW)
 		return 0;
@@ -354,7 +354,7 @@ resolve(
 	int r;
 
 	memset(k, 0, sizeof(*k));
-	snprintf(account, sizeof(account), "%s", rq->caller.account);
+	ward_concat(account, sizeof(account), rq->caller.account, NULL);
 	if (strncmp(ident, "arn:", 4) == 0) {
 		/* arn:aws:kms:REGION:ACCOUNT:key/ID | alias/NAME */
 		char part[6][KMSD_ALIAS_MAX + 8];
@@ -413,7 +413,7 @@ resolve(
 		return NOTFOUND(rq, "Key '%s' does not exist", arn);
 	if (r != 0)
 		return r;
-	snprintf(rq->key_arn, sizeof(rq->key_arn), "%s", k->arn);
+	ward_concat(rq->key_arn, sizeof(rq->key_arn), k->arn, NULL);
 	return 0;
 }
 
@@ -556,33 +556,43 @@ out:
 struct ctx {
 	struct ward_policy_key keys[CTX_MAX];
 	const char *vals[CTX_MAX];
-	char *names[CTX_MAX]; /* owned */
+	char *names[CTX_MAX]; /* owned; NULL where the name is a literal */
 	const char *ec_keys[KMSD_EC_PAIRS_MAX];
 	size_t n;
 	bool oom;
 };
 
+/* name: a literal, or anything that outlives c */
 static void
-ctx_add2(struct ctx *c, const char *prefix, const char *name, const char *value)
+ctx_add(struct ctx *c, const char *name, const char *value)
 {
-	size_t n = strlen(prefix) + strlen(name) + 1;
-
-	if (c->n >= CTX_MAX || (c->names[c->n] = malloc(n)) == NULL) {
+	if (c->n >= CTX_MAX) {
 		c->oom = true;
 		return;
 	}
-	snprintf(c->names[c->n], n, "%s%s", prefix, name);
+	c->names[c->n] = NULL;
 	c->vals[c->n] = value;
-	c->keys[c->n].name = c->names[c->n];
+	c->keys[c->n].name = name;
 	c->keys[c->n].values = &c->vals[c->n];
 	c->keys[c->n].nvalues = 1;
 	c->n++;
 }
 
+/* the name prefix + name, copied */
 static void
-ctx_add(struct ctx *c, const char *name, const char *value)
+ctx_add2(struct ctx *c, const char *prefix, const char *name, const char *value)
 {
-	ctx_add2(c, "", name, value);
+	size_t a = strlen(prefix), b = strlen(name);
+	char *s;
+
+	if (c->n >= CTX_MAX || (s = malloc(a + b + 1)) == NULL) {
+		c->oom = true;
+		return;
+	}
+	memcpy(s, prefix, a);
+	memcpy(s + a, name, b + 1);
+	ctx_add(c, s, value); /* takes it: c->n < CTX_MAX */
+	c->names[c->n - 1] = s;
 }
 
 static void
@@ -638,8 +648,8 @@ each_grant(struct kmsd_req *rq, const struct kmsd_key *k, grant_fn fn,
 	char root[64];
 
 	*found = false;
-	snprintf(
-	    root, sizeof(root), "arn:aws:iam::%s:root", rq->caller.account);
+	ward_concat(root, sizeof(root), "arn:aws:iam::", rq->caller.account,
+	    ":root", NULL);
 	if (kmsd_prepare(rq->db,
 	        "SELECT id, operations, constraints FROM grants"
 	        " WHERE key_id = ? AND (grantee = ? OR grantee = ?)",
@@ -785,7 +795,7 @@ authorize(struct kmsd_req *rq, const struct kmsd_key *k, const char *action,
 		}
 	}
 	if (a != NULL && a->present) {
-		char name[64];
+		char num[4];
 
 		ctx_add(&c, "ward:AttestationRoot",
 		    a->res.aws ? "aws-nitro" : "local");
@@ -793,9 +803,9 @@ authorize(struct kmsd_req *rq, const struct kmsd_key *k, const char *action,
 		for (unsigned i = 0; i < WARD_NSM_PCR_COUNT; i++) {
 			if (a->pcr[i][0] == '\0')
 				continue;
-			snprintf(name, sizeof(name),
-			    "kms:RecipientAttestation:PCR%u", i);
-			ctx_add(&c, name, a->pcr[i]);
+			snprintf(num, sizeof(num), "%u", i);
+			ctx_add2(&c, "kms:RecipientAttestation:PCR", num,
+			    a->pcr[i]);
 		}
 	}
 	memset(&prq, 0, sizeof(prq));
@@ -1581,7 +1591,7 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 	}
 	if (r != 0)
 		goto out;
-	snprintf(rq->key_arn, sizeof(rq->key_arn), "%s", k->arn);
+	ward_concat(rq->key_arn, sizeof(rq->key_arn), k->arn, NULL);
 	if ((r = check_state(rq, k, USE_CRYPTO)) != 0 ||
 	    (r = authorize(rq, k, action, ec, a, grant_op)) != 0)
 		goto out;

@@ -1,6 +1,7 @@
 /* Hex and base64 (RFC 4648 §4, standard alphabet, with padding); JSON
  * string literals. */
 #include <stdio.h>
+#include <stdarg.h>
 #include <string.h>
 
 #include "ward/util.h"
@@ -179,6 +180,28 @@ const char *
 ward_quotes(const char *s)
 {
 	return ward_quote(s, strlen(s));
+}
+
+size_t
+ward_concat(char *out, size_t cap, ...)
+{
+	va_list ap;
+	const char *s;
+	size_t o = 0, total = 0, n, k;
+
+	va_start(ap, cap);
+	while ((s = va_arg(ap, const char *)) != NULL) {
+		n = strlen(s);
+		total += n;
+		k = o + 1 < cap ? cap - 1 - o : 0;
+		if (k > n)
+			k = n;
+		memcpy(out + o, s, k);
+		o += k;
+	}
+	va_end(ap);
+	out[o] = '\0';
+	return total;
 }
 
 size_t

@@ -122,6 +122,43 @@ test_quote(void **state)
 }
 
 static void
+test_concat(void **state)
+{
+	char out[8], ref[8];
+	const char *parts[] = {"", "a", "bcd", "efghij", "klmnopqrstu"};
+
+	(void)state;
+	assert_int_equal(ward_concat(out, sizeof(out), NULL), 0);
+	assert_string_equal(out, "");
+	assert_int_equal(ward_concat(out, sizeof(out), "ab", "", "cd", NULL),
+	    4);
+	assert_string_equal(out, "abcd");
+	/* exactly full, then cut: always terminated, the whole length
+	 * returned, as snprintf does */
+	assert_int_equal(ward_concat(out, sizeof(out), "abc", "defg", NULL),
+	    7);
+	assert_string_equal(out, "abcdefg");
+	assert_int_equal(ward_concat(out, sizeof(out), "abcd", "efgh", NULL),
+	    8);
+	assert_string_equal(out, "abcdefg");
+	assert_int_equal(ward_concat(out, 1, "abc", NULL), 3);
+	assert_string_equal(out, "");
+	/* every pair of parts against snprintf, at every capacity */
+	for (size_t i = 0; i < 5; i++)
+		for (size_t j = 0; j < 5; j++)
+			for (size_t cap = 1; cap <= sizeof(out); cap++) {
+				int want = snprintf(ref, cap, "%s%s", parts[i],
+				    parts[j]);
+
+				memset(out, 'Z', sizeof(out));
+				assert_int_equal(ward_concat(out, cap,
+				                     parts[i], parts[j], NULL),
+				    (size_t)want);
+				assert_string_equal(out, ref);
+			}
+}
+
+static void
 test_parse_size(void **state)
 {
 	uint64_t v;
@@ -446,6 +483,7 @@ main(void)
 	    cmocka_unit_test(test_base64),
 	    cmocka_unit_test(test_json_str),
 	    cmocka_unit_test(test_quote),
+	    cmocka_unit_test(test_concat),
 	    cmocka_unit_test(test_parse_size),
 	    cmocka_unit_test(test_atomic),
 	    cmocka_unit_test(test_buf_secret),
