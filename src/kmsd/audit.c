@@ -52,6 +52,10 @@
 
 #define KMSD_AUDIT_ANCHOR_EVERY 256
 #define KMSD_AUDIT_LINE_MAX (64 * 1024)
+/* Space for the log is allocated ahead, this much at a time, once fewer
+ * than KMSD_AUDIT_AHEAD_MIN bytes are left: see preallocate(). */
+#define KMSD_AUDIT_AHEAD ((off_t)4 * 1024 * 1024)
+#define KMSD_AUDIT_AHEAD_MIN ((off_t)1024 * 1024)
 /* A torn tail holds at most one line per worker in flight. */
 #define KMSD_AUDIT_TORN_MAX (4 * 1024 * 1024)
 #define HASH_TAIL ",\"hash\":\"" /* then 64 hex, then "} */
@@ -87,6 +91,8 @@ struct kmsd_audit {
 	char done_hash[65];
 	off_t done_end;
 	struct pending *head, *tail; /* in file order */
+	off_t allocated; /* space allocated ahead up to here */
+	bool allocating; /* an appender is extending it */
 	bool failing; /* a write failed: reserve nothing until cut back */
 	bool broken; /* the log could not be cut back: refuse every line */
 	uint64_t anchored;
@@ -345,6 +351,28 @@ anchor_write(struct kmsd_audit *a)
 	return r;
 }
 
+/*
+ * Allocate the log's space from `from` to `to` ahead of the lines that
+ * will fill it (fallocate, FALLOC_FL_KEEP_SIZE: the file's size, and what
+ * a reader sees, stay as they are). A write that reaches unallocated space
+ * makes the file system allocate it inside the write, with the file
+ * locked: on tmpfs that was 10% of a Decrypt's CPU, the other worker
+ * spinning on the lock meanwhile. Called outside the lock; failure
+ * (EOPNOTSUPP, ENOSPC, EFBIG) only means the writes allocate for
+ * themselves.
+ */
+static void
+preallocate(struct kmsd_audit *a, off_t from, off_t to)
+{
+	if (to > from && fallocate(a->fd, FALLOC_FL_KEEP_SIZE, from,
+	                     to - from) != 0)
+		ward_debug("audit log: fallocate: %s", strerror(errno));
+	pthread_mutex_lock(&a->lock);
+	a->allocated = to;
+	a->allocating = false;
+	pthread_mutex_unlock(&a->lock);
+}
+
 static int
 open_log(const char *dir, int flags, int *fd)
 {
@@ -442,7 +470,8 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 		          "request recorded there was answered)",
 		    (long long)torn, (unsigned long long)a->seq);
 	}
-	a->end = a->done_end = good;
+	a->end = a->done_end = a->allocated = good;
+	preallocate(a, good, good + KMSD_AUDIT_AHEAD);
 	a->done_seq = a->seq;
 	memcpy(a->done_hash, a->hash, sizeof(a->hash));
 	a->anchored = aseq;
@@ -513,7 +542,7 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	struct pending me = {0};
 	size_t n, cap, got = 0;
 	ssize_t k;
-	off_t off;
+	off_t off, alloc_from = 0, alloc_to = 0;
 	int r = 0, e = 0;
 
 	/* fields: the line's other members, "{...}", formatted by the
@@ -585,6 +614,12 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	else
 		a->head = &me;
 	a->tail = &me;
+	if (!a->allocating && a->allocated - a->end < KMSD_AUDIT_AHEAD_MIN) {
+		/* this appender extends the space, once answered */
+		a->allocating = true;
+		alloc_from = a->allocated > a->end ? a->allocated : a->end;
+		alloc_to = a->end + KMSD_AUDIT_AHEAD;
+	}
 	pthread_mutex_unlock(&a->lock);
 
 	while (got < n) {
@@ -620,6 +655,8 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	else if (a->done_seq - a->anchored >= KMSD_AUDIT_ANCHOR_EVERY)
 		anchor_write(a);
 	pthread_mutex_unlock(&a->lock);
+	if (alloc_to != 0)
+		preallocate(a, alloc_from, alloc_to);
 	return r;
 }
 
