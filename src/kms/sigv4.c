@@ -1265,7 +1265,8 @@ ward_sigv4_verify(const struct ward_sigv4_request *req, const char *region,
 		goto out;
 
 	/* Steps 5 to 7: rebuild and compare. */
-	if ((r = ward_sigv4_canonical_request(
+	if ((r = ward_buf_reserve(&creq, 1024)) != 0 ||
+	    (r = ward_sigv4_canonical_request(
 	         req, a.signed_headers, &creq, e)) != 0 ||
 	    (r = signature((char *)secret.p, secret.len, amz, region, service,
 	         (char *)creq.p, creq.len, true, want)) != 0)

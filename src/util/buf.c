@@ -33,7 +33,9 @@ ward_buf_reserve(struct ward_buf *b, size_t extra)
 	need = b->len + extra;
 	if (need <= b->cap)
 		return 0;
-	cap = b->cap < 64 ? 64 : b->cap;
+	/* 256: most buffers here (a request's canonical form, an audit
+	 * line, a response) pass 64 and 128 on the way, each a realloc */
+	cap = b->cap < 256 ? 256 : b->cap;
 	while (cap < need)
 		cap = cap > SIZE_MAX / 2 ? need : cap * 2;
 	if (b->secret) {

@@ -117,21 +117,37 @@ ward_b64_decode(
 		pad++;
 	if (slen / 4 * 3 - pad > outcap)
 		return ward_errf(WARD_ELIMIT, "base64 value too long");
-	for (size_t i = 0; i < slen; i += 4) {
+	/* Every quad but the last: four values, one check. */
+	for (size_t i = 0; i + 4 < slen; i += 4) {
+		int a = b64val(s[i]), b = b64val(s[i + 1]),
+		    c = b64val(s[i + 2]), d = b64val(s[i + 3]);
+
+		if ((a | b | c | d) < 0) {
+			size_t j = a < 0 ? 0 : b < 0 ? 1 : c < 0 ? 2 : 3;
+
+			return ward_errf(WARD_EFORMAT,
+			    "invalid base64 character at offset %zu", i + j);
+		}
+		uint32_t w = (uint32_t)a << 18 | (uint32_t)b << 12 |
+		    (uint32_t)c << 6 | (uint32_t)d;
+		out[o++] = (uint8_t)(w >> 16);
+		out[o++] = (uint8_t)(w >> 8);
+		out[o++] = (uint8_t)w;
+	}
+	/* The last quad, which may hold padding. */
+	for (size_t i = slen < 4 ? slen : slen - 4; i < slen; i += 4) {
 		int v[4];
-		bool last = i + 4 == slen;
 
 		for (int j = 0; j < 4; j++) {
 			v[j] = b64val(s[i + j]);
-			if (v[j] < 0 &&
-			    !(last && s[i + j] == '=' && j >= 4 - (int)pad))
+			if (v[j] < 0 && !(s[i + j] == '=' && j >= 4 - (int)pad))
 				return ward_errf(WARD_EFORMAT,
 				    "invalid base64 character at offset %zu",
 				    i + j);
 		}
 		uint32_t w = (uint32_t)v[0] << 18 | (uint32_t)v[1] << 12;
 		out[o++] = (uint8_t)(w >> 16);
-		if (last && pad == 2) {
+		if (pad == 2) {
 			if (v[1] & 15)
 				return ward_errf(WARD_EFORMAT,
 				    "non-canonical base64 padding");
@@ -139,7 +155,7 @@ ward_b64_decode(
 		}
 		w |= (uint32_t)v[2] << 6;
 		out[o++] = (uint8_t)(w >> 8);
-		if (last && pad == 1) {
+		if (pad == 1) {
 			if (v[2] & 3)
 				return ward_errf(WARD_EFORMAT,
 				    "non-canonical base64 padding");

@@ -105,6 +105,37 @@ test_base64(void **state)
 		assert_int_equal(n, 3);
 		assert_int_equal(dec[2], at - abc);
 	}
+	/* every byte value at every place of a quad that is not the last
+	 * (decoded four at a time): accepted exactly when in the alphabet,
+	 * padding included in the refusals, the offset named */
+	for (int pos = 0; pos < 4; pos++)
+		for (int c = 0; c < 256; c++) {
+			static const char abc[] =
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+			    "abcdefghijklmnopqrstuvwxyz0123456789+/";
+			const char *at = c != 0 ? memchr(abc, c, 64) : NULL;
+			char in[8] = {'A', 'A', 'A', 'A', 'A', 'A', 'A', 'A'};
+			char want[48];
+			int r;
+
+			in[pos] = (char)c;
+			r = ward_b64_decode(in, 8, dec, sizeof(dec), &n);
+			if (at == NULL) {
+				assert_int_equal(r, -WARD_EFORMAT);
+				snprintf(want, sizeof(want), "offset %d", pos);
+				assert_non_null(strstr(ward_errmsg(), want));
+				ward_errclear();
+				continue;
+			}
+			assert_int_equal(r, 0);
+			assert_int_equal(n, 6);
+			/* the value's 6 bits land at bit 18 - 6 * pos of the
+			 * first 24 */
+			uint32_t w = (uint32_t)dec[0] << 16 |
+			    (uint32_t)dec[1] << 8 | dec[2];
+			assert_int_equal(w, (uint32_t)(at - abc) << (18 - 6 * pos));
+			assert_int_equal(dec[3] | dec[4] | dec[5], 0);
+		}
 }
 
 static void
