@@ -249,7 +249,8 @@ b64_json(const uint8_t *p, size_t n)
 	if (s == NULL)
 		return NULL;
 	ward_b64_encode(p, n, s);
-	j = json_string(s);
+	/* base64 is ASCII: no UTF-8 check, no strlen */
+	j = json_stringn_nocheck(s, ward_b64_len(n));
 	ward_cleanse(s, ward_b64_len(n));
 	free(s);
 	return j;
