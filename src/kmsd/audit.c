@@ -52,10 +52,11 @@
 
 #define KMSD_AUDIT_ANCHOR_EVERY 256
 #define KMSD_AUDIT_LINE_MAX (64 * 1024)
-/* Space for the log is allocated ahead, this much at a time, once fewer
- * than KMSD_AUDIT_AHEAD_MIN bytes are left: see preallocate(). */
-#define KMSD_AUDIT_AHEAD ((off_t)4 * 1024 * 1024)
-#define KMSD_AUDIT_AHEAD_MIN ((off_t)1024 * 1024)
+/* Space for the log is allocated KMSD_AUDIT_STEP bytes at a time, so
+ * that at least KMSD_AUDIT_AHEAD bytes lie ahead of the last line: see
+ * preallocate(). Small steps: the file is locked while one is zeroed. */
+#define KMSD_AUDIT_AHEAD ((off_t)1024 * 1024)
+#define KMSD_AUDIT_STEP ((off_t)256 * 1024)
 /* A torn tail holds at most one line per worker in flight. */
 #define KMSD_AUDIT_TORN_MAX (4 * 1024 * 1024)
 #define HASH_TAIL ",\"hash\":\"" /* then 64 hex, then "} */
@@ -471,7 +472,7 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 		    (long long)torn, (unsigned long long)a->seq);
 	}
 	a->end = a->done_end = a->allocated = good;
-	preallocate(a, good, good + KMSD_AUDIT_AHEAD);
+	preallocate(a, good, good + KMSD_AUDIT_AHEAD + KMSD_AUDIT_STEP);
 	a->done_seq = a->seq;
 	memcpy(a->done_hash, a->hash, sizeof(a->hash));
 	a->anchored = aseq;
@@ -614,11 +615,11 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	else
 		a->head = &me;
 	a->tail = &me;
-	if (!a->allocating && a->allocated - a->end < KMSD_AUDIT_AHEAD_MIN) {
+	if (!a->allocating && a->allocated - a->end < KMSD_AUDIT_AHEAD) {
 		/* this appender extends the space, once answered */
 		a->allocating = true;
 		alloc_from = a->allocated > a->end ? a->allocated : a->end;
-		alloc_to = a->end + KMSD_AUDIT_AHEAD;
+		alloc_to = alloc_from + KMSD_AUDIT_STEP;
 	}
 	pthread_mutex_unlock(&a->lock);
 
