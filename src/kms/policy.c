@@ -1220,8 +1220,8 @@ static void
 name_stmt(const struct stmt *st, char *out, size_t cap)
 {
 	if (st->sid != NULL && st->sid[0] != '\0')
-		ward_concat(out, cap, "statement \"", ward_quotes(st->sid), "\"",
-		    NULL);
+		ward_concat(
+		    out, cap, "statement \"", ward_quotes(st->sid), "\"", NULL);
 	else
 		snprintf(out, cap, "statement %zu", st->index);
 }

@@ -35,7 +35,8 @@
  * drops such a tail when it starts (saying so); `audit verify` reports
  * it. What makes a tail torn rather than edited: it follows the last
  * line that verifies, is at most KMSD_AUDIT_TORN_MAX bytes, and holds a
- * zero byte or does not end in a newline (an edited line does both).
+ * zero byte or does not end in a newline (an edited line has no zero
+ * byte and ends in one).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -304,6 +305,27 @@ torn_tail(int fd, off_t good, off_t *bytes)
 	return torn;
 }
 
+/* scan(), then a failure that is only a torn tail (*torn bytes of it)
+ * is no failure: what serve and verify both need. */
+static int
+scan_log(const uint8_t key[32], int fd, uint64_t *seq, char hash[65],
+    uint64_t anchor_seq, const char *anchor_hash, bool *anchor_seen,
+    off_t *good, off_t *torn)
+{
+	int r, t;
+
+	*torn = 0;
+	r = scan(
+	    key, fd, seq, hash, anchor_seq, anchor_hash, anchor_seen, good);
+	if (r != 0 && (t = torn_tail(fd, *good, torn)) != 0) {
+		if (t < 0)
+			return t;
+		ward_errclear();
+		r = 0;
+	}
+	return r;
+}
+
 static int
 anchor_read(sqlite3 *db, uint64_t *seq, char hash[65])
 {
@@ -365,8 +387,8 @@ anchor_write(struct kmsd_audit *a)
 static void
 preallocate(struct kmsd_audit *a, off_t from, off_t to)
 {
-	if (to > from && fallocate(a->fd, FALLOC_FL_KEEP_SIZE, from,
-	                     to - from) != 0)
+	if (to > from &&
+	    fallocate(a->fd, FALLOC_FL_KEEP_SIZE, from, to - from) != 0)
 		ward_debug("audit log: fallocate: %s", strerror(errno));
 	pthread_mutex_lock(&a->lock);
 	a->allocated = to;
@@ -393,8 +415,8 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	uint64_t aseq;
 	char ahash[65];
 	bool seen = false;
-	off_t good, torn = 0;
-	int r, t;
+	off_t good, torn;
+	int r;
 
 	*out = NULL;
 	if ((a = calloc(1, sizeof(*a))) == NULL)
@@ -436,16 +458,8 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	/* Refuse to extend a log that no longer verifies: appending would
 	 * hide the damage behind fresh, valid lines. A torn tail is no
 	 * damage (no request it records was answered): it goes, below. */
-	r = scan(a->key, a->fd, &a->seq, a->hash, aseq, ahash, &seen, &good);
-	if (r != 0 && (t = torn_tail(a->fd, good, &torn)) != 0) {
-		if (t < 0) {
-			r = t;
-			goto out;
-		}
-		ward_errclear();
-		r = 0;
-	}
-	if (r != 0) {
+	if ((r = scan_log(a->key, a->fd, &a->seq, a->hash, aseq, ahash, &seen,
+	         &good, &torn)) != 0) {
 		r = ward_err_prefix(r,
 		    "refusing to append to the audit log "
 		    "of %s ('ward kms audit verify' explains)",
@@ -483,6 +497,15 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 out:
 	kmsd_audit_close(a);
 	return r;
+}
+
+/* Under the lock: sleep until a pending line is resolved. */
+static void
+wait_moved(struct kmsd_audit *a)
+{
+	a->waiting++;
+	pthread_cond_wait(&a->moved, &a->lock);
+	a->waiting--;
 }
 
 /*
@@ -528,6 +551,9 @@ settle(struct kmsd_audit *a)
 		a->seq = a->done_seq;
 		a->end = a->done_end;
 		memcpy(a->hash, a->done_hash, sizeof(a->hash));
+		/* the cut freed the space allocated ahead, too */
+		if (!a->allocating)
+			a->allocated = a->done_end;
 		a->failing = false;
 		moved = true;
 	}
@@ -556,11 +582,8 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	pthread_mutex_lock(&a->lock);
 	/* Nothing takes a place while a failed write is being undone: it
 	 * would chain from a line that is about to go. */
-	while (a->failing && !a->broken) {
-		a->waiting++;
-		pthread_cond_wait(&a->moved, &a->lock);
-		a->waiting--;
-	}
+	while (a->failing && !a->broken)
+		wait_moved(a);
 	if (a->broken) {
 		pthread_mutex_unlock(&a->lock);
 		free(text);
@@ -616,7 +639,7 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 		a->head = &me;
 	a->tail = &me;
 	if (!a->allocating && a->allocated - a->end < KMSD_AUDIT_AHEAD) {
-		/* this appender extends the space, once answered */
+		/* this appender extends the space, after its line */
 		a->allocating = true;
 		alloc_from = a->allocated > a->end ? a->allocated : a->end;
 		alloc_to = alloc_from + KMSD_AUDIT_STEP;
@@ -643,11 +666,8 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 		a->failing = true;
 	}
 	settle(a);
-	while (!me.resolved) {
-		a->waiting++;
-		pthread_cond_wait(&a->moved, &a->lock);
-		a->waiting--;
-	}
+	while (!me.resolved)
+		wait_moved(a);
 	if (!me.ok)
 		r = e != 0 ? ward_errf(WARD_EIO, "audit log: %s", strerror(e))
 		           : ward_errf(WARD_EIO,
@@ -690,7 +710,6 @@ ward_kmsd_audit_verify(const char *dir, json_t **out)
 	bool seen = false;
 	uint8_t key[32] = {0};
 	off_t good = 0, torn = 0;
-	int t;
 
 	*out = NULL;
 	if ((r = kmsd_state_open(dir, &s)) != 0 ||
@@ -698,17 +717,9 @@ ward_kmsd_audit_verify(const char *dir, json_t **out)
 	    (r = anchor_read(db, &aseq, ahash)) != 0 ||
 	    (r = open_log(dir, O_RDONLY, &fd)) != 0)
 		goto out;
-	r = scan(key, fd, &seq, hash, aseq, ahash, &seen, &good);
 	/* A torn tail (a server stopped mid-append) records no answered
 	 * request: reported, not a failure; serve drops it when it starts. */
-	if (r != 0 && (t = torn_tail(fd, good, &torn)) != 0) {
-		if (t < 0) {
-			r = t;
-			goto out;
-		}
-		ward_errclear();
-		r = 0;
-	}
+	r = scan_log(key, fd, &seq, hash, aseq, ahash, &seen, &good, &torn);
 	if (r == 0 && aseq > 0 && !seen)
 		r = ward_errf(WARD_EAUTH,
 		    "audit log: line %llu, anchored in the database, is "

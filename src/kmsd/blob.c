@@ -141,8 +141,7 @@ kmsd_blob_seal(const char *key_id, uint32_t version, struct ward_gcm *g,
 		return ward_errf(
 		    WARD_EINTERNAL, "key id %s is not a UUID", key_id);
 	ward_store32(h + 19, version);
-	if ((r = next_iv(h + 23)) != 0 ||
-	    (r = aad_build(h, ec, &aad)) != 0)
+	if ((r = next_iv(h + 23)) != 0 || (r = aad_build(h, ec, &aad)) != 0)
 		goto out;
 	r = ward_gcm_seal(g, h + 23, aad.p, aad.len, pt, n, h + KMSD_BLOB_HDR,
 	    h + KMSD_BLOB_HDR + n);

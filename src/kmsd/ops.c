@@ -805,8 +805,8 @@ authorize(struct kmsd_req *rq, const struct kmsd_key *k, const char *action,
 			if (a->pcr[i][0] == '\0')
 				continue;
 			snprintf(num, sizeof(num), "%u", i);
-			ctx_add2(&c, "kms:RecipientAttestation:PCR", num,
-			    a->pcr[i]);
+			ctx_add2(
+			    &c, "kms:RecipientAttestation:PCR", num, a->pcr[i]);
 		}
 	}
 	memset(&prq, 0, sizeof(prq));

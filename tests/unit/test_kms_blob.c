@@ -46,8 +46,8 @@ test_round_trip(void **state)
 	(void)state;
 	gcm(&g);
 	ASSERT_OK(ward_ec_add(&ec, "purpose", 7, "test", 4));
-	ASSERT_OK(kmsd_blob_seal(
-	    ID, 7, &g, &ec, (const uint8_t *)"secret", 6, &b));
+	ASSERT_OK(
+	    kmsd_blob_seal(ID, 7, &g, &ec, (const uint8_t *)"secret", 6, &b));
 	assert_int_equal(b.len, KMSD_BLOB_OVERHEAD + 6);
 	ASSERT_OK(kmsd_blob_peek(b.p, b.len, id, &v));
 	assert_string_equal(id, ID);
@@ -146,7 +146,7 @@ test_ivs_fork(void **state)
 	if ((pid = fork()) == 0) {
 		seal_iv(&g, child);
 		_exit(write(fd[1], child, sizeof(child)) == sizeof(child) ? 0
-		                                                            : 1);
+		                                                          : 1);
 	}
 	assert_true(pid > 0);
 	seal_iv(&g, parent);

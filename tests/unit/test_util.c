@@ -133,7 +133,8 @@ test_base64(void **state)
 			 * first 24 */
 			uint32_t w = (uint32_t)dec[0] << 16 |
 			    (uint32_t)dec[1] << 8 | dec[2];
-			assert_int_equal(w, (uint32_t)(at - abc) << (18 - 6 * pos));
+			assert_int_equal(
+			    w, (uint32_t)(at - abc) << (18 - 6 * pos));
 			assert_int_equal(dec[3] | dec[4] | dec[5], 0);
 		}
 }
@@ -161,16 +162,15 @@ test_concat(void **state)
 	(void)state;
 	assert_int_equal(ward_concat(out, sizeof(out), NULL), 0);
 	assert_string_equal(out, "");
-	assert_int_equal(ward_concat(out, sizeof(out), "ab", "", "cd", NULL),
-	    4);
+	assert_int_equal(
+	    ward_concat(out, sizeof(out), "ab", "", "cd", NULL), 4);
 	assert_string_equal(out, "abcd");
 	/* exactly full, then cut: always terminated, the whole length
 	 * returned, as snprintf does */
-	assert_int_equal(ward_concat(out, sizeof(out), "abc", "defg", NULL),
-	    7);
+	assert_int_equal(ward_concat(out, sizeof(out), "abc", "defg", NULL), 7);
 	assert_string_equal(out, "abcdefg");
-	assert_int_equal(ward_concat(out, sizeof(out), "abcd", "efgh", NULL),
-	    8);
+	assert_int_equal(
+	    ward_concat(out, sizeof(out), "abcd", "efgh", NULL), 8);
 	assert_string_equal(out, "abcdefg");
 	assert_int_equal(ward_concat(out, 1, "abc", NULL), 3);
 	assert_string_equal(out, "");
@@ -178,12 +178,12 @@ test_concat(void **state)
 	for (size_t i = 0; i < 5; i++)
 		for (size_t j = 0; j < 5; j++)
 			for (size_t cap = 1; cap <= sizeof(out); cap++) {
-				int want = snprintf(ref, cap, "%s%s", parts[i],
-				    parts[j]);
+				int want = snprintf(
+				    ref, cap, "%s%s", parts[i], parts[j]);
 
 				memset(out, 'Z', sizeof(out));
-				assert_int_equal(ward_concat(out, cap,
-				                     parts[i], parts[j], NULL),
+				assert_int_equal(ward_concat(out, cap, parts[i],
+				                     parts[j], NULL),
 				    (size_t)want);
 				assert_string_equal(out, ref);
 			}
