@@ -104,12 +104,16 @@ const char *ward_quote(const void *p, size_t n);
 const char *ward_quotes(const char *s);
 
 /*
- * The strings up to a NULL, one after another, into out (cap bytes, cap
- * > 0): always terminated, cut to fit. Returns the length the whole would
- * have, so a result >= cap means it was cut (as snprintf's). For hot
- * paths where snprintf("%s%s...") costs more than the copy.
+ * The strings, one after another, into out (cap bytes, cap > 0): always
+ * terminated, cut to fit. Returns the length the whole would have, so a
+ * result >= cap means it was cut (as snprintf's). For hot paths where
+ * snprintf("%s%s...") costs more than the copy. ward_concat(out, cap, a,
+ * b, ...) passes its strings as a NULL-terminated array (no variadic
+ * sentinel) to ward_concat_list.
  */
-size_t ward_concat(char *out, size_t cap, ...) __attribute__((sentinel));
+size_t ward_concat_list(char *out, size_t cap, const char *const *parts);
+#define ward_concat(out, cap, ...)                                             \
+	ward_concat_list((out), (cap), (const char *const[]){__VA_ARGS__, NULL})
 
 /* Zero memory in a way the compiler may not elide. */
 void ward_cleanse(void *p, size_t n);

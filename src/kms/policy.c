@@ -243,8 +243,8 @@ arn_like(const char *pat, const char *arn)
 	char pbuf[1024], abuf[1024];
 	char *pp = pbuf, *ap = abuf;
 
-	if (ward_concat(pbuf, sizeof(pbuf), pat, NULL) >= sizeof(pbuf) ||
-	    ward_concat(abuf, sizeof(abuf), arn, NULL) >= sizeof(abuf))
+	if (ward_concat(pbuf, sizeof(pbuf), pat) >= sizeof(pbuf) ||
+	    ward_concat(abuf, sizeof(abuf), arn) >= sizeof(abuf))
 		return false;
 	for (int part = 0; part < 6; part++) {
 		char *pc = part < 5 ? strchr(pp, ':') : NULL;
@@ -1012,7 +1012,7 @@ request_account(const struct ward_policy_request *rq, char acct[static 13])
 	const char *p = rq->principal_arn;
 
 	if (rq->account != NULL)
-		return ward_concat(acct, 13, rq->account, NULL) == 12 &&
+		return ward_concat(acct, 13, rq->account) == 12 &&
 		    is_account(acct);
 	if (p == NULL)
 		return false;
@@ -1221,7 +1221,7 @@ name_stmt(const struct stmt *st, char *out, size_t cap)
 {
 	if (st->sid != NULL && st->sid[0] != '\0')
 		ward_concat(
-		    out, cap, "statement \"", ward_quotes(st->sid), "\"", NULL);
+		    out, cap, "statement \"", ward_quotes(st->sid), "\"");
 	else
 		snprintf(out, cap, "statement %zu", st->index);
 }
@@ -1278,7 +1278,7 @@ ward_policy_evaluate(const struct ward_policy *p,
 	if (allowed != NULL) {
 		name_stmt(allowed, name, sizeof(name));
 		if (why_len > 0)
-			ward_concat(why, why_len, "allowed by ", name, NULL);
+			ward_concat(why, why_len, "allowed by ", name);
 		return WARD_POLICY_ALLOW;
 	}
 	if (why_len == 0)

@@ -278,8 +278,8 @@ static void
 key_arn(const struct kmsd_req *rq, const char *account, const char *id,
     char *out, size_t n)
 {
-	ward_concat(out, n, "arn:aws:kms:", rq->st->region, ":", account,
-	    ":key/", id, NULL);
+	ward_concat(
+	    out, n, "arn:aws:kms:", rq->st->region, ":", account, ":key/", id);
 }
 
 static bool
@@ -306,7 +306,7 @@ alias_lookup(struct kmsd_req *rq, const char *account, const char *name,
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
 		ward_concat(id, KMSD_KEY_ID_LEN + 1,
-		    (const char *)sqlite3_column_text(st, 0), NULL);
+		    (const char *)sqlite3_column_text(st, 0));
 	kmsd_finish(st);
 	if (rc == SQLITE_ROW)
 		return 0;
@@ -355,7 +355,7 @@ resolve(
 	int r;
 
 	memset(k, 0, sizeof(*k));
-	ward_concat(account, sizeof(account), rq->caller.account, NULL);
+	ward_concat(account, sizeof(account), rq->caller.account);
 	if (strncmp(ident, "arn:", 4) == 0) {
 		/* arn:aws:kms:REGION:ACCOUNT:key/ID | alias/NAME */
 		char part[6][KMSD_ALIAS_MAX + 8];
@@ -414,7 +414,7 @@ resolve(
 		return NOTFOUND(rq, "Key '%s' does not exist", arn);
 	if (r != 0)
 		return r;
-	ward_concat(rq->key_arn, sizeof(rq->key_arn), k->arn, NULL);
+	ward_concat(rq->key_arn, sizeof(rq->key_arn), k->arn);
 	return 0;
 }
 
@@ -649,8 +649,8 @@ each_grant(struct kmsd_req *rq, const struct kmsd_key *k, grant_fn fn,
 	char root[64];
 
 	*found = false;
-	ward_concat(root, sizeof(root), "arn:aws:iam::", rq->caller.account,
-	    ":root", NULL);
+	ward_concat(
+	    root, sizeof(root), "arn:aws:iam::", rq->caller.account, ":root");
 	if (kmsd_prepare(rq->db,
 	        "SELECT id, operations, constraints FROM grants"
 	        " WHERE key_id = ? AND (grantee = ? OR grantee = ?)",
@@ -1592,7 +1592,7 @@ open_blob(struct kmsd_req *rq, const char *blob_member,
 	}
 	if (r != 0)
 		goto out;
-	ward_concat(rq->key_arn, sizeof(rq->key_arn), k->arn, NULL);
+	ward_concat(rq->key_arn, sizeof(rq->key_arn), k->arn);
 	if ((r = check_state(rq, k, USE_CRYPTO)) != 0 ||
 	    (r = authorize(rq, k, action, ec, a, grant_op)) != 0)
 		goto out;

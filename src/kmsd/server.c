@@ -540,7 +540,7 @@ handle(struct server *s, struct MHD_Connection *c, const char *method,
 	target = header(&hs, "X-Amz-Target", &dup);
 	if (target != NULL && strncmp(target, "TrentService.", 13) == 0 &&
 	    strlen(target + 13) < sizeof(op))
-		ward_concat(op, sizeof(op), target + 13, NULL);
+		ward_concat(op, sizeof(op), target + 13);
 	rq.op = op[0] != '\0' ? op : NULL;
 
 	if (cn->too_big) {

@@ -1,7 +1,6 @@
 /* Hex and base64 (RFC 4648 §4, standard alphabet, with padding); JSON
  * string literals. */
 #include <stdio.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include "ward/util.h"
@@ -199,14 +198,12 @@ ward_quotes(const char *s)
 }
 
 size_t
-ward_concat(char *out, size_t cap, ...)
+ward_concat_list(char *out, size_t cap, const char *const *parts)
 {
-	va_list ap;
 	const char *s;
 	size_t o = 0, total = 0, n, k;
 
-	va_start(ap, cap);
-	while ((s = va_arg(ap, const char *)) != NULL) {
+	while ((s = *parts++) != NULL) {
 		n = strlen(s);
 		total += n;
 		k = o + 1 < cap ? cap - 1 - o : 0;
@@ -215,7 +212,6 @@ ward_concat(char *out, size_t cap, ...)
 		memcpy(out + o, s, k);
 		o += k;
 	}
-	va_end(ap);
 	out[o] = '\0';
 	return total;
 }

@@ -160,19 +160,17 @@ test_concat(void **state)
 	const char *parts[] = {"", "a", "bcd", "efghij", "klmnopqrstu"};
 
 	(void)state;
-	assert_int_equal(ward_concat(out, sizeof(out), NULL), 0);
+	assert_int_equal(ward_concat(out, sizeof(out), ""), 0);
 	assert_string_equal(out, "");
-	assert_int_equal(
-	    ward_concat(out, sizeof(out), "ab", "", "cd", NULL), 4);
+	assert_int_equal(ward_concat(out, sizeof(out), "ab", "", "cd"), 4);
 	assert_string_equal(out, "abcd");
 	/* exactly full, then cut: always terminated, the whole length
 	 * returned, as snprintf does */
-	assert_int_equal(ward_concat(out, sizeof(out), "abc", "defg", NULL), 7);
+	assert_int_equal(ward_concat(out, sizeof(out), "abc", "defg"), 7);
 	assert_string_equal(out, "abcdefg");
-	assert_int_equal(
-	    ward_concat(out, sizeof(out), "abcd", "efgh", NULL), 8);
+	assert_int_equal(ward_concat(out, sizeof(out), "abcd", "efgh"), 8);
 	assert_string_equal(out, "abcdefg");
-	assert_int_equal(ward_concat(out, 1, "abc", NULL), 3);
+	assert_int_equal(ward_concat(out, 1, "abc"), 3);
 	assert_string_equal(out, "");
 	/* every pair of parts against snprintf, at every capacity */
 	for (size_t i = 0; i < 5; i++)
@@ -182,8 +180,8 @@ test_concat(void **state)
 				    ref, cap, "%s%s", parts[i], parts[j]);
 
 				memset(out, 'Z', sizeof(out));
-				assert_int_equal(ward_concat(out, cap, parts[i],
-				                     parts[j], NULL),
+				assert_int_equal(
+				    ward_concat(out, cap, parts[i], parts[j]),
 				    (size_t)want);
 				assert_string_equal(out, ref);
 			}
