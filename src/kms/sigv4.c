@@ -812,8 +812,8 @@ signature(const char *secret, size_t secret_len, const char *amz,
 
 	memcpy(date, amz, 8);
 	date[8] = '\0';
-	ward_concat(scope, sizeof(scope), date, "/", region, "/", service,
-	    "/" TERMINATOR);
+	ward_concat(scope, sizeof(scope), date, "/", region, "/", service, "/",
+	    TERMINATOR);
 	if ((r = ward_sigv4_string_to_sign(amz, scope, creq, creq_len, &sts)) !=
 	        0 ||
 	    (r = cache ? signing_key_cached(secret, secret_len, date, region,
