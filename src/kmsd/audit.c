@@ -97,6 +97,7 @@ struct kmsd_audit {
 	bool allocating; /* an appender is extending it */
 	bool failing; /* a write failed: reserve nothing until cut back */
 	bool broken; /* the log could not be cut back: refuse every line */
+	bool anchoring; /* an appender is writing the anchor */
 	uint64_t anchored;
 };
 
@@ -349,13 +350,17 @@ anchor_read(sqlite3 *db, uint64_t *seq, char hash[65])
 	    : kmsd_db_err(db, "reading audit anchor");
 }
 
+/* Anchor line seq, whose hash is hash; a->anchored is the caller's to
+ * set. Outside the lock while serving (one anchoring at a time: see
+ * kmsd_audit_append), so that the fdatasync and the database write do
+ * not hold every worker. */
 static int
-anchor_write(struct kmsd_audit *a)
+anchor_write(struct kmsd_audit *a, uint64_t seq, const char *hash)
 {
 	sqlite3_stmt *st = NULL;
 	int r = 0;
 
-	if (a->db == NULL || a->anchored == a->done_seq)
+	if (a->db == NULL || a->anchored == seq)
 		return 0;
 	/* The log reaches the disk before the anchor that names it. */
 	fdatasync(a->fd);
@@ -364,12 +369,10 @@ anchor_write(struct kmsd_audit *a)
 	        " VALUES (1, ?, ?)",
 	        -1, &st, NULL) != SQLITE_OK)
 		return kmsd_db_err(a->db, "writing audit anchor");
-	sqlite3_bind_int64(st, 1, (sqlite3_int64)a->done_seq);
-	sqlite3_bind_text(st, 2, a->done_hash, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 1, (sqlite3_int64)seq);
+	sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
 	if (sqlite3_step(st) != SQLITE_DONE)
 		r = kmsd_db_err(a->db, "writing audit anchor");
-	else
-		a->anchored = a->done_seq;
 	sqlite3_finalize(st);
 	return r;
 }
@@ -571,6 +574,8 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 	ssize_t k;
 	off_t off, alloc_from = 0, alloc_to = 0;
 	int r = 0, e = 0;
+	uint64_t aseq = 0;
+	char ahash[65];
 
 	/* fields: the line's other members, "{...}", formatted by the
 	 * caller outside the lock */
@@ -675,9 +680,24 @@ kmsd_audit_append(struct kmsd_audit *a, const char *fields, size_t fn)
 		           : ward_errf(WARD_EIO,
 		                 "audit log: a line before this one could not "
 		                 "be written");
-	else if (a->done_seq - a->anchored >= KMSD_AUDIT_ANCHOR_EVERY)
-		anchor_write(a);
+	else if (!a->anchoring &&
+	    a->done_seq - a->anchored >= KMSD_AUDIT_ANCHOR_EVERY) {
+		/* this appender anchors the last written line, after */
+		a->anchoring = true;
+		aseq = a->done_seq;
+		memcpy(ahash, a->done_hash, sizeof(ahash));
+	}
 	pthread_mutex_unlock(&a->lock);
+	if (aseq != 0) {
+		if (anchor_write(a, aseq, ahash) != 0) {
+			ward_warn("%s", ward_errmsg());
+			ward_errclear();
+		}
+		pthread_mutex_lock(&a->lock);
+		a->anchored = aseq; /* failed or not: retried 256 lines on */
+		a->anchoring = false;
+		pthread_mutex_unlock(&a->lock);
+	}
 	if (alloc_to != 0)
 		preallocate(a, alloc_from, alloc_to);
 	return r;
@@ -689,7 +709,8 @@ kmsd_audit_close(struct kmsd_audit *a)
 	if (a == NULL)
 		return;
 	if (a->fd >= 0) {
-		anchor_write(a);
+		if (anchor_write(a, a->done_seq, a->done_hash) != 0)
+			ward_warn("%s", ward_errmsg());
 		close(a->fd);
 	}
 	kmsd_db_close(a->db);
