@@ -9,9 +9,9 @@
  * length-prefixed pairs sorted by key), so a blob cannot be moved to
  * another key or material version, and {"ab":"c"} is not {"a":"bc"}.
  */
-#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "ward/crypto.h"
@@ -22,44 +22,30 @@ static const uint8_t magic[3] = {'W', 'K', 0x01};
  * IVs: random, 96 bits each, taken from a per-thread pool that one
  * getrandom(2) fills 4 KiB at a time (a call per seal was 2% of a
  * GenerateDataKey's CPU). IVs are public, so the pool holds nothing
- * secret; each is used once. A forked child would inherit the pool and
+ * secret; each is used once. A child process would inherit the pool and
  * repeat its parent's next IVs, which under the same key is GCM's one
- * fatal misuse: fork bumps a generation number (pthread_atfork) and a
- * pool from an older generation is refilled before use.
+ * fatal misuse, so the pool belongs to the process that filled it: a
+ * different getpid() refills it. That covers fork and every clone (the
+ * sandbox's raw SYS_clone runs no pthread_atfork handler), for a system
+ * call far cheaper than getrandom.
  */
 #define IV_POOL 4096
 static _Thread_local uint8_t iv_pool[IV_POOL];
 static _Thread_local size_t iv_left;
-static _Thread_local unsigned iv_gen;
-static unsigned fork_gen = 1; /* 0: a thread's pool was never filled */
-static pthread_once_t iv_once = PTHREAD_ONCE_INIT;
-
-static void
-iv_forked(void)
-{
-	__atomic_add_fetch(&fork_gen, 1, __ATOMIC_RELAXED);
-}
-
-static void
-iv_register(void)
-{
-	pthread_atfork(NULL, NULL, iv_forked);
-}
+static _Thread_local pid_t iv_pid; /* 0: never filled */
 
 static int
 next_iv(uint8_t iv[WARD_GCM_IV_LEN])
 {
-	unsigned gen;
+	pid_t pid = getpid();
 	int r;
 
-	pthread_once(&iv_once, iv_register);
-	gen = __atomic_load_n(&fork_gen, __ATOMIC_RELAXED);
-	if (iv_gen != gen || iv_left < WARD_GCM_IV_LEN) {
+	if (iv_pid != pid || iv_left < WARD_GCM_IV_LEN) {
 		iv_left = 0;
 		if ((r = ward_random(iv_pool, sizeof(iv_pool))) != 0)
 			return r;
 		iv_left = sizeof(iv_pool);
-		iv_gen = gen;
+		iv_pid = pid;
 	}
 	memcpy(iv, iv_pool + sizeof(iv_pool) - iv_left, WARD_GCM_IV_LEN);
 	memset(iv_pool + sizeof(iv_pool) - iv_left, 0, WARD_GCM_IV_LEN);

@@ -134,7 +134,8 @@ test_ivs_threads(void **state)
 static void
 test_ivs_fork(void **state)
 {
-	uint8_t parent[WARD_GCM_IV_LEN], child[WARD_GCM_IV_LEN], first[12];
+	uint8_t parent[WARD_GCM_IV_LEN], child[WARD_GCM_IV_LEN],
+	    first[WARD_GCM_IV_LEN];
 	struct ward_gcm g;
 	int fd[2], status;
 	pid_t pid;
@@ -153,7 +154,7 @@ test_ivs_fork(void **state)
 	assert_int_equal(read(fd[0], child, sizeof(child)), sizeof(child));
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-	/* the child drew afresh; without the fork check it would have
+	/* the child drew afresh; without the process check it would have
 	 * taken the same next IV from its copy of the pool */
 	assert_memory_not_equal(parent, child, sizeof(child));
 	assert_memory_not_equal(first, child, sizeof(child));
