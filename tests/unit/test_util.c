@@ -51,6 +51,42 @@ test_hex(void **state)
 	    ward_hex_decode("0011223344", 10, b, sizeof(b), &n), WARD_ELIMIT);
 }
 
+/* For test_base64: len 'A's with byte c at pos, pos not in the last
+ * quad; decoded when c is in the alphabet, refused naming pos if not. */
+static void
+b64_one(int len, int pos, int c)
+{
+	static const char abc[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	                          "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *at = c != 0 ? memchr(abc, c, 64) : NULL;
+	char in[12], want[48];
+	uint8_t dec[16];
+	size_t n;
+	int r;
+
+	memset(in, 'A', sizeof(in));
+	in[pos] = (char)c;
+	r = ward_b64_decode(in, (size_t)len, dec, sizeof(dec), &n);
+	if (at == NULL) {
+		assert_int_equal(r, -WARD_EFORMAT);
+		snprintf(want, sizeof(want), "offset %d", pos);
+		assert_non_null(strstr(ward_errmsg(), want));
+		ward_errclear();
+		return;
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(n, (size_t)len / 4 * 3);
+	/* the value's 6 bits land at bit 18 - 6 * (pos % 4) of its quad's
+	 * 24, every other bit zero */
+	for (int q = 0; q < len / 4; q++) {
+		uint32_t w = (uint32_t)dec[3 * q] << 16 |
+		    (uint32_t)dec[3 * q + 1] << 8 | dec[3 * q + 2];
+		uint32_t v = (uint32_t)(at - abc) << (18 - 6 * (pos % 4));
+
+		assert_int_equal(w, q == pos / 4 ? v : 0);
+	}
+}
+
 static void
 test_base64(void **state)
 {
@@ -70,6 +106,20 @@ test_base64(void **state)
 		    vec[i][1], strlen(vec[i][1]), dec, sizeof(dec), &n));
 		assert_int_equal(n, strlen(vec[i][0]));
 		assert_memory_equal(dec, vec[i][0], n);
+	}
+	/* round trips of every length to 300, through the eight-at-a-time
+	 * path, every character in every lane */
+	for (size_t len = 0; len <= 300; len++) {
+		uint8_t raw[300], back[300];
+		char text[401];
+
+		for (size_t i = 0; i < len; i++)
+			raw[i] = (uint8_t)(i * 37 + len * 11);
+		ward_b64_encode(raw, len, text);
+		ASSERT_OK(ward_b64_decode(
+		    text, strlen(text), back, sizeof(back), &n));
+		assert_int_equal(n, len);
+		assert_memory_equal(back, raw, len);
 	}
 	ASSERT_ERR(
 	    ward_b64_decode("Zg=", 3, dec, sizeof(dec), &n), WARD_EFORMAT);
@@ -106,37 +156,13 @@ test_base64(void **state)
 		assert_int_equal(dec[2], at - abc);
 	}
 	/* every byte value at every place of a quad that is not the last
-	 * (decoded four at a time): accepted exactly when in the alphabet,
-	 * padding included in the refusals, the offset named */
-	for (int pos = 0; pos < 4; pos++)
-		for (int c = 0; c < 256; c++) {
-			static const char abc[] =
-			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-			    "abcdefghijklmnopqrstuvwxyz0123456789+/";
-			const char *at = c != 0 ? memchr(abc, c, 64) : NULL;
-			char in[8] = {'A', 'A', 'A', 'A', 'A', 'A', 'A', 'A'};
-			char want[48];
-			int r;
-
-			in[pos] = (char)c;
-			r = ward_b64_decode(in, 8, dec, sizeof(dec), &n);
-			if (at == NULL) {
-				assert_int_equal(r, -WARD_EFORMAT);
-				snprintf(want, sizeof(want), "offset %d", pos);
-				assert_non_null(strstr(ward_errmsg(), want));
-				ward_errclear();
-				continue;
-			}
-			assert_int_equal(r, 0);
-			assert_int_equal(n, 6);
-			/* the value's 6 bits land at bit 18 - 6 * pos of the
-			 * first 24 */
-			uint32_t w = (uint32_t)dec[0] << 16 |
-			    (uint32_t)dec[1] << 8 | dec[2];
-			assert_int_equal(
-			    w, (uint32_t)(at - abc) << (18 - 6 * pos));
-			assert_int_equal(dec[3] | dec[4] | dec[5], 0);
-		}
+	 * (decoded four at a time in 8 characters, eight at a time in 12):
+	 * accepted exactly when in the alphabet, padding included in the
+	 * refusals, the offset named */
+	for (int len = 8; len <= 12; len += 4)
+		for (int pos = 0; pos < len - 4; pos++)
+			for (int c = 0; c < 256; c++)
+				b64_one(len, pos, c);
 }
 
 static void
@@ -467,6 +493,17 @@ test_json_str(void **state)
 		    memcmp(b.p, vec[i].out, b.len) != 0)
 			fail_msg("case %zu: got %.*s, want %s", i, (int)b.len,
 			    (const char *)b.p, vec[i].out);
+		ward_buf_free(&b);
+	}
+	/* every ASCII byte alone: as it is exactly when printable and not
+	 * '"' or '\\' */
+	for (int c = 0; c < 0x80; c++) {
+		struct ward_buf b = {0};
+		const char in = (char)c;
+		bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+
+		ASSERT_OK(ward_json_str_n(&b, &in, 1));
+		assert_int_equal(b.len == 3 && b.p[1] == c, plain);
 		ward_buf_free(&b);
 	}
 	/* random bytes, biased towards UTF-8 lead and continuation bytes */
