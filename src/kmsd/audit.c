@@ -451,6 +451,12 @@ kmsd_audit_open(const char *dir, struct kmsd_audit **out)
 	    (r = kmsd_db_open(s, &a->db)) != 0 ||
 	    (r = open_log(dir, O_RDWR | O_CREAT, &a->fd)) != 0)
 		goto out;
+	/* The anchor's commits change nothing a cache holds: without this,
+	 * each one (every 256 lines) told every worker's key, principal and
+	 * policy caches to read afresh, and to bypass them while it was
+	 * written. The WAL hook stays: it checkpoints. */
+	sqlite3_commit_hook(a->db, NULL, NULL);
+	sqlite3_rollback_hook(a->db, NULL, NULL);
 	/* One writer: a second server would fork the hash chain. The lock
 	 * goes with the process, so a killed server leaves none behind. */
 	if (flock(a->fd, LOCK_EX | LOCK_NB) != 0) {
