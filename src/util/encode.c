@@ -320,8 +320,8 @@ json_u(struct ward_buf *b, uint32_t u)
 }
 
 /* Whether byte c goes into a JSON string as it is: printable ASCII but
- * '"' and '\\'. One lookup instead of four tests; the escaping of audit
- * fields was 1.7% of a request's CPU. */
+ * '"' and '\\'. One lookup instead of four tests; with json_plain8 for
+ * runs, as the escaping of audit fields was 1.7% of a request's CPU. */
 static inline bool
 json_plain(uint8_t c)
 {
@@ -331,6 +331,23 @@ json_plain(uint8_t c)
 	    0, 0};
 
 	return (plain[c >> 6] >> (c & 63)) & 1;
+}
+
+/* Whether none of the eight bytes at p needs escaping, by the SWAR rules
+ * of b64_in: no top bit, none below 0x20, none equal to 0x7f, '"' or
+ * '\\' (v has a zero lane exactly when (v - 1) & ~v has a top bit). */
+static inline bool
+json_plain8(const uint8_t *p)
+{
+	uint64_t x, q, e, d;
+
+	memcpy(&x, p, 8);
+	q = x ^ LANES('"');
+	e = x ^ LANES('\\');
+	d = x ^ LANES(0x7f);
+	return ((x | ((x - LANES(0x20)) & ~x) | ((q - LANES(1)) & ~q) |
+	            ((e - LANES(1)) & ~e) | ((d - LANES(1)) & ~d)) &
+	           TOP) == 0;
 }
 
 int
@@ -345,7 +362,9 @@ ward_json_str_n(struct ward_buf *b, const char *s, size_t n)
 		return r;
 	while (i < n) {
 		/* the longest run of bytes that go out as they are */
-		for (run = i; run < n && json_plain(p[run]); run++)
+		for (run = i; run + 8 <= n && json_plain8(p + run); run += 8)
+			;
+		for (; run < n && json_plain(p[run]); run++)
 			;
 		if (run > i && (r = ward_buf_append(b, p + i, run - i)) != 0)
 			return r;

@@ -495,15 +495,25 @@ test_json_str(void **state)
 			    (const char *)b.p, vec[i].out);
 		ward_buf_free(&b);
 	}
-	/* every ASCII byte alone: as it is exactly when printable and not
-	 * '"' or '\\' */
-	for (int c = 0; c < 0x80; c++) {
+	/* every byte alone, and at every place of 16 (scanned eight at a
+	 * time): as it is exactly when printable ASCII but '"' or '\\' */
+	for (int c = 0; c < 0x100; c++) {
 		struct ward_buf b = {0};
-		const char in = (char)c;
+		const char one = (char)c;
 		bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 
-		ASSERT_OK(ward_json_str_n(&b, &in, 1));
+		ASSERT_OK(ward_json_str_n(&b, &one, 1));
 		assert_int_equal(b.len == 3 && b.p[1] == c, plain);
+		for (int pos = 0; pos < 16; pos++) {
+			char in[16];
+
+			memset(in, 'x', sizeof(in));
+			in[pos] = (char)c;
+			b.len = 0;
+			ASSERT_OK(ward_json_str_n(&b, in, sizeof(in)));
+			assert_int_equal(
+			    b.len == 18 && b.p[pos + 1] == c, plain);
+		}
 		ward_buf_free(&b);
 	}
 	/* random bytes, biased towards UTF-8 lead and continuation bytes */
