@@ -1,11 +1,18 @@
 /*
  * SHA-384 (crypto.h): receipts and model cache keys. SHA-256 and
- * HMAC-SHA-256 with their algorithms fetched once (SigV4).
+ * HMAC-SHA-256 (SigV4, the audit chain) on OpenSSL's SHA256_CTX.
+ *
+ * SHA256_Init/Update/Final are deprecated in OpenSSL 3 in favour of EVP,
+ * but every OpenSSL 3 build that keeps the deprecated API has them, and
+ * they cost half as much for short messages: EVP allocates a context
+ * for each digest and a provider context for each copy, and a KMS
+ * request makes five of these. A pre-keyed HMAC state is then a plain
+ * struct to copy. Building without the deprecated API fails here, loudly.
  */
-#include <openssl/core_names.h>
+#define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/sha.h>
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
@@ -13,12 +20,12 @@
 #include "ward/crypto.h"
 #include "crypto_internal.h"
 
+_Static_assert(
+    sizeof(SHA256_CTX) <= sizeof(((struct ward_hmac_sha256_key *)0)->state[0]),
+    "struct ward_hmac_sha256_key holds two SHA256_CTX");
+
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-static EVP_MD *sha256_md;
 static EVP_CIPHER *gcm_ciphers[3]; /* AES-128, -192, -256-GCM */
-/* HMAC with SHA-256 set and no key: each call duplicates it and keys the
- * copy, which skips the by-name fetches of both algorithms. */
-static EVP_MAC_CTX *hmac_template;
 
 /* Held for the life of the process; a failed fetch leaves NULL and the
  * callers fall back to the by-name path. */
@@ -27,22 +34,9 @@ fetch_all(void)
 {
 	static const char *const gcm_names[3] = {
 	    "AES-128-GCM", "AES-192-GCM", "AES-256-GCM"};
-	EVP_MAC *mac = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-	OSSL_PARAM params[2] = {
-	    OSSL_PARAM_construct_utf8_string(
-	        OSSL_MAC_PARAM_DIGEST, (char *)"SHA2-256", 0),
-	    OSSL_PARAM_construct_end()};
 
-	sha256_md = EVP_MD_fetch(NULL, "SHA2-256", NULL);
 	for (size_t i = 0; i < 3; i++)
 		gcm_ciphers[i] = EVP_CIPHER_fetch(NULL, gcm_names[i], NULL);
-	hmac_template = mac != NULL ? EVP_MAC_CTX_new(mac) : NULL;
-	EVP_MAC_free(mac);
-	if (hmac_template != NULL &&
-	    EVP_MAC_CTX_set_params(hmac_template, params) != 1) {
-		EVP_MAC_CTX_free(hmac_template);
-		hmac_template = NULL;
-	}
 	ERR_clear_error();
 }
 
@@ -65,75 +59,37 @@ ward_gcm_cipher_fetched(size_t key_len)
 int
 ward_sha256(const void *p, size_t n, uint8_t out[WARD_SHA256_LEN])
 {
-	unsigned len = 0;
+	SHA256_CTX c;
+	int ok = SHA256_Init(&c) == 1 && SHA256_Update(&c, p, n) == 1 &&
+	    SHA256_Final(out, &c) == 1;
 
-	pthread_once(&fetch_once, fetch_all);
-	if (EVP_Digest(p, n, out, &len,
-	        sha256_md != NULL ? sha256_md : EVP_sha256(), NULL) != 1 ||
-	    len != WARD_SHA256_LEN)
-		return ward_crypto_err(WARD_ECRYPTO, "SHA-256");
-	return 0;
+	ward_cleanse(&c, sizeof(c));
+	return ok ? 0 : ward_crypto_err(WARD_ECRYPTO, "SHA-256");
 }
 
 int
 ward_hmac_sha256(const uint8_t *key, size_t key_len, const void *p, size_t n,
     uint8_t out[WARD_SHA256_LEN])
 {
-	EVP_MAC_CTX *c;
-	size_t len = 0;
-	unsigned ulen = 0;
-	int ok;
+	struct ward_hmac_sha256_key k;
+	int r;
 
-	pthread_once(&fetch_once, fetch_all);
-	if (hmac_template == NULL) {
-		ok = key_len <= INT_MAX &&
-		    HMAC(EVP_sha256(), key, (int)key_len, p, n, out, &ulen) !=
-		        NULL &&
-		    ulen == WARD_SHA256_LEN;
-	} else {
-		c = EVP_MAC_CTX_dup(hmac_template);
-		ok = c != NULL && EVP_MAC_init(c, key, key_len, NULL) == 1 &&
-		    EVP_MAC_update(c, p, n) == 1 &&
-		    EVP_MAC_final(c, out, &len, WARD_SHA256_LEN) == 1 &&
-		    len == WARD_SHA256_LEN;
-		EVP_MAC_CTX_free(c); /* cleanses the keyed state */
-	}
-	if (!ok)
-		return ward_crypto_err(WARD_ECRYPTO, "HMAC-SHA-256");
-	return 0;
-}
-
-/* Hash 64 bytes of key ^ pad into a new context. */
-static EVP_MD_CTX *
-pad_state(const uint8_t block[64], uint8_t pad)
-{
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
-	uint8_t b[64];
-	int ok;
-
-	for (size_t i = 0; i < sizeof(b); i++)
-		b[i] = block[i] ^ pad;
-	ok = c != NULL &&
-	    EVP_DigestInit_ex2(
-	        c, sha256_md != NULL ? sha256_md : EVP_sha256(), NULL) == 1 &&
-	    EVP_DigestUpdate(c, b, sizeof(b)) == 1;
-	ward_cleanse(b, sizeof(b));
-	if (!ok) {
-		EVP_MD_CTX_free(c);
-		return NULL;
-	}
-	return c;
+	if ((r = ward_hmac_sha256_key_init(&k, key, key_len)) == 0)
+		r = ward_hmac_sha256_keyed(&k, p, n, out);
+	ward_hmac_sha256_key_free(&k);
+	return r;
 }
 
 int
 ward_hmac_sha256_key_init(
     struct ward_hmac_sha256_key *k, const uint8_t *key, size_t key_len)
 {
-	uint8_t block[64] = {0};
+	static const uint8_t pads[2] = {0x36, 0x5c}; /* inner, outer */
+	uint8_t block[64] = {0}, b[64];
+	SHA256_CTX c;
 	int r = 0;
 
-	pthread_once(&fetch_once, fetch_all);
-	k->inner = k->outer = NULL;
+	memset(k, 0, sizeof(*k));
 	/* RFC 2104 §2: a key longer than the block is hashed first */
 	if (key_len > sizeof(block)) {
 		if ((r = ward_sha256(key, key_len, block)) != 0)
@@ -141,11 +97,20 @@ ward_hmac_sha256_key_init(
 	} else if (key_len > 0) {
 		memcpy(block, key, key_len);
 	}
-	if ((k->inner = pad_state(block, 0x36)) == NULL ||
-	    (k->outer = pad_state(block, 0x5c)) == NULL) {
-		ward_hmac_sha256_key_free(k);
-		r = ward_crypto_err(WARD_ECRYPTO, "HMAC-SHA-256 key");
+	for (int i = 0; i < 2 && r == 0; i++) {
+		for (size_t j = 0; j < sizeof(b); j++)
+			b[j] = block[j] ^ pads[i];
+		if (SHA256_Init(&c) == 1 &&
+		    SHA256_Update(&c, b, sizeof(b)) == 1)
+			memcpy(k->state[i], &c, sizeof(c));
+		else
+			r = ward_crypto_err(WARD_ECRYPTO, "HMAC-SHA-256 key");
 	}
+	k->keyed = r == 0;
+	if (r != 0)
+		ward_hmac_sha256_key_free(k);
+	ward_cleanse(&c, sizeof(c));
+	ward_cleanse(b, sizeof(b));
 	ward_cleanse(block, sizeof(block));
 	return r;
 }
@@ -154,20 +119,21 @@ int
 ward_hmac_sha256_keyed(const struct ward_hmac_sha256_key *k, const void *p,
     size_t n, uint8_t out[WARD_SHA256_LEN])
 {
-	EVP_MD_CTX *c = EVP_MD_CTX_new();
+	SHA256_CTX c;
 	uint8_t in[WARD_SHA256_LEN];
-	unsigned len = 0, olen = 0;
-	int ok;
+	int ok = k->keyed;
 
-	ok = c != NULL && k->inner != NULL && k->outer != NULL &&
-	    EVP_MD_CTX_copy_ex(c, k->inner) == 1 &&
-	    EVP_DigestUpdate(c, p, n) == 1 &&
-	    EVP_DigestFinal_ex(c, in, &len) == 1 && len == sizeof(in) &&
-	    EVP_MD_CTX_copy_ex(c, k->outer) == 1 &&
-	    EVP_DigestUpdate(c, in, sizeof(in)) == 1 &&
-	    EVP_DigestFinal_ex(c, out, &olen) == 1 && olen == WARD_SHA256_LEN;
+	if (ok) {
+		memcpy(&c, k->state[0], sizeof(c));
+		ok = SHA256_Update(&c, p, n) == 1 && SHA256_Final(in, &c) == 1;
+	}
+	if (ok) {
+		memcpy(&c, k->state[1], sizeof(c));
+		ok = SHA256_Update(&c, in, sizeof(in)) == 1 &&
+		    SHA256_Final(out, &c) == 1;
+	}
 	ward_cleanse(in, sizeof(in));
-	EVP_MD_CTX_free(c); /* cleanses the state */
+	ward_cleanse(&c, sizeof(c));
 	if (!ok)
 		return ward_crypto_err(WARD_ECRYPTO, "HMAC-SHA-256");
 	return 0;
@@ -176,9 +142,7 @@ ward_hmac_sha256_keyed(const struct ward_hmac_sha256_key *k, const void *p,
 void
 ward_hmac_sha256_key_free(struct ward_hmac_sha256_key *k)
 {
-	EVP_MD_CTX_free(k->inner);
-	EVP_MD_CTX_free(k->outer);
-	k->inner = k->outer = NULL;
+	ward_cleanse(k, sizeof(*k));
 }
 
 int

@@ -2,6 +2,7 @@
  * (RFC 5869) known answers; AES-GCM (NIST/McGrew-Viega test case 14...
  * via round trip and tamper), ECDSA, RSA. */
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <string.h>
 
 #include "testutil.h"
@@ -302,6 +303,44 @@ test_hmac_keyed(void **state)
 	ward_hmac_sha256_key_free(&k); /* twice is harmless */
 	assert_int_not_equal(ward_hmac_sha256_keyed(&k, "m", 1, out), 0);
 	ward_errclear();
+	/* against OpenSSL's EVP digest and HMAC, at the lengths around the
+	 * 64-byte block and its 55-byte padding limit, keys longer than a
+	 * block included; a copied key is a key */
+	{
+		static const size_t lens[] = {
+		    0, 1, 31, 32, 55, 56, 63, 64, 65, 119, 120, 131, 200};
+		uint8_t msg[200], want[32];
+		unsigned wl = 0;
+
+		for (size_t i = 0; i < sizeof(msg); i++)
+			msg[i] = (uint8_t)(i * 13 + 5);
+		for (size_t a = 0; a < sizeof(lens) / sizeof(lens[0]); a++) {
+			ASSERT_OK(ward_sha256(msg, lens[a], out));
+			assert_int_equal(EVP_Digest(msg, lens[a], want, &wl,
+			                     EVP_sha256(), NULL),
+			    1);
+			assert_memory_equal(out, want, sizeof(out));
+			for (size_t b = 0; b < sizeof(lens) / sizeof(lens[0]);
+			     b++) {
+				struct ward_hmac_sha256_key copy;
+
+				assert_non_null(
+				    HMAC(EVP_sha256(), msg, (int)lens[a],
+				        msg + 3, lens[b] - (b > 0), want, &wl));
+				ASSERT_OK(ward_hmac_sha256(msg, lens[a],
+				    msg + 3, lens[b] - (b > 0), out));
+				assert_memory_equal(out, want, sizeof(out));
+				ASSERT_OK(ward_hmac_sha256_key_init(
+				    &k, msg, lens[a]));
+				copy = k;
+				ward_hmac_sha256_key_free(&k);
+				ASSERT_OK(ward_hmac_sha256_keyed(
+				    &copy, msg + 3, lens[b] - (b > 0), out));
+				assert_memory_equal(out, want, sizeof(out));
+				ward_hmac_sha256_key_free(&copy);
+			}
+		}
+	}
 }
 
 int
