@@ -13,7 +13,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
-#include <limits.h>
 #include <pthread.h>
 #include <string.h>
 
