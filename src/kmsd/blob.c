@@ -44,14 +44,14 @@ static pthread_once_t proc_once = PTHREAD_ONCE_INIT;
 static void
 proc_page_map(void)
 {
-	void *p = mmap(NULL, (size_t)sysconf(_SC_PAGESIZE),
-	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	size_t n = (size_t)sysconf(_SC_PAGESIZE);
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE,
+	    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED)
 		return;
-	if (madvise(p, (size_t)sysconf(_SC_PAGESIZE), MADV_WIPEONFORK) != 0) {
-		munmap(
-		    p, (size_t)sysconf(_SC_PAGESIZE)); /* before Linux 4.14 */
+	if (madvise(p, n, MADV_WIPEONFORK) != 0) { /* before Linux 4.14 */
+		munmap(p, n);
 		return;
 	}
 	proc_page = p;
